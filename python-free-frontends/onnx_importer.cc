@@ -1,0 +1,1 @@
+// placeholder; the ONNX importer lands here.
