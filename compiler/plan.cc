@@ -1,0 +1,256 @@
+#include "compiler/plan.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace memplan {
+
+using ojson = nlohmann::ordered_json;
+
+std::string_view placement_name(Placement p) {
+  switch (p) {
+    case Placement::arena: return "arena";
+    case Placement::resident: return "resident";
+    case Placement::alias: return "alias";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------- writing
+
+std::string plan_to_json(const Plan& p) {
+  ojson j;
+  j["format"] = "memplan-plan";
+  j["version"] = p.version;
+  j["model"] = p.model;
+  j["mode"] = p.mode;
+  j["dims"] = ojson::object();
+  for (const auto& [k, v] : p.dims) j["dims"][k] = v;
+  j["alignment"] = p.alignment;
+  j["schedule_method"] = p.schedule_method;
+  j["offset_method"] = p.offset_method;
+  j["budget_bytes"] = p.budget_bytes ? ojson(*p.budget_bytes) : ojson(nullptr);
+  ojson s;
+  s["arena_bytes"] = p.summary.arena_bytes;
+  s["lower_bound_bytes"] = p.summary.lower_bound_bytes;
+  s["resident_bytes"] = p.summary.resident_bytes;
+  s["peak_bytes"] = p.summary.peak_bytes;
+  s["peak_step"] = p.summary.peak_step;
+  s["bytes_by_role"] = ojson::object();
+  for (const auto& [k, v] : p.summary.bytes_by_role) s["bytes_by_role"][k] = v;
+  s["num_ops"] = p.ops.size();
+  s["num_tensors"] = p.tensors.size();
+  j["summary"] = s;
+  j["inputs"] = p.inputs;
+  j["outputs"] = p.outputs;
+  ojson ops = ojson::array();
+  for (const PlanOp& o : p.ops)
+    ops.push_back({{"name", o.name}, {"op", o.op}, {"inputs", o.inputs}, {"outputs", o.outputs}});
+  j["ops"] = std::move(ops);
+  ojson ts = ojson::array();
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const PlanTensor& t = p.tensors[i];
+    ojson x;
+    x["id"] = i;
+    x["name"] = t.name;
+    x["role"] = role_name(t.role);
+    x["dtype"] = dtype_name(t.dtype);
+    x["shape"] = t.shape;
+    x["bytes"] = t.bytes;
+    x["placement"] = placement_name(t.placement);
+    if (t.placement == Placement::alias)
+      x["alias_of"] = t.alias_of;
+    else
+      x["offset"] = t.offset;
+    ts.push_back(std::move(x));
+  }
+  j["tensors"] = std::move(ts);
+  return j.dump(1) + "\n";
+}
+
+// ---------------------------------------------------------------- reading
+
+namespace {
+
+/// Type-checked access to a JSON document, naming the key path in errors.
+struct Reader {
+  std::string source;
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+    throw Error(source + ": plan key '" + path + "' " + what +
+                "; the file is not a valid memplan plan (recompile it with `memplan compile`)");
+  }
+  const ojson& get(const ojson& obj, const std::string& path, const char* key) const {
+    if (!obj.is_object()) fail(path, "is not an object");
+    auto it = obj.find(key);
+    if (it == obj.end()) fail(path.empty() ? key : path + "." + key, "is missing");
+    return *it;
+  }
+  int64_t i64(const ojson& v, const std::string& path) const {
+    if (!v.is_number_integer()) fail(path, "must be an integer");
+    return v.get<int64_t>();
+  }
+  int32_t i32(const ojson& v, const std::string& path) const {
+    int64_t x = i64(v, path);
+    if (x < INT32_MIN || x > INT32_MAX) fail(path, "is out of range");
+    return static_cast<int32_t>(x);
+  }
+  std::string str(const ojson& v, const std::string& path) const {
+    if (!v.is_string()) fail(path, "must be a string");
+    return v.get<std::string>();
+  }
+  const ojson& arr(const ojson& v, const std::string& path) const {
+    if (!v.is_array()) fail(path, "must be an array");
+    return v;
+  }
+  std::vector<int32_t> ids(const ojson& v, const std::string& path) const {
+    std::vector<int32_t> r;
+    for (size_t i = 0; i < arr(v, path).size(); ++i)
+      r.push_back(i32(v[i], path + "[" + std::to_string(i) + "]"));
+    return r;
+  }
+};
+
+}  // namespace
+
+Plan plan_from_json(std::string_view text, std::string_view source) {
+  Reader rd{std::string(source)};
+  ojson j;
+  try {
+    j = ojson::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(std::string(source) + ": not valid JSON (byte " + std::to_string(e.byte) +
+                "): the plan file is truncated or corrupted; recompile it with `memplan compile`");
+  }
+  if (!j.is_object() || !j.contains("format") || j["format"] != "memplan-plan")
+    throw Error(std::string(source) + ": not a memplan plan (no \"format\": \"memplan-plan\")");
+  Plan p;
+  p.version = rd.i32(rd.get(j, "", "version"), "version");
+  if (p.version != kPlanFormatVersion)
+    throw Error(std::string(source) + ": plan format version " + std::to_string(p.version) +
+                " is not supported (this memplan reads version " +
+                std::to_string(kPlanFormatVersion) + "); recompile the model");
+  p.model = rd.str(rd.get(j, "", "model"), "model");
+  p.mode = rd.str(rd.get(j, "", "mode"), "mode");
+  const ojson& dims = rd.get(j, "", "dims");
+  if (!dims.is_object()) rd.fail("dims", "must be an object");
+  for (auto it = dims.begin(); it != dims.end(); ++it)
+    p.dims[it.key()] = rd.i64(it.value(), "dims." + it.key());
+  p.alignment = rd.i64(rd.get(j, "", "alignment"), "alignment");
+  p.schedule_method = rd.str(rd.get(j, "", "schedule_method"), "schedule_method");
+  p.offset_method = rd.str(rd.get(j, "", "offset_method"), "offset_method");
+  const ojson& budget = rd.get(j, "", "budget_bytes");
+  if (!budget.is_null()) p.budget_bytes = rd.i64(budget, "budget_bytes");
+
+  const ojson& s = rd.get(j, "", "summary");
+  p.summary.arena_bytes = rd.i64(rd.get(s, "summary", "arena_bytes"), "summary.arena_bytes");
+  p.summary.lower_bound_bytes =
+      rd.i64(rd.get(s, "summary", "lower_bound_bytes"), "summary.lower_bound_bytes");
+  p.summary.resident_bytes = rd.i64(rd.get(s, "summary", "resident_bytes"), "summary.resident_bytes");
+  p.summary.peak_bytes = rd.i64(rd.get(s, "summary", "peak_bytes"), "summary.peak_bytes");
+  p.summary.peak_step = rd.i32(rd.get(s, "summary", "peak_step"), "summary.peak_step");
+  const ojson& byrole = rd.get(s, "summary", "bytes_by_role");
+  if (!byrole.is_object()) rd.fail("summary.bytes_by_role", "must be an object");
+  for (auto it = byrole.begin(); it != byrole.end(); ++it)
+    p.summary.bytes_by_role[it.key()] = rd.i64(it.value(), "summary.bytes_by_role." + it.key());
+
+  p.inputs = rd.ids(rd.get(j, "", "inputs"), "inputs");
+  p.outputs = rd.ids(rd.get(j, "", "outputs"), "outputs");
+  const ojson& ops = rd.arr(rd.get(j, "", "ops"), "ops");
+  for (size_t i = 0; i < ops.size(); ++i) {
+    std::string path = "ops[" + std::to_string(i) + "]";
+    PlanOp o;
+    o.name = rd.str(rd.get(ops[i], path, "name"), path + ".name");
+    o.op = rd.str(rd.get(ops[i], path, "op"), path + ".op");
+    o.inputs = rd.ids(rd.get(ops[i], path, "inputs"), path + ".inputs");
+    o.outputs = rd.ids(rd.get(ops[i], path, "outputs"), path + ".outputs");
+    p.ops.push_back(std::move(o));
+  }
+  const ojson& ts = rd.arr(rd.get(j, "", "tensors"), "tensors");
+  for (size_t i = 0; i < ts.size(); ++i) {
+    std::string path = "tensors[" + std::to_string(i) + "]";
+    const ojson& x = ts[i];
+    PlanTensor t;
+    if (rd.i64(rd.get(x, path, "id"), path + ".id") != static_cast<int64_t>(i))
+      rd.fail(path + ".id", "must equal the tensor's position " + std::to_string(i));
+    t.name = rd.str(rd.get(x, path, "name"), path + ".name");
+    std::string role = rd.str(rd.get(x, path, "role"), path + ".role");
+    auto r = parse_role(role);
+    if (!r) rd.fail(path + ".role", "has unknown role '" + role + "'");
+    t.role = *r;
+    std::string dt = rd.str(rd.get(x, path, "dtype"), path + ".dtype");
+    auto d = parse_dtype(dt);
+    if (!d) rd.fail(path + ".dtype", "has unknown dtype '" + dt + "'");
+    t.dtype = *d;
+    const ojson& shape = rd.arr(rd.get(x, path, "shape"), path + ".shape");
+    for (size_t k = 0; k < shape.size(); ++k)
+      t.shape.push_back(rd.i64(shape[k], path + ".shape[" + std::to_string(k) + "]"));
+    t.bytes = rd.i64(rd.get(x, path, "bytes"), path + ".bytes");
+    std::string pl = rd.str(rd.get(x, path, "placement"), path + ".placement");
+    if (pl == "arena")
+      t.placement = Placement::arena;
+    else if (pl == "resident")
+      t.placement = Placement::resident;
+    else if (pl == "alias")
+      t.placement = Placement::alias;
+    else
+      rd.fail(path + ".placement", "has unknown placement '" + pl + "'");
+    if (t.placement == Placement::alias)
+      t.alias_of = rd.i32(rd.get(x, path, "alias_of"), path + ".alias_of");
+    else
+      t.offset = rd.i64(rd.get(x, path, "offset"), path + ".offset");
+    p.tensors.push_back(std::move(t));
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------- files
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open file (" + std::strerror(errno) + ")");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) throw Error(path + ": read error");
+  return ss.str();
+}
+
+Plan read_plan_file(const std::string& path) { return plan_from_json(read_file(path), path); }
+
+void write_file_atomic(const std::string& path, std::string_view contents) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw Error(path + ": cannot write output (" + std::strerror(errno) +
+                "); does the directory exist and is it writable?");
+  size_t done = 0;
+  while (done < contents.size()) {
+    ssize_t w = ::write(fd, contents.data() + done, contents.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(path + ": write failed (" + std::strerror(e) + ")");
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": write failed (" + std::strerror(e) + ")");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": cannot rename temp file into place (" + std::strerror(e) + ")");
+  }
+}
+
+}  // namespace memplan

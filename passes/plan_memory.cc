@@ -1,0 +1,70 @@
+#include "passes/plan_memory.h"
+
+#include "passes/lifetimes.h"
+
+namespace memplan {
+
+Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
+  ScheduleResult sched = schedule(g, {.method = opts.schedule, .alignment = opts.alignment});
+  Lifetimes lt = compute_lifetimes(g, sched.order, opts.alignment);
+
+  std::vector<Buffer> bufs;
+  std::vector<uint32_t> buf_tensor;
+  for (uint32_t i = 0; i < g.num_tensors(); ++i) {
+    if (!lt.in_arena[i]) continue;
+    bufs.push_back({g.tensor(TensorId(i)).bytes(), lt.start[i], lt.end[i]});
+    buf_tensor.push_back(i);
+  }
+  OffsetResult off = assign_offsets(bufs, {.method = opts.offsets, .alignment = opts.alignment});
+
+  Plan p;
+  p.alignment = opts.alignment;
+  p.schedule_method = std::string(schedule_method_name(sched.chosen));
+  p.offset_method = std::string(offset_method_name(opts.offsets)) + ":" + off.order;
+  p.budget_bytes = opts.budget_bytes;
+  p.tensors.resize(g.num_tensors());
+  for (uint32_t i = 0; i < g.num_tensors(); ++i) {
+    const Tensor& t = g.tensor(TensorId(i));
+    PlanTensor& pt = p.tensors[i];
+    pt.name = t.name;
+    pt.role = t.role;
+    pt.dtype = t.dtype;
+    pt.shape = t.shape;
+    pt.bytes = t.bytes();
+    if (lt.root[i].v != i) {
+      pt.placement = Placement::alias;
+      pt.alias_of = static_cast<int32_t>(lt.root[i].v);
+    } else if (is_resident(t.role)) {
+      pt.placement = Placement::resident;
+      pt.offset = p.summary.resident_bytes;
+      p.summary.resident_bytes += align_up(pt.bytes, opts.alignment);
+      p.summary.bytes_by_role[std::string(role_name(t.role))] += align_up(pt.bytes, opts.alignment);
+    } else {
+      pt.placement = Placement::arena;  // offset filled below; zero-size tensors stay at 0
+    }
+  }
+  for (size_t b = 0; b < bufs.size(); ++b) {
+    uint32_t i = buf_tensor[b];
+    p.tensors[i].offset = off.offsets[b];
+    if (lt.start[i] <= lt.peak_step && lt.peak_step <= lt.end[i])
+      p.summary.bytes_by_role[std::string(role_name(p.tensors[i].role))] +=
+          align_up(p.tensors[i].bytes, opts.alignment);
+  }
+  auto idx = [](TensorId t) { return t.valid() ? static_cast<int32_t>(t.v) : -1; };
+  for (NodeId id : sched.order) {
+    const Node& n = g.node(id);
+    PlanOp op{n.name, n.op, {}, {}};
+    for (TensorId t : n.inputs) op.inputs.push_back(idx(t));
+    for (TensorId t : n.outputs) op.outputs.push_back(idx(t));
+    p.ops.push_back(std::move(op));
+  }
+  for (TensorId t : g.inputs) p.inputs.push_back(idx(t));
+  for (TensorId t : g.outputs) p.outputs.push_back(idx(t));
+  p.summary.arena_bytes = off.arena_bytes;
+  p.summary.lower_bound_bytes = lt.lower_bound;
+  p.summary.peak_step = lt.peak_step;
+  p.summary.peak_bytes = p.summary.arena_bytes + p.summary.resident_bytes;
+  return p;
+}
+
+}  // namespace memplan

@@ -1,0 +1,32 @@
+// Pass: build the memory plan of a shape-inferred graph.
+//
+// Steps (three layers, as in STYLE.md):
+//  1. schedule (schedule.h) chooses the node order;
+//  2. lifetimes (lifetimes.h) says what is live when, and the lower bound;
+//  3. assign_offsets (assign_offsets.h) places arena tensors; resident tensors
+//     are packed one after another in a second region;
+//  4. the result is written into a Plan (plan.h) with its summary.
+// Requires: infer_shapes has run (static shapes). The returned plan passes
+// verify_plan (checked by the tests, and by the CLI before writing).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "compiler/ir.h"
+#include "compiler/plan.h"
+#include "passes/assign_offsets.h"
+#include "passes/schedule.h"
+
+namespace memplan {
+
+struct PlanMemoryOptions {
+  int64_t alignment = 256;
+  ScheduleMethod schedule = ScheduleMethod::best;
+  OffsetMethod offsets = OffsetMethod::best_of;
+  std::optional<int64_t> budget_bytes;
+};
+
+Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts = {});
+
+}  // namespace memplan

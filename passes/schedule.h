@@ -1,0 +1,45 @@
+// Pass: choose the order in which nodes run (the schedule).
+//
+// Candidates:
+//  1. model order: the graph's stored topological order;
+//  2. greedy: list scheduling that, among ready nodes, runs the one whose
+//     execution adds the fewest live arena bytes (outputs allocated minus
+//     inputs freed), ties broken by model order;
+//  3. greedy-lifo: the same score, ties broken by the most recently readied
+//     node (finishes a branch before starting the next).
+// `best` computes the lower bound LB (see lifetimes.h) of each candidate and
+// keeps the smallest, as XLA's scheduler and Inductor keep the best of
+// several orders.
+//
+// Requires: static shapes (infer_shapes). Ensures: the returned order is a
+// topological order of every node.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compiler/ir.h"
+
+namespace memplan {
+
+enum class ScheduleMethod { model_order, greedy, greedy_lifo, best };
+std::string_view schedule_method_name(ScheduleMethod m);  // "model", "greedy", "greedy-lifo", "best"
+std::optional<ScheduleMethod> parse_schedule_method(std::string_view s);
+
+struct ScheduleOptions {
+  ScheduleMethod method = ScheduleMethod::best;
+  int64_t alignment = 256;  // sizes are rounded up to this when scoring
+};
+
+struct ScheduleResult {
+  std::vector<NodeId> order;
+  ScheduleMethod chosen = ScheduleMethod::model_order;
+  int64_t lower_bound = 0;  // LB of `order`
+};
+
+ScheduleResult schedule(const Graph& g, const ScheduleOptions& opts = {});
+
+}  // namespace memplan

@@ -1,0 +1,268 @@
+// Planner tests. Every plan goes through the independent verifier; no test
+// pins exact offsets (they change whenever a heuristic improves).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "compiler/plan.h"
+#include "compiler/plan_verify.h"
+#include "passes/assign_offsets.h"
+#include "passes/lifetimes.h"
+#include "passes/plan_memory.h"
+#include "passes/schedule.h"
+
+namespace memplan {
+namespace {
+
+TensorId add(Graph& g, const std::string& name, Role role, Shape shape, DType dt = DType::f32) {
+  Tensor t;
+  t.name = name;
+  t.role = role;
+  t.dtype = dt;
+  t.shape = std::move(shape);
+  t.shape_known = true;
+  return g.add_tensor(std::move(t));
+}
+
+/// A random DAG: each node reads 1-3 earlier tensors and writes one; about
+/// one node in six is a view (Reshape) so aliasing is exercised.
+Graph random_graph(uint32_t seed, int nodes) {
+  std::mt19937 rng(seed);
+  Graph g;
+  g.name = "random" + std::to_string(seed);
+  std::vector<TensorId> pool;
+  TensorId x = add(g, "x", Role::input, {1 + static_cast<int64_t>(rng() % 4000)});
+  g.inputs.push_back(x);
+  pool.push_back(x);
+  pool.push_back(add(g, "w", Role::parameter, {1000}));
+  pool.push_back(add(g, "c", Role::constant, {3}, DType::i64));
+  for (int i = 0; i < nodes; ++i) {
+    Node n;
+    n.name = "n" + std::to_string(i);
+    bool view = rng() % 6 == 0;
+    n.op = view ? "Reshape" : "Add";
+    int k = view ? 1 : 1 + static_cast<int>(rng() % 3);
+    for (int j = 0; j < k; ++j) {
+      // Bias towards recent tensors, as real graphs are chain-like.
+      size_t back = std::min<size_t>(pool.size() - 1, rng() % 8 == 0 ? rng() % pool.size() : rng() % 4);
+      n.inputs.push_back(pool[pool.size() - 1 - back]);
+    }
+    Shape s = view ? g.tensor(n.inputs[0]).shape : Shape{1 + static_cast<int64_t>(rng() % 100000)};
+    DType dt = view ? g.tensor(n.inputs[0]).dtype : DType::f32;
+    TensorId out = add(g, "t" + std::to_string(i), Role::activation, s, dt);
+    n.outputs.push_back(out);
+    g.add_node(std::move(n));
+    pool.push_back(out);
+  }
+  g.outputs.push_back(pool.back());
+  if (nodes > 3) g.outputs.push_back(pool[pool.size() / 2]);
+  return g;
+}
+
+std::string errors(const PlanVerifyResult& r) {
+  std::string s;
+  for (const auto& e : r.errors) s += e + "\n";
+  return s;
+}
+
+TEST(PlannerTest, ChainReusesMemory) {
+  // x -> a -> b -> c, each 1 KiB: at most two are live at once (an op's
+  // input and output), so LB = 2 KiB and the arena must reach it exactly.
+  Graph g;
+  TensorId x = add(g, "x", Role::input, {256});
+  g.inputs.push_back(x);
+  TensorId prev = x;
+  for (const char* name : {"a", "b", "c"}) {
+    TensorId t = add(g, name, Role::activation, {256});
+    g.add_node({"Relu", std::string("relu_") + name, {prev}, {t}, {}});
+    prev = t;
+  }
+  g.outputs.push_back(prev);
+  Plan p = plan_memory(g);
+  EXPECT_TRUE(verify_plan(p).ok()) << errors(verify_plan(p));
+  EXPECT_EQ(p.summary.lower_bound_bytes, 2048);
+  EXPECT_EQ(p.summary.arena_bytes, 2048);
+  EXPECT_EQ(p.summary.peak_bytes, 2048);
+}
+
+TEST(PlannerTest, ViewsExtendTheirRootsLifetime) {
+  // a (4 KiB) is viewed by v; v is read at the last step, so a must stay live
+  // across b's lifetime: LB = a + b + c at the step that writes c (x, 64 B,
+  // was last read one step earlier; that step holds x + a + b < a + b + c).
+  Graph g;
+  TensorId x = add(g, "x", Role::input, {16});
+  g.inputs.push_back(x);
+  TensorId a = add(g, "a", Role::activation, {1024});
+  TensorId v = add(g, "v", Role::activation, {32, 32});
+  TensorId b = add(g, "b", Role::activation, {1024});
+  TensorId c = add(g, "c", Role::activation, {1024});
+  g.add_node({"Expand", "mk_a", {x}, {a}, {}});
+  g.add_node({"Reshape", "view", {a}, {v}, {}});
+  g.add_node({"Relu", "mk_b", {x}, {b}, {}});
+  g.add_node({"Add", "mk_c", {b, v}, {c}, {}});
+  g.outputs.push_back(c);
+  Plan p = plan_memory(g, {.schedule = ScheduleMethod::model_order});
+  ASSERT_TRUE(verify_plan(p).ok()) << errors(verify_plan(p));
+  EXPECT_EQ(p.tensors[v.v].placement, Placement::alias);
+  EXPECT_EQ(p.tensors[v.v].alias_of, static_cast<int32_t>(a.v));
+  EXPECT_EQ(p.summary.lower_bound_bytes, 3 * 4096);
+}
+
+TEST(PlannerTest, GreedyScheduleBeatsBadModelOrder) {
+  // Model order computes two big branches first and reduces them last;
+  // greedy finishes each branch (big -> small) before starting the next.
+  Graph g;
+  TensorId x = add(g, "x", Role::input, {64});
+  g.inputs.push_back(x);
+  TensorId big1 = add(g, "big1", Role::activation, {1 << 16});
+  TensorId big2 = add(g, "big2", Role::activation, {1 << 16});
+  TensorId s1 = add(g, "s1", Role::activation, {64});
+  TensorId s2 = add(g, "s2", Role::activation, {64});
+  TensorId y = add(g, "y", Role::activation, {64});
+  g.add_node({"Expand", "e1", {x}, {big1}, {}});
+  g.add_node({"Expand", "e2", {x}, {big2}, {}});
+  g.add_node({"ReduceSum", "r1", {big1}, {s1}, {}});
+  g.add_node({"ReduceSum", "r2", {big2}, {s2}, {}});
+  g.add_node({"Add", "add", {s1, s2}, {y}, {}});
+  g.outputs.push_back(y);
+  ScheduleResult model = schedule(g, {.method = ScheduleMethod::model_order});
+  ScheduleResult best = schedule(g, {.method = ScheduleMethod::best});
+  EXPECT_EQ(model.lower_bound, 2 * (1 << 18) + 256);  // big1 + big2 + s1 at r1 (x is dead)
+  EXPECT_LT(best.lower_bound, model.lower_bound);
+  Plan p = plan_memory(g);
+  EXPECT_TRUE(verify_plan(p).ok()) << errors(verify_plan(p));
+  EXPECT_EQ(p.summary.lower_bound_bytes, best.lower_bound);
+}
+
+TEST(PlannerTest, RandomGraphsAllMethodsVerify) {
+  for (uint32_t seed = 1; seed <= 60; ++seed) {
+    Graph g = random_graph(seed, 5 + static_cast<int>(seed * 7 % 120));
+    for (auto sm : {ScheduleMethod::model_order, ScheduleMethod::greedy,
+                    ScheduleMethod::greedy_lifo, ScheduleMethod::best})
+      for (auto om : {OffsetMethod::greedy_size, OffsetMethod::best_of})
+        for (int64_t align : {1, 64, 256}) {
+          Plan p = plan_memory(g, {.alignment = align, .schedule = sm, .offsets = om});
+          PlanVerifyResult r = verify_plan(p);
+          ASSERT_TRUE(r.ok()) << "seed " << seed << " " << schedule_method_name(sm) << " "
+                              << offset_method_name(om) << " align " << align << "\n"
+                              << errors(r);
+          ASSERT_GE(p.summary.arena_bytes, p.summary.lower_bound_bytes);
+        }
+  }
+}
+
+TEST(PlannerTest, BestOfNeverWorseThanGreedySize) {
+  for (uint32_t seed = 100; seed < 140; ++seed) {
+    Graph g = random_graph(seed, 150);
+    Plan a = plan_memory(g, {.offsets = OffsetMethod::greedy_size});
+    Plan b = plan_memory(g, {.offsets = OffsetMethod::best_of});
+    EXPECT_LE(b.summary.arena_bytes, a.summary.arena_bytes) << "seed " << seed;
+  }
+}
+
+TEST(PlannerTest, RandomSchedulesOfOneGraphVerify) {
+  // Property: any topological order gives a plan the verifier accepts.
+  Graph g = random_graph(7, 80);
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 30; ++trial) {
+    // Random topological order: Kahn's algorithm picking a random ready node.
+    std::vector<int> pending(g.num_nodes(), 0);
+    auto cons = g.consumers();
+    for (uint32_t i = 0; i < g.num_nodes(); ++i)
+      for (TensorId in : g.node(NodeId(i)).inputs)
+        if (g.tensor(in).producer.valid()) ++pending[i];
+    std::vector<uint32_t> ready;
+    for (uint32_t i = 0; i < g.num_nodes(); ++i)
+      if (!pending[i]) ready.push_back(i);
+    std::vector<NodeId> order;
+    while (!ready.empty()) {
+      size_t k = rng() % ready.size();
+      uint32_t n = ready[k];
+      ready.erase(ready.begin() + static_cast<long>(k));
+      order.push_back(NodeId(n));
+      for (TensorId o : g.node(NodeId(n)).outputs)
+        for (NodeId c : cons[o.v])
+          if (--pending[c.v] == 0) ready.push_back(c.v);
+    }
+    Lifetimes lt = compute_lifetimes(g, order, 256);
+    std::vector<Buffer> bufs;
+    for (uint32_t i = 0; i < g.num_tensors(); ++i)
+      if (lt.in_arena[i]) bufs.push_back({g.tensor(TensorId(i)).bytes(), lt.start[i], lt.end[i]});
+    OffsetResult off = assign_offsets(bufs);
+    EXPECT_GE(off.arena_bytes, lt.lower_bound);
+    // Pairwise oracle, independent of the verifier's sweep.
+    for (size_t a = 0; a < bufs.size(); ++a)
+      for (size_t b = a + 1; b < bufs.size(); ++b) {
+        bool time = bufs[a].start <= bufs[b].end && bufs[b].start <= bufs[a].end;
+        bool space = off.offsets[a] < off.offsets[b] + bufs[b].size &&
+                     off.offsets[b] < off.offsets[a] + bufs[a].size;
+        ASSERT_FALSE(time && space) << "buffers " << a << " and " << b << " overlap";
+      }
+  }
+}
+
+TEST(PlanVerifyTest, CatchesOverlapMisalignmentAndBadSummary) {
+  Graph g = random_graph(3, 40);
+  Plan good = plan_memory(g);
+  ASSERT_TRUE(verify_plan(good).ok()) << errors(verify_plan(good));
+
+  // Move one arena tensor onto another that is live at the same time.
+  Plan p = good;
+  int32_t a = -1, b = -1;
+  for (const PlanOp& op : p.ops) {
+    if (op.inputs.empty() || op.outputs.empty()) continue;
+    int32_t in = op.inputs[0], out = op.outputs[0];
+    if (p.tensors[in].placement == Placement::arena && p.tensors[out].placement == Placement::arena) {
+      a = in;
+      b = out;
+      break;
+    }
+  }
+  ASSERT_GE(a, 0);
+  p.tensors[b].offset = p.tensors[a].offset;
+  PlanVerifyResult r = verify_plan(p);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(errors(r).find("overlap"), std::string::npos) << errors(r);
+
+  p = good;
+  p.tensors[b].offset += 8;
+  EXPECT_NE(errors(verify_plan(p)).find("alignment"), std::string::npos);
+
+  p = good;
+  p.summary.lower_bound_bytes -= 256;
+  EXPECT_NE(errors(verify_plan(p)).find("lower_bound_bytes"), std::string::npos);
+
+  p = good;
+  p.budget_bytes = p.summary.peak_bytes - 1;
+  EXPECT_NE(errors(verify_plan(p)).find("exceeds the budget"), std::string::npos);
+
+  p = good;
+  std::swap(p.ops[0], p.ops[p.ops.size() - 1]);  // a read now precedes its write
+  EXPECT_NE(errors(verify_plan(p)).find("before any op writes it"), std::string::npos);
+}
+
+TEST(PlanJsonTest, RoundTripsAndRejectsCorruption) {
+  Graph g = random_graph(5, 30);
+  Plan p = plan_memory(g);
+  p.model = "random.onnx";
+  p.dims["batch"] = 4;
+  std::string text = plan_to_json(p);
+  Plan q = plan_from_json(text, "p.json");
+  EXPECT_EQ(plan_to_json(q), text);
+  EXPECT_TRUE(verify_plan(q).ok());
+
+  EXPECT_THROW(plan_from_json(text.substr(0, text.size() / 2), "p.json"), Error);
+  EXPECT_THROW(plan_from_json("[1,2]", "p.json"), Error);
+  std::string bad = text;
+  bad.replace(bad.find("\"offset\": "), 10, "\"offset\": \"x\", \"o\": ");
+  try {
+    plan_from_json(bad, "p.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensors[0].offset' must be an integer"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace memplan
