@@ -1,0 +1,43 @@
+# Thin wrapper over CMake. Each target does all of its own set-up.
+#   make demo   install deps, build, compile a bundled sample model, show its plan
+#   make test   install deps, build, run the whole test suite (CTest), including the
+#               bad-input tests again under AddressSanitizer + UBSan
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build demo test test-asan bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPLAN_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	$(BUILD)/memplan compile samples/tiny_cnn.onnx --dim batch=32 -o $(BUILD)/tiny_cnn.plan.json
+	$(BUILD)/memplan verify $(BUILD)/tiny_cnn.plan.json
+	$(BUILD)/memplan inspect $(BUILD)/tiny_cnn.plan.json --top 8
+
+test: build test-asan
+	cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
+
+# Bad-input tests under ASan/UBSan: memory errors on malformed files fail CI.
+test-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMEMPLAN_WERROR=ON -DMEMPLAN_SANITIZE=ON \
+	  -DMEMPLAN_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target memplan_tests memplan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
+	  ctest --output-on-failure --timeout 600 -j$(JOBS) -R 'BadInput'
+
+bench: build
+	$(BUILD)/bench/memplan_bench --out docs/benchmarks.md
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

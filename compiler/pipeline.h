@@ -1,0 +1,49 @@
+// The compilation pipeline as data: an ordered list of named passes over one
+// Graph, with verify() after each and optional IR dumps.
+//
+//   import        ONNX file -> Graph (python-free-frontends/onnx_importer.h)
+//   bind-dims     symbolic dims from --dim / --input-shape (passes/bind_dims.h)
+//   infer-shapes  shape inference + constant folding (passes/infer_shapes.h)
+//   plan-memory   schedule, lifetimes, offsets -> Plan (passes/plan_memory.h)
+//
+// Passes listed in `disabled` are skipped where that is meaningful
+// ("fold" turns constant folding off inside infer-shapes).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compiler/ir.h"
+#include "compiler/plan.h"
+#include "passes/plan_memory.h"
+
+namespace memplan {
+
+struct CompileOptions {
+  std::string mode = "inference";
+  std::map<std::string, int64_t> dims;
+  std::map<std::string, Shape> input_shapes;
+  PlanMemoryOptions plan;
+  std::set<std::string> disabled;   // pass names to skip ("fold")
+  std::set<std::string> dump_after; // pass names after which to print the IR
+  std::function<void(const std::string& pass, const std::string& ir)> dump;  // sink for dumps
+};
+
+struct CompileResult {
+  Graph graph;  // after infer-shapes
+  Plan plan;
+  std::vector<std::string> notes;  // things the user should know (e.g. absent weights)
+  int64_t nodes_imported = 0;
+  int64_t nodes_folded = 0;
+};
+
+/// Names of the pipeline's passes, in order.
+const std::vector<std::string>& pipeline_pass_names();
+
+/// Runs the whole pipeline on an ONNX file. Throws Error on bad input.
+CompileResult compile_model(const std::string& onnx_path, const CompileOptions& opts);
+
+}  // namespace memplan
