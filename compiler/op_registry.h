@@ -60,7 +60,7 @@ struct OpDef {
   int max_inputs = 1;   // -1: variadic
   int min_outputs = 1;
   int max_outputs = 1;
-  std::vector<std::string_view> attrs;  // every attribute the op accepts
+  std::vector<std::string_view> attrs{};  // every attribute the op accepts
   InferFn infer = nullptr;              // returns one TensorType per node output slot
   FlopsFn flops = nullptr;              // nullptr: one FLOP per output element
 };
