@@ -311,6 +311,11 @@ class Parser {
     throw Error(src_ + ":" + std::to_string(at.line) + ":" + std::to_string(at.col) + ": " + msg);
   }
   [[noreturn]] void fail(const std::string& msg) const { fail(here(), msg); }
+  /// The location of the next token on this line.
+  Loc at_token() {
+    skip_ws();
+    return here();
+  }
   /// A short quote of the text at the cursor, for "found ..." messages.
   std::string found() const;
 
@@ -405,7 +410,7 @@ std::string_view Parser::word() {
 }
 
 std::string Parser::quoted() {
-  Loc open = here();
+  Loc open = at_token();
   if (peek() != '"') fail("expected a quoted string, found " + found());
   ++p_;
   std::string r;
@@ -452,7 +457,7 @@ std::string Parser::name(char sigil) {
 
 std::string Parser::ident(std::string_view what) {
   if (peek() == '"') return quoted();
-  Loc at = here();
+  Loc at = at_token();
   std::string_view w = word();
   if (w.empty() || !is_ident_start(w[0])) {
     p_ = line_start_ + static_cast<size_t>(at.col - 1);
@@ -463,7 +468,7 @@ std::string Parser::ident(std::string_view what) {
 
 int64_t Parser::integer(std::string_view what) {
   skip_ws();
-  Loc at = here();
+  Loc at = at_token();
   size_t b = p_;
   if (p_ < s_.size() && s_[p_] == '-') ++p_;
   while (p_ < s_.size() && is_digit(s_[p_])) ++p_;
@@ -498,13 +503,13 @@ TensorId Parser::tensor_ref(std::string n, Loc at, bool define) {
 
 void Parser::header(Graph& g) {
   skip_blank_lines();
-  open_ = here();
+  open_ = at_token();
   if (word() != "graph") {
     p_ = line_start_ + static_cast<size_t>(open_.col - 1);
     fail(open_, "expected 'graph', found " + found());
   }
   g.name = name('@');
-  Loc at = here();
+  Loc at = at_token();
   if (word() != "opset") fail(at, "expected 'opset' after the graph name");
   g.opset = integer("an opset number");
   expect('{', "after the opset");
@@ -525,11 +530,11 @@ bool Parser::item() {
     node_line();
     return true;
   }
-  Loc at = here();
+  Loc at = at_token();
   std::string_view w = word();
   if (w == "output") {
     skip_ws();
-    Loc n = here();
+    Loc n = at_token();
     outputs_.push_back(tensor_ref(name('%'), n, false));
     expect_eol();
     return true;
@@ -545,24 +550,24 @@ bool Parser::item() {
 
 void Parser::declaration(Role role) {
   skip_ws();
-  Loc at = here();
+  Loc at = at_token();
   TensorId id = tensor_ref(name('%'), at, true);
   Tensor& t = slots_[id.v].t;
   t.role = role;
   if (role == Role::input) inputs_.push_back(id);
   expect(':', "after the tensor name");
-  Loc type_at = here();
+  Loc type_at = at_token();
   type(t);
-  Loc kw = here();
+  Loc kw = at_token();
   std::string_view w = word();
   if (w == "external") {
     t.external = quoted();
-    kw = here();
+    kw = at_token();
     w = word();
   }
   if (!w.empty()) fail(kw, "unexpected '" + std::string(w) + "' in declaration");
   if (eat('=')) {
-    kw = here();
+    kw = at_token();
     w = word();
     if (w == "elided") {
       t.data_elided = true;
@@ -590,7 +595,7 @@ void Parser::declaration(Role role) {
 void Parser::dense(Tensor& t) {
   expect('<', "after 'dense'");
   skip_ws();
-  Loc open = here();
+  Loc open = at_token();
   expect('"', "to start hex data");
   size_t b = p_;
   while (p_ < s_.size() && s_[p_] != '"' && s_[p_] != '\n') ++p_;
@@ -613,7 +618,7 @@ void Parser::dense(Tensor& t) {
 }
 
 void Parser::type(Tensor& t) {
-  Loc at = here();
+  Loc at = at_token();
   std::string_view w = word();
   std::optional<DType> d = parse_dtype(w);
   if (!d) {
@@ -657,7 +662,7 @@ void Parser::dims(Tensor& t) {
 
 AttrValue Parser::number() {
   skip_ws();
-  Loc at = here();
+  Loc at = at_token();
   size_t b = p_;
   if (p_ < s_.size() && s_[p_] == '-') ++p_;
   while (p_ < s_.size() &&
@@ -710,7 +715,7 @@ AttrValue Parser::number() {
 AttrValue Parser::attr_value() {
   char c = peek();
   if (c == '"') return quoted();
-  Loc at = here();
+  Loc at = at_token();
   if (is_ident_start(c)) {
     size_t b = p_;
     std::string_view w = word();
@@ -742,7 +747,7 @@ AttrValue Parser::attr_value() {
   add(std::move(first), at);
   while (eat(',')) {
     skip_ws();
-    Loc where = here();
+    Loc where = at_token();
     add(peek() == '"' ? AttrValue(quoted()) : number(), where);
   }
   expect(']', "to close the list");
@@ -759,7 +764,7 @@ void Parser::node_line() {
   } else {
     do {
       skip_ws();
-      Loc at = here();
+      Loc at = at_token();
       if (peek() == '_' && (p_ + 1 >= s_.size() || !is_name_char(s_[p_ + 1]))) {
         ++p_;
         n.outputs.emplace_back();
@@ -777,7 +782,7 @@ void Parser::node_line() {
   if (!eat(')')) {
     do {
       skip_ws();
-      Loc at = here();
+      Loc at = at_token();
       if (peek() == '_' && (p_ + 1 >= s_.size() || !is_name_char(s_[p_ + 1]))) {
         ++p_;
         n.inputs.emplace_back();
@@ -790,7 +795,7 @@ void Parser::node_line() {
   if (eat('{') && !eat('}')) {
     do {
       skip_ws();
-      Loc at = here();
+      Loc at = at_token();
       bool is_quoted = peek() == '"';
       std::string key = is_quoted ? quoted() : std::string(word());
       if (key.empty() && !is_quoted) fail(at, "expected an attribute name, found " + found());
@@ -806,7 +811,7 @@ void Parser::node_line() {
     for (size_t i = 0; i < n.outputs.size(); ++i) {
       if (i) expect(',', "between output types");
       skip_ws();
-      Loc at = here();
+      Loc at = at_token();
       if (!n.outputs[i].valid()) {
         if (!eat('_')) fail(at, "expected '_' as the type of omitted output #" + std::to_string(i));
         continue;
