@@ -1,4 +1,5 @@
 // Textual form of the memplan graph IR: a printer and a parser that round-trip.
+// Full description with examples: docs/ir-text.md.
 //
 // Contract:
 //  - print_graph(parse_graph(t)) == t for every text t that print_graph produced;

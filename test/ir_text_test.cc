@@ -334,6 +334,41 @@ TEST(IrTextTest, ThousandsOfNodesRoundTripInLinearTime) {
   RecordProperty("seconds", std::to_string(s));
 }
 
+TEST(IrTextTest, MutatedTextIsRejectedCleanlyOrReachesAFixedPoint) {
+  // Random single-byte edits of a printed graph: parsing must either throw
+  // Error or give a graph whose printed form is a fixed point of parse+print.
+  const std::string base = print_graph(feature_graph(), {.max_inline_bytes = 64});
+  const std::string alphabet = "%_()[]{}<>=,:?\"\\\n -.0129aefnx@";
+  uint64_t r = 42;
+  auto next = [&](uint64_t n) {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (r >> 33) % n;
+  };
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string m = base;
+    for (int edits = 1 + static_cast<int>(next(3)); edits > 0; --edits) {
+      size_t at = next(m.size());
+      char c = alphabet[next(alphabet.size())];
+      switch (next(3)) {
+        case 0: m[at] = c; break;
+        case 1: m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        default: m.erase(at, 1);
+      }
+    }
+    std::string once;
+    try {
+      once = print_graph(parse_graph(m));
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("<input>:", 0), 0u) << e.what();
+      continue;
+    }
+    ++accepted;
+    EXPECT_EQ(print_graph(parse_graph(once)), once) << m;
+  }
+  EXPECT_GT(accepted, 0);
+}
+
 // ---------------------------------------------------------------- parse errors
 
 TEST(IrTextErrorTest, UnknownDtype) {
