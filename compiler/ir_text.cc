@@ -272,6 +272,13 @@ std::string Printer::print(const Graph& g) {
     declared[t.v] = 1;
     put_decl(g.tensor(t));
   }
+  // Role-input tensors missing from Graph::inputs become graph inputs when
+  // parsed; printing them here keeps the text a fixed point.
+  for (uint32_t i = 0; i < g.num_tensors(); ++i) {
+    if (declared[i] || g.tensor(TensorId(i)).role != Role::input) continue;
+    declared[i] = 1;
+    put_decl(g.tensor(TensorId(i)));
+  }
   for (uint32_t i = 0; i < g.num_tensors(); ++i)
     if (!declared[i]) put_decl(g.tensor(TensorId(i)));
   for (const Node& n : g.nodes()) put_node(g, n);

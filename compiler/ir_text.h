@@ -31,8 +31,9 @@
 //     where ROLE is input, parameter, state, constant (or activation, only
 //     for an activation no node writes; verify() then rejects the graph).
 //     The printer writes graph inputs first in graph-input order (each
-//     `input` line appends to Graph::inputs), then every other tensor that is
-//     not a node output, in tensor-id order. HEX is the raw little-endian
+//     `input` line appends to Graph::inputs; a role-input tensor missing
+//     from Graph::inputs follows them and becomes one), then every other
+//     tensor that is not a node output, in tensor-id order. HEX is the raw little-endian
 //     bytes; its length must equal the byte size of a static shape. Data over
 //     PrintOptions::max_inline_bytes prints as `elided`, which parses to null
 //     data with Tensor::data_elided set.

@@ -287,6 +287,26 @@ TEST(IrTextTest, PrinterOrdersDeclarationsAndQuotesNames) {
   EXPECT_NE(text.find("  () = Sink \"n2\" (%y)\n"), std::string::npos) << text;
 }
 
+TEST(IrTextTest, InputRoleTensorOutsideGraphInputsKeepsTextStable) {
+  // verify() allows a role-input tensor that is not in Graph::inputs; the text
+  // has no way to say so, so it parses back as a graph input, but the printed
+  // text must still be a fixed point.
+  Graph g;
+  g.name = "g";
+  TensorId a = g.add_tensor(make("a", Role::input, DType::f32, {1}));
+  g.add_tensor(make("p", Role::parameter, DType::f32, {1}));
+  g.add_tensor(make("b", Role::input, DType::f32, {1}));
+  g.inputs = {a};
+  verify(g, {.require_shapes = false});
+  std::string text = print_graph(g);
+  EXPECT_EQ(text,
+            "graph @g opset 0 {\n  input %a : f32[1]\n  input %b : f32[1]\n"
+            "  parameter %p : f32[1]\n}\n");
+  Graph back = parse_graph(text);
+  EXPECT_EQ(back.inputs.size(), 2u);
+  EXPECT_EQ(print_graph(back), text);
+}
+
 TEST(IrTextTest, ExactDoublesSurviveText) {
   Graph g;
   g.name = "d";
