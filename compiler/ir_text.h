@@ -20,8 +20,9 @@
 //     state %bn1.running_mean : f32[64] = dense<"0000803f...">
 //     constant %"onnx::Reshape_12" : i64[2] = dense<"0100000000000000ffffffffffffffff">
 //     constant %mask : bool[1024,1024] = elided
-//     %"/conv1/Conv_output_0" = Conv "/conv1/Conv" (%input, %conv1.weight) {group = 1, pads = [3, 3, 3, 3]} : f32[2,64,112,112]
-//     %y, _ = Dropout "d0" (%x, _, %training) {seed = 0} : f32[2,10], _
+//     %"/conv1/Conv_output_0" = Conv "/conv1/Conv" (%input, %conv1.weight) {group = 1, pads = [3,
+//     3, 3, 3]} : f32[2,64,112,112] %y, _ = Dropout "d0" (%x, _, %training) {seed = 0} : f32[2,10],
+//     _
 //     () = Print "p0" (%y)
 //     output %y
 //   }

@@ -338,8 +338,8 @@ TEST(IrTextTest, ThousandsOfNodesRoundTripInLinearTime) {
     Tensor w = make("w" + std::to_string(i), Role::parameter, DType::f32, {8, 8});
     w.external = "w.bin";
     TensorId wi = g.add_tensor(w);
-    TensorId y = g.add_tensor(make("/l" + std::to_string(i) + "/out", Role::activation,
-                                   DType::f32, {8, 8}));
+    TensorId y =
+        g.add_tensor(make("/l" + std::to_string(i) + "/out", Role::activation, DType::f32, {8, 8}));
     g.add_node({"MatMul", "/l" + std::to_string(i), {prev, wi}, {y}, {{"alpha", 0.5}}});
     prev = y;
   }
@@ -371,9 +371,14 @@ TEST(IrTextTest, MutatedTextIsRejectedCleanlyOrReachesAFixedPoint) {
       size_t at = next(m.size());
       char c = alphabet[next(alphabet.size())];
       switch (next(3)) {
-        case 0: m[at] = c; break;
-        case 1: m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        default: m.erase(at, 1);
+        case 0:
+          m[at] = c;
+          break;
+        case 1:
+          m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          m.erase(at, 1);
       }
     }
     std::string once;
@@ -452,7 +457,8 @@ TEST(IrTextErrorTest, MissingClosingBrace) {
 
 TEST(IrTextErrorTest, SyntaxErrorsAreLocated) {
   EXPECT_EQ(parse_error(""), "t.mir:1:1: expected 'graph', found end of input");
-  EXPECT_EQ(parse_error("graph @g opset x {\n}\n"), "t.mir:1:16: expected an opset number, found 'x'");
+  EXPECT_EQ(parse_error("graph @g opset x {\n}\n"),
+            "t.mir:1:16: expected an opset number, found 'x'");
   EXPECT_EQ(parse_error("graph @g opset 1 {\n  input %x : f32[2\n}\n"),
             "t.mir:2:19: expected ']' to close the shape, found end of line");
   EXPECT_EQ(parse_error("graph @g opset 1 {\n  input %x : f32[2]\n"

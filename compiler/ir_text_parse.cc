@@ -1,7 +1,7 @@
-// Printer and parser for the textual graph IR; the syntax is in ir_text.h.
+// Parser for the textual graph IR; the syntax is in ir_text.h.
 //
-// The printer appends to one std::string. The parser is a hand-written
-// recursive-descent reader over the whole text that tracks line and column:
+// A hand-written recursive-descent reader over the whole text that tracks
+// line and column:
 //  1. read the header, then items line by line;
 //  2. a tensor gets a local slot at its first mention (a use may precede the
 //     definition: stored node order need not be topological); defining a slot
@@ -9,289 +9,26 @@
 //  3. at the closing `}`, every used slot must be defined; tensors are added
 //     to the Graph in definition order, then nodes in text order;
 //  4. verify(g, {.require_shapes = false}).
-#include "compiler/ir_text.h"
-
 #include <bit>
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <unordered_map>
 
+#include "compiler/ir_text.h"
+#include "compiler/ir_text_syntax.h"
+
 namespace memplan {
 
 namespace {
 
-constexpr uint64_t kQuietNaN = 0x7ff8000000000000ULL;
-constexpr uint64_t kSignBit = 0x8000000000000000ULL;
-constexpr int64_t kUnboundSymbol = -1;  // stored value of a symbolic dim printed bare
-
-bool is_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '.';
-}
-bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-int hex_value(char c) {
-  if (is_digit(c)) return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/// [A-Za-z0-9_.]+ : tensor and graph names, attribute keys.
-bool is_bare_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!is_name_char(c)) return false;
-  return true;
-}
-/// [A-Za-z_][A-Za-z0-9_.]* : op types and symbolic dims (never numbers).
-bool is_bare_ident(std::string_view s) { return is_bare_name(s) && is_ident_start(s[0]); }
-
-// ---------------------------------------------------------------- printer
-
-class Printer {
- public:
-  explicit Printer(const PrintOptions& opts) : opts_(opts) {}
-  std::string print(const Graph& g);
-
- private:
-  void put(std::string_view s) { out_ += s; }
-  void put(char c) { out_ += c; }
-  void put_int(int64_t v);
-  void put_double(double v);
-  void put_quoted(std::string_view s);
-  void put_name(char sigil, std::string_view s);
-  void put_word(std::string_view s);  // bare identifier or quoted
-  void put_type(const Tensor& t);
-  void put_dims(const Tensor& t);
-  void put_attr(const AttrValue& v);
-  void put_decl(const Tensor& t);
-  void put_node(const Graph& g, const Node& n);
-
-  const PrintOptions& opts_;
-  std::string out_;
-};
-
-void Printer::put_int(int64_t v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out_.append(buf, r.ptr);
-}
-
-void Printer::put_double(double v) {
-  if (std::isnan(v)) {
-    uint64_t bits = std::bit_cast<uint64_t>(v);
-    if (bits == kQuietNaN) return put("nan");
-    if (bits == (kQuietNaN | kSignBit)) return put("-nan");
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, bits, 16);
-    put("nan(0x");
-    out_.append(buf, r.ptr);
-    return put(')');
-  }
-  if (std::isinf(v)) return put(v < 0 ? "-inf" : "inf");
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
-  std::string_view s(buf, static_cast<size_t>(r.ptr - buf));
-  out_ += s;
-  if (s.find_first_of(".e") == std::string_view::npos) put(".0");
-}
-
-void Printer::put_quoted(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  put('"');
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      put('\\');
-      put(c);
-    } else if (c == '\n') {
-      put("\\n");
-    } else if (c == '\t') {
-      put("\\t");
-    } else if (c == '\r') {
-      put("\\r");
-    } else if (u < 0x20 || u == 0x7f) {
-      put("\\x");
-      put(kHex[u >> 4]);
-      put(kHex[u & 15]);
-    } else {
-      put(c);
-    }
-  }
-  put('"');
-}
-
-void Printer::put_name(char sigil, std::string_view s) {
-  put(sigil);
-  if (is_bare_name(s)) return put(s);
-  put_quoted(s);
-}
-
-void Printer::put_word(std::string_view s) {
-  if (is_bare_ident(s)) return put(s);
-  put_quoted(s);
-}
-
-void Printer::put_dims(const Tensor& t) {
-  put('[');
-  for (size_t i = 0; i < t.shape.size(); ++i) {
-    if (i) put(',');
-    std::string_view sym = i < t.sym.size() ? std::string_view(t.sym[i]) : std::string_view();
-    if (sym.empty()) {
-      put_int(t.shape[i]);
-      continue;
-    }
-    put_word(sym);
-    if (t.shape[i] != kUnboundSymbol) {
-      put('=');
-      put_int(t.shape[i]);
-    }
-  }
-  put(']');
-}
-
-void Printer::put_type(const Tensor& t) {
-  put(dtype_name(t.dtype));
-  if (t.shape_known) return put_dims(t);
-  put("[?]");
-  if (!t.shape.empty()) put_dims(t);
-}
-
-void Printer::put_attr(const AttrValue& v) {
-  auto list = [&](const auto& xs, std::string_view empty, auto each) {
-    if (xs.empty()) return put(empty);
-    put('[');
-    for (size_t i = 0; i < xs.size(); ++i) {
-      if (i) put(", ");
-      each(xs[i]);
-    }
-    put(']');
-  };
-  if (auto* i = std::get_if<int64_t>(&v)) return put_int(*i);
-  if (auto* d = std::get_if<double>(&v)) return put_double(*d);
-  if (auto* s = std::get_if<std::string>(&v)) return put_quoted(*s);
-  if (auto* is = std::get_if<std::vector<int64_t>>(&v))
-    return list(*is, "ints[]", [&](int64_t x) { put_int(x); });
-  if (auto* ds = std::get_if<std::vector<double>>(&v))
-    return list(*ds, "floats[]", [&](double x) { put_double(x); });
-  list(std::get<std::vector<std::string>>(v), "strings[]",
-       [&](const std::string& x) { put_quoted(x); });
-}
-
-void Printer::put_decl(const Tensor& t) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  put("  ");
-  put(role_name(t.role));
-  put(' ');
-  put_name('%', t.name);
-  put(" : ");
-  put_type(t);
-  if (!t.external.empty()) {
-    put(" external ");
-    put_quoted(t.external);
-  }
-  if (t.data && static_cast<int64_t>(t.data->size()) <= opts_.max_inline_bytes) {
-    put(" = dense<\"");
-    out_.reserve(out_.size() + 2 * t.data->size() + 4);
-    for (uint8_t b : *t.data) {
-      put(kHex[b >> 4]);
-      put(kHex[b & 15]);
-    }
-    put("\">");
-  } else if (t.data || t.data_elided) {
-    put(" = elided");
-  }
-  put('\n');
-}
-
-void Printer::put_node(const Graph& g, const Node& n) {
-  auto values = [&](const std::vector<TensorId>& ids) {
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (i) put(", ");
-      if (ids[i].valid())
-        put_name('%', g.tensor(ids[i]).name);
-      else
-        put('_');
-    }
-  };
-  put("  ");
-  if (n.outputs.empty())
-    put("()");
-  else
-    values(n.outputs);
-  put(" = ");
-  put_word(n.op);
-  put(' ');
-  put_quoted(n.name);
-  put(" (");
-  values(n.inputs);
-  put(')');
-  if (!n.attrs.empty()) {
-    put(" {");
-    bool first = true;
-    for (const auto& [k, v] : n.attrs) {
-      if (!first) put(", ");
-      first = false;
-      if (is_bare_name(k))
-        put(k);
-      else
-        put_quoted(k);
-      put(" = ");
-      put_attr(v);
-    }
-    put('}');
-  }
-  if (!n.outputs.empty()) {
-    put(" : ");
-    for (size_t i = 0; i < n.outputs.size(); ++i) {
-      if (i) put(", ");
-      if (n.outputs[i].valid())
-        put_type(g.tensor(n.outputs[i]));
-      else
-        put('_');
-    }
-  }
-  put('\n');
-}
-
-std::string Printer::print(const Graph& g) {
-  put("graph ");
-  put_name('@', g.name);
-  put(" opset ");
-  put_int(g.opset);
-  put(" {\n");
-  // A tensor is declared unless a node line defines it.
-  std::vector<char> declared(g.num_tensors(), 0);
-  for (const Node& n : g.nodes())
-    for (TensorId o : n.outputs)
-      if (o.valid()) declared[o.v] = 1;
-  for (TensorId t : g.inputs) {
-    if (declared.at(t.v)) continue;
-    declared[t.v] = 1;
-    put_decl(g.tensor(t));
-  }
-  // Role-input tensors missing from Graph::inputs become graph inputs when
-  // parsed; printing them here keeps the text a fixed point.
-  for (uint32_t i = 0; i < g.num_tensors(); ++i) {
-    if (declared[i] || g.tensor(TensorId(i)).role != Role::input) continue;
-    declared[i] = 1;
-    put_decl(g.tensor(TensorId(i)));
-  }
-  for (uint32_t i = 0; i < g.num_tensors(); ++i)
-    if (!declared[i]) put_decl(g.tensor(TensorId(i)));
-  for (const Node& n : g.nodes()) put_node(g, n);
-  for (TensorId t : g.outputs) {
-    put("  output ");
-    put_name('%', g.tensor(t).name);
-    put('\n');
-  }
-  put("}\n");
-  return std::move(out_);
-}
-
-// ---------------------------------------------------------------- parser
+using ir_text_detail::hex_value;
+using ir_text_detail::is_digit;
+using ir_text_detail::is_ident_start;
+using ir_text_detail::is_name_char;
+using ir_text_detail::kQuietNaN;
+using ir_text_detail::kSignBit;
+using ir_text_detail::kUnboundSymbol;
 
 struct Loc {
   int line = 0;
@@ -452,7 +189,8 @@ std::string Parser::quoted() {
 }
 
 std::string Parser::name(char sigil) {
-  if (!eat(sigil)) fail(std::string("expected a name starting with '") + sigil + "', found " + found());
+  if (!eat(sigil))
+    fail(std::string("expected a name starting with '") + sigil + "', found " + found());
   if (!eof() && s_[p_] == '"') return quoted();
   std::string_view w;
   size_t b = p_;
@@ -525,8 +263,9 @@ void Parser::header(Graph& g) {
 
 bool Parser::item() {
   skip_blank_lines();
-  if (eof()) fail("missing '}' closing the graph opened at " + std::to_string(open_.line) + ":" +
-                  std::to_string(open_.col));
+  if (eof())
+    fail("missing '}' closing the graph opened at " + std::to_string(open_.line) + ":" +
+         std::to_string(open_.col));
   char c = peek();
   if (c == '}') {
     ++p_;
@@ -672,9 +411,8 @@ AttrValue Parser::number() {
   Loc at = at_token();
   size_t b = p_;
   if (p_ < s_.size() && s_[p_] == '-') ++p_;
-  while (p_ < s_.size() &&
-         (is_name_char(s_[p_]) ||
-          ((s_[p_] == '+' || s_[p_] == '-') && (s_[p_ - 1] == 'e' || s_[p_ - 1] == 'E'))))
+  while (p_ < s_.size() && (is_name_char(s_[p_]) || ((s_[p_] == '+' || s_[p_] == '-') &&
+                                                     (s_[p_ - 1] == 'e' || s_[p_ - 1] == 'E'))))
     ++p_;
   if (s_.substr(b, p_ - b) == "nan" && p_ < s_.size() && s_[p_] == '(') {
     while (p_ < s_.size() && s_[p_] != ')' && s_[p_] != '\n') ++p_;
@@ -708,13 +446,15 @@ AttrValue Parser::number() {
   if (tok.find_first_of(".eE") != std::string_view::npos) {
     double v = 0;
     auto r = std::from_chars(tok.data(), e, v);
-    if (r.ec == std::errc::result_out_of_range) bad("float '" + std::string(tok) + "' out of range");
+    if (r.ec == std::errc::result_out_of_range)
+      bad("float '" + std::string(tok) + "' out of range");
     if (r.ec != std::errc() || r.ptr != e) bad("bad number '" + std::string(tok) + "'");
     return v;
   }
   int64_t v = 0;
   auto r = std::from_chars(tok.data(), e, v);
-  if (r.ec == std::errc::result_out_of_range) bad("integer '" + std::string(tok) + "' out of range");
+  if (r.ec == std::errc::result_out_of_range)
+    bad("integer '" + std::string(tok) + "' out of range");
   if (r.ec != std::errc() || r.ptr != e) bad("bad number '" + std::string(tok) + "'");
   return v;
 }
@@ -745,7 +485,10 @@ AttrValue Parser::attr_value() {
   const size_t kind = first.index();
   auto add = [&](AttrValue v, Loc where) {
     if (v.index() != kind)
-      fail(where, "list mixes " + std::string(kind == 0 ? "integers" : kind == 1 ? "floats" : "strings") +
+      fail(where, "list mixes " +
+                      std::string(kind == 0   ? "integers"
+                                  : kind == 1 ? "floats"
+                                              : "strings") +
                       " with other values");
     if (kind == 0) ints.push_back(std::get<int64_t>(v));
     if (kind == 1) floats.push_back(std::get<double>(v));
@@ -808,8 +551,7 @@ void Parser::node_line() {
       if (key.empty() && !is_quoted) fail(at, "expected an attribute name, found " + found());
       expect('=', "after the attribute name");
       AttrValue v = attr_value();
-      if (!n.attrs.emplace(std::move(key), std::move(v)).second)
-        fail(at, "attribute given twice");
+      if (!n.attrs.emplace(std::move(key), std::move(v)).second) fail(at, "attribute given twice");
     } while (eat(','));
     expect('}', "to close the attributes");
   }
@@ -866,8 +608,6 @@ Graph Parser::parse() {
 }
 
 }  // namespace
-
-std::string print_graph(const Graph& g, const PrintOptions& opts) { return Printer(opts).print(g); }
 
 Graph parse_graph(std::string_view text, std::string_view source_name) {
   return Parser(text, source_name).parse();
