@@ -97,6 +97,9 @@ struct Tensor {
   /// whose data was inline). Null when the data lives outside (external data)
   /// or was elided; planning never needs weight bytes.
   std::shared_ptr<const std::vector<uint8_t>> data;
+  /// True when inline data existed but was dropped to keep a dump small (the
+  /// text form's `= elided`). Meaningful only while `data` is null.
+  bool data_elided = false;
   std::string external;           // ONNX external-data location, "" if none
 
   int64_t bytes() const { return byte_size(dtype, shape); }
