@@ -27,8 +27,8 @@
 namespace memplan {
 
 struct BindOptions {
-  std::map<std::string, int64_t> dims;        // --dim NAME=VALUE
-  std::map<std::string, Shape> input_shapes;  // --input-shape INPUT=AxBxC
+  std::map<std::string, int64_t> dims = {};        // --dim NAME=VALUE
+  std::map<std::string, Shape> input_shapes = {};  // --input-shape INPUT=AxBxC
 };
 
 void bind_dims(Graph& g, const BindOptions& opts);

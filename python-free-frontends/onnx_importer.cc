@@ -140,6 +140,15 @@ int64_t Importer::check_model_and_get_opset() const {
            " and " + std::to_string(o.version()) + "); re-export the model");
     opset = o.version();
   }
+  if (!opset && missing.empty()) {
+    std::string others;
+    for (const auto& o : m_.opset_import())
+      others += (others.empty() ? "" : ", ") + o.domain() + " v" + std::to_string(o.version());
+    fail("imports no opset of the default ONNX domain (opset_import lists only: " +
+         (others.empty() ? std::string("nothing") : others) + "); memplan needs default-domain "
+         "opset " + std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset) +
+         ": re-export the model with a standard opset");
+  }
   if (!opset) missing.push_back("no opset_import for the default ONNX domain");
   if (!missing.empty()) {
     std::string what;
