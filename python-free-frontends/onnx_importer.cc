@@ -30,7 +30,8 @@ using onnx::NodeProto;
 constexpr int kNodeOverloadField = 8;          // NodeProto.overload (IR 10)
 constexpr int kFunctionAttrProtoField = 11;    // FunctionProto.attribute_proto (IR 9)
 constexpr int kFunctionOverloadField = 13;     // FunctionProto.overload (IR 10)
-constexpr size_t kMaxInlinedNodes = 10'000'000;  // guards against exponential inlining
+constexpr size_t kMaxInlinedNodes = 2'000'000;  // guards against exponential inlining
+constexpr size_t kMaxFunctionNesting = 64;       // guards the native stack
 
 /// Length-delimited unknown fields with the given number, in order.
 std::vector<std::string> unknown_bytes_fields(const google::protobuf::UnknownFieldSet& u,
@@ -232,6 +233,9 @@ void Importer::inline_call(FlatNode&& site, const FunctionProto& fn,
   const std::string key = function_key(fn.domain(), fn.name(), "");
   for (const auto& k : call_stack)
     if (k == key) fail(desc + ", which calls itself recursively; ONNX functions cannot recurse");
+  if (call_stack.size() >= kMaxFunctionNesting)
+    fail(desc + " nested more than " + std::to_string(kMaxFunctionNesting) +
+         " function calls deep; memplan does not inline deeper call chains");
   if (site.inputs.size() > static_cast<size_t>(fn.input_size()) ||
       site.outputs.size() > static_cast<size_t>(fn.output_size()))
     fail(desc + " with " + std::to_string(site.inputs.size()) + " inputs and " +

@@ -48,6 +48,16 @@ double half_to_double(uint16_t h) {
   return sign ? -v : v;
 }
 
+/// The double with the shortest decimal form that rounds to `f` (0.1f ->
+/// 0.1, not 0.10000000149011612), so attributes print as they were written.
+double float_to_double(float f) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, f);
+  double d = f;
+  if (ec == std::errc()) std::from_chars(buf, end, d);
+  return d;
+}
+
 [[noreturn]] void count_mismatch(const std::string& what, const char* field, int64_t have,
                                  int64_t want) {
   throw Error(what + " holds " + std::to_string(have) + " elements in " + field + " but its dims " +
@@ -268,10 +278,14 @@ AttrValue convert_attribute(const AttributeProto& a, const std::string& op,
       if (is_dtype_attr(op, a.name()))
         return std::string(dtype_name(require_dtype(a.i(), what)));
       return a.i();
-    case AttributeProto::FLOAT: return static_cast<double>(a.f());
+    case AttributeProto::FLOAT: return float_to_double(a.f());
     case AttributeProto::STRING: return a.s();
     case AttributeProto::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
-    case AttributeProto::FLOATS: return std::vector<double>(a.floats().begin(), a.floats().end());
+    case AttributeProto::FLOATS: {
+      std::vector<double> v;
+      for (float f : a.floats()) v.push_back(float_to_double(f));
+      return v;
+    }
     case AttributeProto::STRINGS:
       return std::vector<std::string>(a.strings().begin(), a.strings().end());
     case AttributeProto::GRAPH:

@@ -328,6 +328,10 @@ TEST(OnnxImporterTest, AttributeKindsConvert) {
   s->set_type(AttributeProto::STRING);
   s->set_s("NOTSET");
   add_int_attr(n, "group", 1);
+  auto* eps = n->add_attribute();
+  eps->set_name("fake_float");
+  eps->set_type(AttributeProto::FLOAT);
+  eps->set_f(0.1f);
   auto* f = n->add_attribute();
   f->set_name("fake_floats");
   f->set_type(AttributeProto::FLOATS);
@@ -339,6 +343,7 @@ TEST(OnnxImporterTest, AttributeKindsConvert) {
   EXPECT_EQ(attr_str(conv, "auto_pad", ""), "NOTSET");
   EXPECT_EQ(attr_int(conv, "group", 0), 1);
   EXPECT_EQ(attr_floats(conv, "fake_floats"), (std::vector<double>{0.5}));
+  EXPECT_EQ(attr_float(conv, "fake_float", 0), 0.1);  // shortest decimal, not 0.10000000149
 }
 
 TEST(OnnxImporterTest, ConstantOfShapeValueBecomesValueAndDtypeAttrs) {
@@ -502,6 +507,24 @@ TEST(OnnxImporterTest, RecursiveFunctionIsAnError) {
   const std::string msg = import_error(m);
   EXPECT_CONTAINS(msg, "recursively");
   EXPECT_CONTAINS(msg, "ScaledAct");
+}
+
+TEST(OnnxImporterTest, TooDeeplyNestedFunctionsAreAnError) {
+  // F0 calls F1 calls ... F99: a malicious file must not exhaust the stack.
+  auto m = make_model();
+  for (int i = 0; i < 100; ++i) {
+    auto* f = m.add_functions();
+    f->set_name("F" + std::to_string(i));
+    f->set_domain("local");
+    f->add_input("A");
+    f->add_output("B");
+    fill_node(f->add_node(), i == 99 ? "Relu" : "F" + std::to_string(i + 1), {"A"}, {"B"})
+        ->set_domain(i == 99 ? "" : "local");
+  }
+  add_input(m, "x", {int64_t{2}});
+  add_node(m, "F0", {"x"}, {"y"})->set_domain("local");
+  add_output(m, "y");
+  EXPECT_CONTAINS(import_error(m), "nested more than 64");
 }
 
 // ---------------------------------------------------------------- opsets
