@@ -77,8 +77,8 @@ void apply_input_shape(const Tensor& t, const Shape& shape, Bindings& b) {
       b.bind(t.sym[i], shape[i], flag);
     } else if (t.shape[i] != shape[i]) {
       throw Error(flag + ": dim " + std::to_string(i) + " is " + std::to_string(shape[i]) +
-                  " but input '" + t.name + "' declares it as " + std::to_string(t.shape[i]) +
-                  " " + declared_shape(t) + "; the model's static dims cannot be changed");
+                  " but input '" + t.name + "' declares it as " + std::to_string(t.shape[i]) + " " +
+                  declared_shape(t) + "; the model's static dims cannot be changed");
     }
   }
 }

@@ -27,11 +27,11 @@ using onnx::NodeProto;
 
 // Fields newer than the system libonnx (1.12) schema land in the unknown
 // field set; we read the few we need by number.
-constexpr int kNodeOverloadField = 8;          // NodeProto.overload (IR 10)
-constexpr int kFunctionAttrProtoField = 11;    // FunctionProto.attribute_proto (IR 9)
-constexpr int kFunctionOverloadField = 13;     // FunctionProto.overload (IR 10)
+constexpr int kNodeOverloadField = 8;           // NodeProto.overload (IR 10)
+constexpr int kFunctionAttrProtoField = 11;     // FunctionProto.attribute_proto (IR 9)
+constexpr int kFunctionOverloadField = 13;      // FunctionProto.overload (IR 10)
 constexpr size_t kMaxInlinedNodes = 2'000'000;  // guards against exponential inlining
-constexpr size_t kMaxFunctionNesting = 64;       // guards the native stack
+constexpr size_t kMaxFunctionNesting = 64;      // guards the native stack
 
 /// Length-delimited unknown fields with the given number, in order.
 std::vector<std::string> unknown_bytes_fields(const google::protobuf::UnknownFieldSet& u,
@@ -68,7 +68,7 @@ struct FlatNode {
 
 /// Name mapping inside one inlined function body.
 struct Scope {
-  std::string prefix;  // "" for the main graph (identity mapping)
+  std::string prefix;                                   // "" for the main graph (identity mapping)
   std::unordered_map<std::string, std::string> actual;  // formal input/output -> caller's name
   const std::vector<AttributeProto>* caller_attrs = nullptr;
   const std::vector<AttributeProto>* defaults = nullptr;  // function's attribute_proto
@@ -124,7 +124,7 @@ class Importer {
   std::unordered_map<const FunctionProto*, std::vector<AttributeProto>> fn_defaults_;
   std::unordered_set<std::string> used_prefixes_;
   std::vector<FlatNode> flat_;
-  std::unordered_map<std::string, int> declared_type_;  // value_info / output elem types
+  std::unordered_map<std::string, int> declared_type_;       // value_info / output elem types
   std::unordered_map<std::string, std::string> written_by_;  // tensor -> what defines it
   std::set<std::string> missing_external_;
 };
@@ -146,8 +146,10 @@ int64_t Importer::check_model_and_get_opset() const {
     for (const auto& o : m_.opset_import())
       others += (others.empty() ? "" : ", ") + o.domain() + " v" + std::to_string(o.version());
     fail("imports no opset of the default ONNX domain (opset_import lists only: " +
-         (others.empty() ? std::string("nothing") : others) + "); memplan needs default-domain "
-         "opset " + std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset) +
+         (others.empty() ? std::string("nothing") : others) +
+         "); memplan needs default-domain "
+         "opset " +
+         std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset) +
          ": re-export the model with a standard opset");
   }
   if (!opset) missing.push_back("no opset_import for the default ONNX domain");
@@ -308,7 +310,8 @@ void Importer::add_inputs() {
     written_by_.emplace(in.name(), "graph input '" + in.name() + "'");
     const std::string what = where() + "graph input '" + in.name() + "'";
     if (!in.type().has_tensor_type())
-      throw Error(what + " is not a tensor (sequence, map or optional); memplan supports tensor "
+      throw Error(what +
+                  " is not a tensor (sequence, map or optional); memplan supports tensor "
                   "inputs only");
     const auto& tt = in.type().tensor_type();
     Tensor t;
@@ -389,7 +392,8 @@ void Importer::add_constant(const FlatNode& n) {
     for (int64_t v : a.ints()) put(static_cast<uint64_t>(v), 8);
     t.data = bytes_of(buf);
   } else {
-    throw Error(what + ": attribute '" + a.name() + "' is not supported (memplan handles "
+    throw Error(what + ": attribute '" + a.name() +
+                "' is not supported (memplan handles "
                 "value, value_float(s), value_int(s); not sparse or string constants)");
   }
   g_.add_tensor(std::move(t));
@@ -496,7 +500,8 @@ void Importer::add_graph_outputs() {
   for (const auto& o : m_.graph().output()) {
     auto id = g_.find_tensor(o.name());
     if (!id)
-      fail("graph output '" + o.name() + "' is not produced by any node and is not a graph "
+      fail("graph output '" + o.name() +
+           "' is not produced by any node and is not a graph "
            "input or initializer; re-export the model");
     g_.outputs.push_back(*id);
   }
@@ -507,9 +512,11 @@ ImportResult Importer::run() {
   const auto& graph = m_.graph();
   g_.name = graph.name();
   for (const auto& vi : graph.value_info())
-    if (vi.type().has_tensor_type()) declared_type_[vi.name()] = vi.type().tensor_type().elem_type();
+    if (vi.type().has_tensor_type())
+      declared_type_[vi.name()] = vi.type().tensor_type().elem_type();
   for (const auto& vi : graph.output())
-    if (vi.type().has_tensor_type()) declared_type_[vi.name()] = vi.type().tensor_type().elem_type();
+    if (vi.type().has_tensor_type())
+      declared_type_[vi.name()] = vi.type().tensor_type().elem_type();
   index_functions();
   std::vector<std::string> call_stack;
   flatten(graph.node(), Scope{}, call_stack);
@@ -528,13 +535,16 @@ ImportResult Importer::run() {
 
 ImportResult import_impl(const std::string& bytes, const std::string& name, const fs::path& dir) {
   if (bytes.empty())
-    throw Error(name + ": file is empty (0 bytes); the export probably failed, re-export the model");
+    throw Error(name +
+                ": file is empty (0 bytes); the export probably failed, re-export the model");
   if (bytes.size() > static_cast<size_t>(INT_MAX))
-    throw Error(name + ": model is larger than 2 GiB, which protobuf cannot parse; save the "
+    throw Error(name +
+                ": model is larger than 2 GiB, which protobuf cannot parse; save the "
                 "weights as ONNX external data");
   onnx::ModelProto m;
   if (!m.ParseFromString(bytes))
-    throw Error(name + ": not a valid ONNX model: protobuf parsing failed (the file is truncated, "
+    throw Error(name +
+                ": not a valid ONNX model: protobuf parsing failed (the file is truncated, "
                 "corrupt or not ONNX); re-export or re-download it");
   return Importer(m, name, dir).run();
 }
@@ -549,13 +559,11 @@ ImportResult import_onnx_bytes(const std::string& bytes, const std::string& disp
 ImportResult import_onnx_file(const std::string& path, const ImportOptions&) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  if (!fs::exists(st))
-    throw Error(path + ": cannot open model: no such file; check the path");
+  if (!fs::exists(st)) throw Error(path + ": cannot open model: no such file; check the path");
   if (fs::is_directory(st))
     throw Error(path + ": is a directory, not an .onnx model file; pass the model file itself");
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw Error(path + ": cannot open model for reading; check the file's permissions");
+  if (!in) throw Error(path + ": cannot open model for reading; check the file's permissions");
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw Error(path + ": read error while loading the model; check the file");
   return import_impl(bytes, path, fs::path(path).parent_path());

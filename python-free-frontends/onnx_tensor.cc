@@ -18,10 +18,10 @@ using onnx::AttributeProto;
 using onnx::TensorProto;
 
 constexpr std::string_view kOnnxTypeNames[] = {
-    "UNDEFINED", "FLOAT",      "UINT8",        "INT8",         "UINT16",   "INT16",
-    "INT32",     "INT64",      "STRING",       "BOOL",         "FLOAT16",  "DOUBLE",
-    "UINT32",    "UINT64",     "COMPLEX64",    "COMPLEX128",   "BFLOAT16", "FLOAT8E4M3FN",
-    "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4",   "FLOAT4E2M1"};
+    "UNDEFINED",      "FLOAT",      "UINT8",          "INT8",       "UINT16",   "INT16",
+    "INT32",          "INT64",      "STRING",         "BOOL",       "FLOAT16",  "DOUBLE",
+    "UINT32",         "UINT64",     "COMPLEX64",      "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN",
+    "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",      "INT4",     "FLOAT4E2M1"};
 
 /// Appends the low `size` bytes of `bits`, least significant first.
 void put_le(std::vector<uint8_t>& out, uint64_t bits, size_t size) {
@@ -148,27 +148,39 @@ void decode_external(const TensorProto& t, int64_t bytes, const std::string& wha
     }
   }
   if (out.external.empty())
-    throw Error(what + " is marked as external data but has no 'location' entry; re-export the "
+    throw Error(what +
+                " is marked as external data but has no 'location' entry; re-export the "
                 "model with its weights file");
   if (length && *length != bytes)
     throw Error(what + ": external data length " + std::to_string(*length) + " bytes does not " +
-                "match its dims and type (" + std::to_string(bytes) + " bytes); re-export the model");
+                "match its dims and type (" + std::to_string(bytes) +
+                " bytes); re-export the model");
 }
 
 }  // namespace
 
 std::optional<DType> dtype_from_onnx(int64_t onnx_type) {
   switch (onnx_type) {
-    case TensorProto::FLOAT: return DType::f32;
-    case TensorProto::FLOAT16: return DType::f16;
-    case TensorProto::BFLOAT16: return DType::bf16;
-    case TensorProto::DOUBLE: return DType::f64;
-    case TensorProto::INT64: return DType::i64;
-    case TensorProto::INT32: return DType::i32;
-    case TensorProto::INT8: return DType::i8;
-    case TensorProto::UINT8: return DType::u8;
-    case TensorProto::BOOL: return DType::boolean;
-    default: return std::nullopt;
+    case TensorProto::FLOAT:
+      return DType::f32;
+    case TensorProto::FLOAT16:
+      return DType::f16;
+    case TensorProto::BFLOAT16:
+      return DType::bf16;
+    case TensorProto::DOUBLE:
+      return DType::f64;
+    case TensorProto::INT64:
+      return DType::i64;
+    case TensorProto::INT32:
+      return DType::i32;
+    case TensorProto::INT8:
+      return DType::i8;
+    case TensorProto::UINT8:
+      return DType::u8;
+    case TensorProto::BOOL:
+      return DType::boolean;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -196,7 +208,8 @@ DecodedTensor decode_tensor(const TensorProto& t, const std::string& what) {
     out.shape.push_back(d);
   }
   if (t.has_segment())
-    throw Error(what + " is a segmented tensor, which memplan does not support; re-export the "
+    throw Error(what +
+                " is a segmented tensor, which memplan does not support; re-export the "
                 "model without segments");
   int64_t numel = 0, bytes = 0;
   try {
@@ -229,15 +242,24 @@ double element_as_double(const DecodedTensor& t, size_t i) {
     throw InternalError("element_as_double: element out of range");
   const uint64_t bits = get_le(t.data->data() + i * es, es);
   switch (t.dtype) {
-    case DType::f32: return std::bit_cast<float>(static_cast<uint32_t>(bits));
-    case DType::f64: return std::bit_cast<double>(bits);
-    case DType::f16: return half_to_double(static_cast<uint16_t>(bits));
-    case DType::bf16: return std::bit_cast<float>(static_cast<uint32_t>(bits << 16));
-    case DType::i64: return static_cast<double>(static_cast<int64_t>(bits));
-    case DType::i32: return static_cast<int32_t>(static_cast<uint32_t>(bits));
-    case DType::i8: return static_cast<int8_t>(static_cast<uint8_t>(bits));
-    case DType::u8: return static_cast<double>(bits);
-    case DType::boolean: return bits != 0 ? 1.0 : 0.0;
+    case DType::f32:
+      return std::bit_cast<float>(static_cast<uint32_t>(bits));
+    case DType::f64:
+      return std::bit_cast<double>(bits);
+    case DType::f16:
+      return half_to_double(static_cast<uint16_t>(bits));
+    case DType::bf16:
+      return std::bit_cast<float>(static_cast<uint32_t>(bits << 16));
+    case DType::i64:
+      return static_cast<double>(static_cast<int64_t>(bits));
+    case DType::i32:
+      return static_cast<int32_t>(static_cast<uint32_t>(bits));
+    case DType::i8:
+      return static_cast<int8_t>(static_cast<uint8_t>(bits));
+    case DType::u8:
+      return static_cast<double>(bits);
+    case DType::boolean:
+      return bits != 0 ? 1.0 : 0.0;
   }
   throw InternalError("unhandled dtype in element_as_double");
 }
@@ -275,12 +297,14 @@ AttrValue convert_attribute(const AttributeProto& a, const std::string& op,
   const std::string what = node_what + ", attribute '" + a.name() + "'";
   switch (attribute_kind(a)) {
     case AttributeProto::INT:
-      if (is_dtype_attr(op, a.name()))
-        return std::string(dtype_name(require_dtype(a.i(), what)));
+      if (is_dtype_attr(op, a.name())) return std::string(dtype_name(require_dtype(a.i(), what)));
       return a.i();
-    case AttributeProto::FLOAT: return float_to_double(a.f());
-    case AttributeProto::STRING: return a.s();
-    case AttributeProto::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
+    case AttributeProto::FLOAT:
+      return float_to_double(a.f());
+    case AttributeProto::STRING:
+      return a.s();
+    case AttributeProto::INTS:
+      return std::vector<int64_t>(a.ints().begin(), a.ints().end());
     case AttributeProto::FLOATS: {
       std::vector<double> v;
       for (float f : a.floats()) v.push_back(float_to_double(f));
@@ -290,12 +314,14 @@ AttrValue convert_attribute(const AttributeProto& a, const std::string& op,
       return std::vector<std::string>(a.strings().begin(), a.strings().end());
     case AttributeProto::GRAPH:
     case AttributeProto::GRAPHS:
-      throw Error(what + " is a subgraph: control flow (If, Loop, Scan) is not supported by "
+      throw Error(what +
+                  " is a subgraph: control flow (If, Loop, Scan) is not supported by "
                   "memplan; export the model with control flow unrolled");
     case AttributeProto::UNDEFINED:
       throw Error(what + " has no value; the model is corrupt, re-export it");
     default:
-      throw Error(what + " is a tensor/type-valued attribute, which memplan does not support for "
+      throw Error(what +
+                  " is a tensor/type-valued attribute, which memplan does not support for "
                   "this op");
   }
 }

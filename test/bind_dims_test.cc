@@ -7,16 +7,16 @@
 namespace memplan {
 namespace {
 
-#define EXPECT_ERROR_CONTAINS(stmt, ...)                                              \
-  do {                                                                                \
-    try {                                                                             \
-      stmt;                                                                           \
-      ADD_FAILURE() << "expected memplan::Error from " #stmt;                         \
-    } catch (const Error& e) {                                                        \
-      for (const char* needle : {__VA_ARGS__})                                        \
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)              \
-            << "message: " << e.what() << "\nexpected to contain: " << needle;       \
-    }                                                                                 \
+#define EXPECT_ERROR_CONTAINS(stmt, ...)                                       \
+  do {                                                                         \
+    try {                                                                      \
+      stmt;                                                                    \
+      ADD_FAILURE() << "expected memplan::Error from " #stmt;                  \
+    } catch (const Error& e) {                                                 \
+      for (const char* needle : {__VA_ARGS__})                                 \
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)       \
+            << "message: " << e.what() << "\nexpected to contain: " << needle; \
+    }                                                                          \
   } while (0)
 
 TensorId add_input(Graph& g, const std::string& name, Shape shape, std::vector<std::string> sym,
@@ -114,12 +114,11 @@ TEST(BindDimsTest, ValueConflictingWithStaticDim) {
 TEST(BindDimsTest, ConflictingFlagsForTheSameDim) {
   Graph g = two_inputs();
   // --input-shape x implies batch=4; --dim says 8.
-  EXPECT_ERROR_CONTAINS(
-      bind_dims(g, {.dims = {{"batch", 8}}, .input_shapes = {{"x", {4, 3, 16}}}}),
-      "dim 'batch'", "8", "4", "--input-shape x");
+  EXPECT_ERROR_CONTAINS(bind_dims(g, {.dims = {{"batch", 8}}, .input_shapes = {{"x", {4, 3, 16}}}}),
+                        "dim 'batch'", "8", "4", "--input-shape x");
   // Two --input-shape flags disagreeing on batch.
-  EXPECT_ERROR_CONTAINS(
-      bind_dims(g, {.input_shapes = {{"x", {4, 3, 16}}, {"m", {2, 7}}}}), "dim 'batch'");
+  EXPECT_ERROR_CONTAINS(bind_dims(g, {.input_shapes = {{"x", {4, 3, 16}}, {"m", {2, 7}}}}),
+                        "dim 'batch'");
 }
 
 TEST(BindDimsTest, NonPositiveValuesInOptionsAreErrors) {

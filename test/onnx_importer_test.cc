@@ -112,8 +112,8 @@ std::string import_error(const onnx::ModelProto& m) {
   return import_error_bytes(m.SerializeAsString());
 }
 
-#define EXPECT_CONTAINS(haystack, needle)                                          \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos)                 \
+#define EXPECT_CONTAINS(haystack, needle)                          \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
       << "message: " << (haystack) << "\nexpected to contain: " << (needle)
 
 const Tensor& tensor(const Graph& g, const std::string& name) {
@@ -137,8 +137,8 @@ T read_elem(const Tensor& t, size_t i) {
 
 /// A fresh empty directory under the system temp dir.
 fs::path temp_dir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() / ("memplan_importer_test_" + tag + "_" +
-                                            std::to_string(std::random_device{}()));
+  fs::path d = fs::temp_directory_path() /
+               ("memplan_importer_test_" + tag + "_" + std::to_string(std::random_device{}()));
   fs::create_directories(d);
   return d;
 }
@@ -226,9 +226,9 @@ TEST(OnnxImporterTest, Float16InitializerFromInt32Data) {
 TEST(OnnxImporterTest, NodeNamesFilledAndMadeUnique) {
   auto m = make_model();
   add_input(m, "x", {int64_t{2}});
-  add_node(m, "Relu", {"x"}, {"a"});            // unnamed -> Relu_0
+  add_node(m, "Relu", {"x"}, {"a"});  // unnamed -> Relu_0
   add_node(m, "Relu", {"a"}, {"b"}, "same");
-  add_node(m, "Relu", {"b"}, {"c"}, "same");    // duplicate -> same_1
+  add_node(m, "Relu", {"b"}, {"c"}, "same");  // duplicate -> same_1
   add_output(m, "c");
   const Graph g = import(m).graph;
   ASSERT_EQ(g.num_nodes(), 3u);
@@ -241,8 +241,8 @@ TEST(OnnxImporterTest, OmittedOptionalInputsAndOutputs) {
   auto m = make_model();
   add_input(m, "x", {int64_t{4}});
   add_input(m, "mx", {int64_t{1}});
-  add_node(m, "Clip", {"x", "", "mx"}, {"c"});           // min omitted
-  add_node(m, "Dropout", {"c"}, {"d", ""});               // mask omitted
+  add_node(m, "Clip", {"x", "", "mx"}, {"c"});  // min omitted
+  add_node(m, "Dropout", {"c"}, {"d", ""});     // mask omitted
   add_output(m, "d");
   const Graph g = import(m).graph;
   const Node& clip = g.nodes()[0];
@@ -795,8 +795,7 @@ TEST(OnnxImporterTest, RealExpandedLayerNormalizationFoldsConstants) {
 
 TEST(OnnxImporterTest, RealBatchNormTrainingMode) {
   const std::string dir = ONNX_TESTDATA_DIR;
-  const Graph g =
-      import_onnx_file(dir + "/test_batchnorm_example_training_mode/model.onnx").graph;
+  const Graph g = import_onnx_file(dir + "/test_batchnorm_example_training_mode/model.onnx").graph;
   EXPECT_EQ(g.opset, 15);
   ASSERT_EQ(g.num_nodes(), 1u);
   EXPECT_EQ(g.inputs.size(), 5u);
