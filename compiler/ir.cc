@@ -1,6 +1,7 @@
 #include "compiler/ir.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <queue>
 #include <set>
@@ -20,7 +21,8 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::f64, "f64", 8}, {DType::i64, "i64", 8}, {DType::i32, "i32", 4},
     {DType::i8, "i8", 1},   {DType::u8, "u8", 1},   {DType::boolean, "bool", 1},
 };
-constexpr std::string_view kRoles[] = {"input", "parameter", "state", "constant", "activation"};
+constexpr std::string_view kRoles[] = {"input",      "parameter", "state",          "constant",
+                                       "activation", "gradient",  "optimizer_state"};
 }  // namespace
 
 size_t dtype_size(DType d) { return kDTypes[static_cast<int>(d)].size; }
@@ -173,11 +175,13 @@ std::vector<std::vector<NodeId>> Graph::consumers() const {
 std::vector<NodeId> Graph::topo_order() const {
   // Kahn's algorithm with a min-heap on the stored index: keeps stored order
   // whenever it is already topological.
+  auto preds = node_predecessors(*this);
+  std::vector<std::vector<uint32_t>> succ(nodes_.size());
   std::vector<int> pending(nodes_.size(), 0);
-  auto cons = consumers();
-  for (uint32_t i = 0; i < nodes_.size(); ++i)
-    for (TensorId in : nodes_[i].inputs)
-      if (in.valid() && tensors_[in.v].producer.valid()) ++pending[i];
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    pending[i] = static_cast<int>(preds[i].size());
+    for (NodeId p : preds[i]) succ[p.v].push_back(i);
+  }
   std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<>> ready;
   for (uint32_t i = 0; i < nodes_.size(); ++i)
     if (pending[i] == 0) ready.push(i);
@@ -187,11 +191,8 @@ std::vector<NodeId> Graph::topo_order() const {
     uint32_t n = ready.top();
     ready.pop();
     order.push_back(NodeId(n));
-    for (TensorId o : nodes_[n].outputs) {
-      if (!o.valid()) continue;
-      for (NodeId c : cons[o.v])
-        if (--pending[c.v] == 0) ready.push(c.v);
-    }
+    for (uint32_t c : succ[n])
+      if (--pending[c] == 0) ready.push(c);
   }
   if (order.size() != nodes_.size()) {
     for (uint32_t i = 0; i < nodes_.size(); ++i)
@@ -254,19 +255,102 @@ void Graph::sort_topologically() {
       if (o.valid()) tensors_[o.v].producer = NodeId(i);
 }
 
-bool is_view_op(std::string_view op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
-         op == "Identity";
+namespace {
+struct AliasEntry {
+  std::string_view op;
+  int out;
+  int in;
+  AliasKind kind;
+};
+constexpr AliasEntry kAliases[] = {
+    {"Reshape", 0, 0, AliasKind::view},           {"Flatten", 0, 0, AliasKind::view},
+    {"Squeeze", 0, 0, AliasKind::view},           {"Unsqueeze", 0, 0, AliasKind::view},
+    {"Identity", 0, 0, AliasKind::view},          {"SGDUpdate", 0, 0, AliasKind::inplace},
+    {"SGDUpdate", 1, 2, AliasKind::inplace},      {"AdamUpdate", 0, 0, AliasKind::inplace},
+    {"AdamUpdate", 1, 2, AliasKind::inplace},     {"AdamUpdate", 2, 3, AliasKind::inplace},
+    {"BatchNormTraining", 1, 3, AliasKind::inplace}, {"BatchNormTraining", 2, 4, AliasKind::inplace},
+    {"GradAccumulate", 0, 0, AliasKind::inplace}, {"StepIncrement", 0, 0, AliasKind::inplace},
+};
+}  // namespace
+
+OutputAlias output_alias(std::string_view op, size_t output_slot) {
+  for (const AliasEntry& e : kAliases)
+    if (e.op == op && static_cast<size_t>(e.out) == output_slot) return {e.kind, e.in};
+  return {};
 }
 
-TensorId alias_root(const Graph& g, TensorId t) {
-  for (;;) {
-    const Tensor& x = g.tensor(t);
-    if (!x.producer.valid()) return t;
-    const Node& n = g.node(x.producer);
-    if (!is_view_op(n.op) || n.inputs.empty() || !n.inputs[0].valid()) return t;
-    t = n.inputs[0];
+bool is_view_op(std::string_view op) { return output_alias(op, 0).kind == AliasKind::view; }
+
+namespace {
+/// The alias of tensor t through its producer, if any: (kind, input tensor).
+std::pair<AliasKind, TensorId> producer_alias(const Graph& g, TensorId t) {
+  const Tensor& x = g.tensor(t);
+  if (!x.producer.valid()) return {AliasKind::none, TensorId()};
+  const Node& n = g.node(x.producer);
+  for (size_t k = 0; k < n.outputs.size(); ++k) {
+    if (n.outputs[k] != t) continue;
+    OutputAlias a = output_alias(n.op, k);
+    if (a.kind == AliasKind::none || a.input < 0 || static_cast<size_t>(a.input) >= n.inputs.size() ||
+        !n.inputs[a.input].valid())
+      return {AliasKind::none, TensorId()};
+    return {a.kind, n.inputs[a.input]};
   }
+  return {AliasKind::none, TensorId()};
+}
+}  // namespace
+
+TensorId alias_root(const Graph& g, TensorId t) {
+  for (size_t hops = 0; hops <= g.num_tensors(); ++hops) {
+    auto [kind, in] = producer_alias(g, t);
+    if (kind == AliasKind::none) return t;
+    t = in;
+  }
+  throw Error("alias cycle through tensor '" + g.tensor(t).name + "'");
+}
+
+std::vector<std::vector<NodeId>> node_predecessors(const Graph& g) {
+  const size_t nn = g.num_nodes();
+  std::vector<std::vector<NodeId>> preds(nn);
+  for (uint32_t i = 0; i < nn; ++i)
+    for (TensorId in : g.node(NodeId(i)).inputs)
+      if (in.valid() && g.tensor(in).producer.valid()) preds[i].push_back(g.tensor(in).producer);
+  // In-place writes: the readers of the overwritten version (the input tensor
+  // and every view of it) must run first.
+  bool any_inplace = false;
+  for (uint32_t i = 0; i < nn && !any_inplace; ++i)
+    for (size_t k = 0; k < g.node(NodeId(i)).outputs.size(); ++k)
+      if (output_alias(g.node(NodeId(i)).op, k).kind == AliasKind::inplace) any_inplace = true;
+  if (any_inplace) {
+    auto cons = g.consumers();
+    // Readers of a tensor's value: its consumers plus the readers of its views.
+    std::function<void(TensorId, std::vector<NodeId>&)> readers = [&](TensorId t,
+                                                                       std::vector<NodeId>& out) {
+      for (NodeId c : cons[t.v]) {
+        out.push_back(c);
+        const Node& cn = g.node(c);
+        for (size_t k = 0; k < cn.outputs.size(); ++k)
+          if (cn.outputs[k].valid() && output_alias(cn.op, k).kind == AliasKind::view &&
+              cn.inputs[output_alias(cn.op, k).input] == t)
+            readers(cn.outputs[k], out);
+      }
+    };
+    for (uint32_t i = 0; i < nn; ++i) {
+      const Node& n = g.node(NodeId(i));
+      for (size_t k = 0; k < n.outputs.size(); ++k) {
+        OutputAlias a = output_alias(n.op, k);
+        if (a.kind != AliasKind::inplace || !n.outputs[k].valid()) continue;
+        std::vector<NodeId> rs;
+        readers(n.inputs.at(a.input), rs);
+        for (NodeId r : rs)
+          if (r.v != i) preds[i].push_back(r);
+      }
+    }
+  }
+  for (auto& p : preds) {
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+  }
+  return preds;
 }
 
 // ---------------------------------------------------------------- verify
@@ -297,10 +381,12 @@ void verify(const Graph& g, const VerifyOptions& opts) {
     if (t.v >= nt) throw Error("graph output id out of range");
   for (uint32_t i = 0; i < nt; ++i) {
     const Tensor& t = g.tensor(TensorId(i));
-    if (t.role == Role::activation && !t.producer.valid())
+    const bool produced_role = t.role == Role::activation || t.role == Role::gradient;
+    if (produced_role && !t.producer.valid())
       throw Error("tensor '" + t.name + "' is read but never written: no node produces it and it "
                   "is not a graph input or initializer");
-    if (t.role != Role::activation && t.producer.valid())
+    if (!produced_role && t.producer.valid() &&
+        producer_alias(g, TensorId(i)).first != AliasKind::inplace)
       throw Error("tensor '" + t.name + "' has role " + std::string(role_name(t.role)) +
                   " but is produced by " + node_desc(g.node(t.producer)));
     if (t.producer.valid() && t.producer.v >= g.num_nodes())

@@ -50,9 +50,23 @@ bool is_integer(DType d);  // i64, i32, i8, u8 (not bool)
 
 // ---------------------------------------------------------------- roles
 
-enum class Role : uint8_t { input, parameter, state, constant, activation };
+/// input: fed each step. parameter: trainable weights. state: resident,
+/// updated by the step but not trained (BatchNorm running statistics, step
+/// counters). constant: initializers and folded values. activation: produced
+/// by a forward node. gradient: produced by the backward pass.
+/// optimizer_state: resident optimizer buffers (momentum, Adam moments).
+enum class Role : uint8_t {
+  input,
+  parameter,
+  state,
+  constant,
+  activation,
+  gradient,
+  optimizer_state
+};
 
-std::string_view role_name(Role r);  // "input", "parameter", "state", "constant", "activation"
+/// "input", "parameter", "state", "constant", "activation", "gradient", "optimizer_state"
+std::string_view role_name(Role r);
 std::optional<Role> parse_role(std::string_view s);
 
 // ---------------------------------------------------------------- ids
@@ -176,10 +190,27 @@ class Graph {
   std::unordered_map<std::string, uint32_t> by_name_;
 };
 
-/// True for ops whose output aliases the storage of input 0.
+/// Storage sharing between a node's output and one of its inputs.
+///  - view: the output reads the input's storage (Reshape, Flatten, Squeeze,
+///    Unsqueeze, Identity: output 0 views input 0);
+///  - inplace: the op overwrites the input's storage with the output's value
+///    (optimizer updates, BatchNormTraining's running statistics,
+///    GradAccumulate, StepIncrement). Every other reader of the old value must
+///    run before the in-place op (see node_predecessors).
+enum class AliasKind : uint8_t { none, view, inplace };
+struct OutputAlias {
+  AliasKind kind = AliasKind::none;
+  int input = -1;  // input slot whose storage the output uses
+};
+OutputAlias output_alias(std::string_view op, size_t output_slot);
+/// True for ops whose output 0 views input 0.
 bool is_view_op(std::string_view op);
-/// Follows view-op producers back to the tensor that owns the storage.
+/// Follows view and in-place producers back to the tensor that owns the storage.
 TensorId alias_root(const Graph& g, TensorId t);
+/// For each node, the nodes that must run before it: producers of its inputs
+/// and, for in-place ops, every other reader of the storage version they
+/// overwrite. Each list is sorted and free of duplicates.
+std::vector<std::vector<NodeId>> node_predecessors(const Graph& g);
 
 struct VerifyOptions {
   bool require_shapes = true;  // every tensor must have a known static shape

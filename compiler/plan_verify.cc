@@ -63,8 +63,9 @@ class Verifier {
         err(tname(i) + " claims " + std::to_string(t.bytes) + " bytes but " +
             std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " needs " +
             std::to_string(expect));
-      if (t.placement == Placement::resident && !(t.role == Role::parameter ||
-                                                  t.role == Role::state || t.role == Role::constant))
+      if (t.placement == Placement::resident &&
+          !(t.role == Role::parameter || t.role == Role::state || t.role == Role::constant ||
+            t.role == Role::optimizer_state))
         err(tname(i) + " has role " + std::string(role_name(t.role)) + " but is resident");
     }
     // Resolve alias chains to their roots (bounded: a chain longer than n is a loop).

@@ -5,7 +5,8 @@
 namespace memplan {
 
 bool is_resident(Role r) {
-  return r == Role::parameter || r == Role::state || r == Role::constant;
+  return r == Role::parameter || r == Role::state || r == Role::constant ||
+         r == Role::optimizer_state;
 }
 
 int64_t align_up(int64_t x, int64_t alignment) {

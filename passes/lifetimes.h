@@ -18,7 +18,8 @@
 
 namespace memplan {
 
-/// Parameters, state and constants are resident; everything else is arena.
+/// Parameters, state, constants and optimizer state are resident; everything
+/// else (inputs, activations, gradients) lives in the arena.
 bool is_resident(Role r);
 int64_t align_up(int64_t x, int64_t alignment);
 

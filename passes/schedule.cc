@@ -45,10 +45,12 @@ std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
   for (TensorId o : g.outputs) reads[root[o.v].v] += int64_t{1} << 40;
 
   std::vector<int32_t> pending(nn, 0);
-  auto cons = g.consumers();
-  for (uint32_t i = 0; i < nn; ++i)
-    for (TensorId in : g.node(NodeId(i)).inputs)
-      if (in.valid() && g.tensor(in).producer.valid()) ++pending[i];
+  std::vector<std::vector<uint32_t>> succ(nn);
+  auto preds = node_predecessors(g);
+  for (uint32_t i = 0; i < nn; ++i) {
+    pending[i] = static_cast<int32_t>(preds[i].size());
+    for (NodeId p : preds[i]) succ[p.v].push_back(i);
+  }
 
   std::vector<int64_t> ready_seq(nn, 0);
   int64_t seq = 0;
@@ -97,14 +99,11 @@ std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
     const Node& n = g.node(NodeId(best));
     for (TensorId in : n.inputs)
       if (in.valid()) --reads[root[in.v].v];
-    for (TensorId o : n.outputs) {
-      if (!o.valid()) continue;
-      for (NodeId c : cons[o.v])
-        if (--pending[c.v] == 0) {
-          ready.insert(c.v);
-          ready_seq[c.v] = ++seq;
-        }
-    }
+    for (uint32_t c : succ[best])
+      if (--pending[c] == 0) {
+        ready.insert(c);
+        ready_seq[c] = ++seq;
+      }
   }
   if (order.size() != nn) throw InternalError("greedy scheduler left nodes unscheduled");
   return order;
