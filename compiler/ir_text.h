@@ -82,6 +82,9 @@ namespace memplan {
 struct PrintOptions {
   /// Constant data larger than this many bytes prints as `elided`.
   int64_t max_inline_bytes = 4096;
+  /// Limit for tensors whose role is not `constant` (parameters, state):
+  /// weights come from a weights file at run time, so plans elide them.
+  int64_t max_inline_weight_bytes = 4096;
 };
 
 /// Prints g in the syntax above. Never throws for a graph that verifies.

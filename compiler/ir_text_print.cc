@@ -162,7 +162,9 @@ void Printer::put_decl(const Tensor& t) {
     put(" external ");
     put_quoted(t.external);
   }
-  if (t.data && static_cast<int64_t>(t.data->size()) <= opts_.max_inline_bytes) {
+  const int64_t limit =
+      t.role == Role::constant ? opts_.max_inline_bytes : opts_.max_inline_weight_bytes;
+  if (t.data && static_cast<int64_t>(t.data->size()) <= limit) {
     put(" = dense<\"");
     out_.reserve(out_.size() + 2 * t.data->size() + 4);
     for (uint8_t b : *t.data) {

@@ -117,6 +117,11 @@ std::vector<TensorType> infer_node(const Graph& g, const Node& n) {
 
 // ---------------------------------------------------------------- costs
 
+int64_t node_workspace_bytes(const Graph& g, const Node& n) {
+  const OpDef* d = find_op(n.op);
+  return d && d->workspace ? d->workspace(g, n) : 0;
+}
+
 double node_flops(const Graph& g, const Node& n) {
   const OpDef* def = find_op(n.op);
   if (def && def->flops) return def->flops(g, n);

@@ -53,6 +53,7 @@ class InferCtx {
 
 using InferFn = std::vector<TensorType> (*)(const InferCtx&);
 using FlopsFn = double (*)(const Graph&, const Node&);
+using WorkspaceFn = int64_t (*)(const Graph&, const Node&);
 
 struct OpDef {
   std::string_view name;
@@ -63,6 +64,9 @@ struct OpDef {
   std::vector<std::string_view> attrs{};  // every attribute the op accepts
   InferFn infer = nullptr;              // returns one TensorType per node output slot
   FlopsFn flops = nullptr;              // nullptr: one FLOP per output element
+  /// Scratch bytes the CPU kernel needs while it runs (e.g. im2col); the
+  /// planner gives each op its workspace in the arena. nullptr: none.
+  WorkspaceFn workspace = nullptr;
 };
 
 /// The definition of `op` (default ONNX domain), or nullptr if unsupported.
@@ -77,6 +81,8 @@ std::vector<TensorType> infer_node(const Graph& g, const Node& n);
 
 /// Cost model: floating-point operations of one execution of n.
 double node_flops(const Graph& g, const Node& n);
+/// Scratch bytes node n needs while it runs (0 if none or op unknown).
+int64_t node_workspace_bytes(const Graph& g, const Node& n);
 /// Cost model: bytes read plus bytes written by one execution of n.
 int64_t node_bytes_moved(const Graph& g, const Node& n);
 

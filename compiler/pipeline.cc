@@ -1,5 +1,7 @@
 #include "compiler/pipeline.h"
 
+#include <cstdint>
+
 #include "compiler/ir_text.h"
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
@@ -46,6 +48,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
   r.plan.model = onnx_path;
   r.plan.mode = opts.mode;
   r.plan.dims = opts.dims;
+  r.plan.program = print_graph(r.graph, {.max_inline_bytes = INT64_MAX, .max_inline_weight_bytes = 0});
   if (opts.dump_after.count("plan-memory") && opts.dump)
     opts.dump("plan-memory", plan_to_json(r.plan));
   return r;

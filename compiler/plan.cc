@@ -50,9 +50,16 @@ std::string plan_to_json(const Plan& p) {
   j["summary"] = s;
   j["inputs"] = p.inputs;
   j["outputs"] = p.outputs;
+  j["loss"] = p.loss;
   ojson ops = ojson::array();
-  for (const PlanOp& o : p.ops)
-    ops.push_back({{"name", o.name}, {"op", o.op}, {"inputs", o.inputs}, {"outputs", o.outputs}});
+  for (const PlanOp& o : p.ops) {
+    ojson x = {{"name", o.name}, {"op", o.op}, {"inputs", o.inputs}, {"outputs", o.outputs}};
+    if (o.workspace_bytes > 0) {
+      x["workspace_bytes"] = o.workspace_bytes;
+      x["workspace_offset"] = o.workspace_offset;
+    }
+    ops.push_back(std::move(x));
+  }
   j["ops"] = std::move(ops);
   ojson ts = ojson::array();
   for (size_t i = 0; i < p.tensors.size(); ++i) {
@@ -65,13 +72,15 @@ std::string plan_to_json(const Plan& p) {
     x["shape"] = t.shape;
     x["bytes"] = t.bytes;
     x["placement"] = placement_name(t.placement);
-    if (t.placement == Placement::alias)
+    if (t.placement == Placement::alias) {
       x["alias_of"] = t.alias_of;
-    else
+      x["alias_kind"] = t.alias_kind == AliasKind::inplace ? "inplace" : "view";
+    } else
       x["offset"] = t.offset;
     ts.push_back(std::move(x));
   }
   j["tensors"] = std::move(ts);
+  j["program"] = p.program;
   return j.dump(1) + "\n";
 }
 
@@ -162,6 +171,7 @@ Plan plan_from_json(std::string_view text, std::string_view source) {
 
   p.inputs = rd.ids(rd.get(j, "", "inputs"), "inputs");
   p.outputs = rd.ids(rd.get(j, "", "outputs"), "outputs");
+  p.loss = rd.i32(rd.get(j, "", "loss"), "loss");
   const ojson& ops = rd.arr(rd.get(j, "", "ops"), "ops");
   for (size_t i = 0; i < ops.size(); ++i) {
     std::string path = "ops[" + std::to_string(i) + "]";
@@ -170,6 +180,11 @@ Plan plan_from_json(std::string_view text, std::string_view source) {
     o.op = rd.str(rd.get(ops[i], path, "op"), path + ".op");
     o.inputs = rd.ids(rd.get(ops[i], path, "inputs"), path + ".inputs");
     o.outputs = rd.ids(rd.get(ops[i], path, "outputs"), path + ".outputs");
+    if (ops[i].contains("workspace_bytes")) {
+      o.workspace_bytes = rd.i64(ops[i]["workspace_bytes"], path + ".workspace_bytes");
+      o.workspace_offset =
+          rd.i64(rd.get(ops[i], path, "workspace_offset"), path + ".workspace_offset");
+    }
     p.ops.push_back(std::move(o));
   }
   const ojson& ts = rd.arr(rd.get(j, "", "tensors"), "tensors");
@@ -201,12 +216,20 @@ Plan plan_from_json(std::string_view text, std::string_view source) {
       t.placement = Placement::alias;
     else
       rd.fail(path + ".placement", "has unknown placement '" + pl + "'");
-    if (t.placement == Placement::alias)
+    if (t.placement == Placement::alias) {
       t.alias_of = rd.i32(rd.get(x, path, "alias_of"), path + ".alias_of");
-    else
+      std::string kind = rd.str(rd.get(x, path, "alias_kind"), path + ".alias_kind");
+      if (kind == "view")
+        t.alias_kind = AliasKind::view;
+      else if (kind == "inplace")
+        t.alias_kind = AliasKind::inplace;
+      else
+        rd.fail(path + ".alias_kind", "must be \"view\" or \"inplace\"");
+    } else
       t.offset = rd.i64(rd.get(x, path, "offset"), path + ".offset");
     p.tensors.push_back(std::move(t));
   }
+  p.program = rd.str(rd.get(j, "", "program"), "program");
   return p;
 }
 

@@ -27,7 +27,8 @@ struct PlanTensor {
   int64_t bytes = 0;  // dtype size x elements (unaligned)
   Placement placement = Placement::arena;
   int64_t offset = 0;     // arena or resident offset; unused for aliases
-  int32_t alias_of = -1;  // Placement::alias: the tensor whose storage this views
+  int32_t alias_of = -1;  // Placement::alias: the tensor whose storage this one uses
+  AliasKind alias_kind = AliasKind::none;  // Placement::alias: view or inplace
 };
 
 struct PlanOp {
@@ -35,6 +36,8 @@ struct PlanOp {
   std::string op;
   std::vector<int32_t> inputs;   // tensor indices, -1 = omitted
   std::vector<int32_t> outputs;  // tensor indices, -1 = omitted
+  int64_t workspace_bytes = 0;   // scratch live during this op only (0: none)
+  int64_t workspace_offset = 0;  // its arena offset
 };
 
 struct PlanSummary {
@@ -61,7 +64,12 @@ struct Plan {
   std::vector<PlanOp> ops;  // in schedule order
   std::vector<int32_t> inputs;
   std::vector<int32_t> outputs;
+  int32_t loss = -1;  // the scalar loss tensor (training plans), -1 if none
   PlanSummary summary;
+  /// The textual IR (docs/ir-text.md) of the planned graph with every
+  /// constant's data inline and parameter data elided: what a runtime needs
+  /// besides weights. Tensor names match `tensors`. May be empty.
+  std::string program;
 };
 
 /// Pretty JSON with a stable key order (diffs read well).

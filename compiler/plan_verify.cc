@@ -1,6 +1,7 @@
 #include "compiler/plan_verify.h"
 
 #include <algorithm>
+#include <climits>
 #include <map>
 #include <set>
 
@@ -19,6 +20,7 @@ class Verifier {
     if (!check_tensors()) return std::move(r_);
     if (!check_ops()) return std::move(r_);
     check_arena();
+    check_inplace();
     check_resident();
     check_summary();
     return std::move(r_);
@@ -141,45 +143,101 @@ class Verifier {
     return p_.tensors[i].placement == Placement::arena && p_.tensors[i].bytes > 0;
   }
 
+  /// An arena occupant: a tensor or an op's workspace.
+  struct Item {
+    int64_t offset, bytes;
+    int32_t start, end;
+    std::string label;
+  };
+
+  std::vector<Item> arena_items() const {
+    std::vector<Item> items;
+    for (int32_t i = 0; i < n_; ++i)
+      if (is_arena(i))
+        items.push_back({p_.tensors[i].offset, p_.tensors[i].bytes, start_[i], end_[i], tname(i)});
+    for (size_t s = 0; s < p_.ops.size(); ++s)
+      if (p_.ops[s].workspace_bytes > 0)
+        items.push_back({p_.ops[s].workspace_offset, p_.ops[s].workspace_bytes,
+                         static_cast<int32_t>(s), static_cast<int32_t>(s),
+                         "workspace of op " + std::to_string(s) + " '" + p_.ops[s].name + "'"});
+    return items;
+  }
+
   void check_arena() {
-    std::vector<std::vector<int32_t>> starting(p_.ops.size() + 1), ending(p_.ops.size() + 1);
-    for (int32_t i = 0; i < n_; ++i) {
-      if (!is_arena(i)) continue;
-      const PlanTensor& t = p_.tensors[i];
-      if (t.offset < 0 || t.offset % p_.alignment != 0)
-        err(tname(i) + " offset " + std::to_string(t.offset) + " is not a non-negative multiple of "
-                       "the alignment " + std::to_string(p_.alignment));
-      if (t.offset < 0 || t.offset > p_.summary.arena_bytes - t.bytes)
-        err(tname(i) + " [" + std::to_string(t.offset) + ", +" + std::to_string(t.bytes) +
+    std::vector<Item> items = arena_items();
+    std::vector<std::vector<size_t>> starting(p_.ops.size() + 1), ending(p_.ops.size() + 1);
+    for (size_t k = 0; k < items.size(); ++k) {
+      const Item& it = items[k];
+      if (it.offset < 0 || it.offset % p_.alignment != 0)
+        err(it.label + " offset " + std::to_string(it.offset) +
+            " is not a non-negative multiple of the alignment " + std::to_string(p_.alignment));
+      if (it.offset < 0 || it.offset > p_.summary.arena_bytes - it.bytes)
+        err(it.label + " [" + std::to_string(it.offset) + ", +" + std::to_string(it.bytes) +
             ") does not fit in the arena of " + std::to_string(p_.summary.arena_bytes) + " bytes");
-      starting[start_[i]].push_back(i);
-      ending[end_[i]].push_back(i);
+      starting[it.start].push_back(k);
+      ending[it.end].push_back(k);
     }
     // Sweep over steps with the occupied ranges ordered by offset.
-    std::map<int64_t, int32_t> live;  // offset -> tensor
+    std::map<int64_t, size_t> live;  // offset -> item
     for (size_t s = 0; s < starting.size(); ++s) {
-      for (int32_t i : starting[s]) {
-        const PlanTensor& t = p_.tensors[i];
-        auto next = live.lower_bound(t.offset);
-        if (next != live.end() && next->first < t.offset + t.bytes)
-          overlap(i, next->second, static_cast<int32_t>(s));
+      for (size_t k : starting[s]) {
+        const Item& it = items[k];
+        auto next = live.lower_bound(it.offset);
+        if (next != live.end() && next->first < it.offset + it.bytes)
+          overlap(it, items[next->second], static_cast<int32_t>(s));
         if (next != live.begin()) {
           auto prev = std::prev(next);
-          if (prev->first + p_.tensors[prev->second].bytes > t.offset)
-            overlap(i, prev->second, static_cast<int32_t>(s));
+          if (prev->first + items[prev->second].bytes > it.offset)
+            overlap(it, items[prev->second], static_cast<int32_t>(s));
         }
-        live.emplace(t.offset, i);  // on a duplicate offset, overlap was reported
+        live.emplace(it.offset, k);  // on a duplicate offset, overlap was reported
       }
-      for (int32_t i : ending[s]) {
-        auto it = live.find(p_.tensors[i].offset);
-        if (it != live.end() && it->second == i) live.erase(it);
+      for (size_t k : ending[s]) {
+        auto it = live.find(items[k].offset);
+        if (it != live.end() && it->second == k) live.erase(it);
       }
     }
   }
 
-  void overlap(int32_t a, int32_t b, int32_t step) {
-    err(tname(a) + " and " + tname(b) + " overlap in the arena while both are live at step " +
+  void overlap(const Item& a, const Item& b, int32_t step) {
+    err(a.label + " and " + b.label + " overlap in the arena while both are live at step " +
         std::to_string(step));
+  }
+
+  /// The storage version a tensor reads: itself if it owns storage or was
+  /// written in place, else (a view) the version it views.
+  int32_t version_of(int32_t t) const {
+    for (int32_t hops = 0; hops <= n_; ++hops) {
+      const PlanTensor& x = p_.tensors[t];
+      if (x.placement != Placement::alias || x.alias_kind == AliasKind::inplace) return t;
+      t = x.alias_of;
+    }
+    return t;
+  }
+
+  /// In-place writes: once an op overwrites a storage version, no later op
+  /// may read that version (or a view of it).
+  void check_inplace() {
+    std::vector<int32_t> write_step(n_, -1), next_write(n_, INT32_MAX);
+    for (size_t s = 0; s < p_.ops.size(); ++s)
+      for (int32_t t : p_.ops[s].outputs)
+        if (t >= 0) write_step[t] = static_cast<int32_t>(s);
+    for (int32_t u = 0; u < n_; ++u) {
+      const PlanTensor& x = p_.tensors[u];
+      if (x.placement != Placement::alias || x.alias_kind != AliasKind::inplace) continue;
+      int32_t v = version_of(x.alias_of);
+      if (next_write[v] != INT32_MAX)
+        err(tname(v) + " is overwritten in place twice (by " + tname(u) + " and another tensor)");
+      next_write[v] = std::min(next_write[v], write_step[u]);
+    }
+    for (size_t s = 0; s < p_.ops.size(); ++s)
+      for (int32_t t : p_.ops[s].inputs) {
+        if (t < 0) continue;
+        int32_t v = version_of(t);
+        if (next_write[v] < static_cast<int32_t>(s))
+          err("op " + std::to_string(s) + " '" + p_.ops[s].name + "' reads " + tname(t) +
+              " after op " + std::to_string(next_write[v]) + " overwrote its storage in place");
+      }
   }
 
   void check_resident() {
@@ -201,11 +259,10 @@ class Verifier {
   void check_summary() {
     const PlanSummary& s = p_.summary;
     std::vector<int64_t> delta(p_.ops.size() + 2, 0);
-    for (int32_t i = 0; i < n_; ++i) {
-      if (!is_arena(i)) continue;
-      int64_t sz = round_up(p_.tensors[i].bytes, p_.alignment);
-      delta[start_[i]] += sz;
-      delta[end_[i] + 1] -= sz;
+    for (const Item& it : arena_items()) {
+      int64_t sz = round_up(it.bytes, p_.alignment);
+      delta[it.start] += sz;
+      delta[it.end + 1] -= sz;
     }
     int64_t lb = 0, live = 0;
     for (size_t k = 0; k < delta.size(); ++k) {
@@ -229,6 +286,9 @@ class Verifier {
         by_role[std::string(role_name(t.role))] += round_up(t.bytes, p_.alignment);
       }
     }
+    if (s.peak_step >= 0 && static_cast<size_t>(s.peak_step) < p_.ops.size() &&
+        p_.ops[s.peak_step].workspace_bytes > 0)
+      by_role["workspace"] += p_.ops[s.peak_step].workspace_bytes;
     if (resident > s.resident_bytes)
       err("summary.resident_bytes " + std::to_string(s.resident_bytes) +
           " is smaller than the resident tensors need (" + std::to_string(resident) + ")");

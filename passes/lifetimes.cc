@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "compiler/op_registry.h"
+
 namespace memplan {
 
 bool is_resident(Role r) {
@@ -55,6 +57,9 @@ Lifetimes compute_lifetimes(const Graph& g, const std::vector<NodeId>& schedule,
     }
   }
   for (TensorId out : g.outputs) lt.end[lt.root[out.v].v] = last;
+  lt.workspace.assign(schedule.size(), 0);
+  for (size_t s = 0; s < schedule.size(); ++s)
+    lt.workspace[s] = align_up(node_workspace_bytes(g, g.node(schedule[s])), alignment);
   // Sweep: +size at start, -size after end.
   std::vector<int64_t> delta(schedule.size() + 2, 0);
   for (uint32_t i = 0; i < nt; ++i) {
@@ -68,8 +73,9 @@ Lifetimes compute_lifetimes(const Graph& g, const std::vector<NodeId>& schedule,
   int64_t live = 0;
   for (int32_t s = 0; s <= last; ++s) {
     live += delta[s];
-    if (live > lt.lower_bound) {
-      lt.lower_bound = live;
+    int64_t here = live + (s < static_cast<int32_t>(lt.workspace.size()) ? lt.workspace[s] : 0);
+    if (here > lt.lower_bound) {
+      lt.lower_bound = here;
       lt.peak_step = s;
     }
   }

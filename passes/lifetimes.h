@@ -6,9 +6,10 @@
 // inputs: step 0) to the last step that reads it or any view of it (graph
 // outputs: the last step). Views (is_view_op) share their root's storage.
 //
-// The lower bound LB is the largest total size of arena tensors live at one
-// step, with sizes rounded up to the alignment: no offset assignment for this
-// schedule can use less.
+// Each op's workspace (node_workspace_bytes) is an arena buffer live at its
+// step only. The lower bound LB is the largest total size of arena tensors and
+// workspaces live at one step, with sizes rounded up to the alignment: no
+// offset assignment for this schedule can use less.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,8 @@ struct Lifetimes {
   std::vector<char> in_arena;   // per tensor: a root that the arena must hold
   std::vector<int32_t> start;   // per arena root: first live step
   std::vector<int32_t> end;     // per arena root: last live step (inclusive)
-  int64_t lower_bound = 0;      // max over steps of live aligned bytes
+  std::vector<int64_t> workspace;  // per step: the op's scratch bytes (aligned), live at that step only
+  int64_t lower_bound = 0;      // max over steps of live aligned bytes (tensors + workspace)
   int32_t peak_step = 0;        // a step where the lower bound is reached
 };
 

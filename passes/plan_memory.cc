@@ -2,6 +2,8 @@
 
 #include "passes/lifetimes.h"
 
+#include <cstdint>
+
 namespace memplan {
 
 Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
@@ -14,6 +16,13 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
     if (!lt.in_arena[i]) continue;
     bufs.push_back({g.tensor(TensorId(i)).bytes(), lt.start[i], lt.end[i]});
     buf_tensor.push_back(i);
+  }
+  const size_t num_tensor_bufs = bufs.size();
+  std::vector<size_t> ws_buf(sched.order.size(), SIZE_MAX);
+  for (size_t s = 0; s < sched.order.size(); ++s) {
+    if (lt.workspace[s] == 0) continue;
+    ws_buf[s] = bufs.size();
+    bufs.push_back({lt.workspace[s], static_cast<int32_t>(s), static_cast<int32_t>(s)});
   }
   OffsetResult off = assign_offsets(bufs, {.method = opts.offsets, .alignment = opts.alignment});
 
@@ -32,8 +41,16 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
     pt.shape = t.shape;
     pt.bytes = t.bytes();
     if (lt.root[i].v != i) {
-      pt.placement = Placement::alias;
-      pt.alias_of = static_cast<int32_t>(lt.root[i].v);
+      // Record the immediate storage link (view or in-place), not the root:
+      // the verifier follows chains itself.
+      const Node& prod = g.node(t.producer);
+      for (size_t k = 0; k < prod.outputs.size(); ++k)
+        if (prod.outputs[k] == TensorId(i)) {
+          OutputAlias a = output_alias(prod.op, k);
+          pt.placement = Placement::alias;
+          pt.alias_kind = a.kind;
+          pt.alias_of = static_cast<int32_t>(prod.inputs[a.input].v);
+        }
     } else if (is_resident(t.role)) {
       pt.placement = Placement::resident;
       pt.offset = p.summary.resident_bytes;
@@ -43,7 +60,7 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
       pt.placement = Placement::arena;  // offset filled below; zero-size tensors stay at 0
     }
   }
-  for (size_t b = 0; b < bufs.size(); ++b) {
+  for (size_t b = 0; b < num_tensor_bufs; ++b) {
     uint32_t i = buf_tensor[b];
     p.tensors[i].offset = off.offsets[b];
     if (lt.start[i] <= lt.peak_step && lt.peak_step <= lt.end[i])
@@ -51,11 +68,16 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
           align_up(p.tensors[i].bytes, opts.alignment);
   }
   auto idx = [](TensorId t) { return t.valid() ? static_cast<int32_t>(t.v) : -1; };
-  for (NodeId id : sched.order) {
-    const Node& n = g.node(id);
+  for (size_t s = 0; s < sched.order.size(); ++s) {
+    const Node& n = g.node(sched.order[s]);
     PlanOp op{n.name, n.op, {}, {}};
     for (TensorId t : n.inputs) op.inputs.push_back(idx(t));
     for (TensorId t : n.outputs) op.outputs.push_back(idx(t));
+    if (ws_buf[s] != SIZE_MAX) {
+      op.workspace_bytes = bufs[ws_buf[s]].size;
+      op.workspace_offset = off.offsets[ws_buf[s]];
+      if (s == static_cast<size_t>(lt.peak_step)) p.summary.bytes_by_role["workspace"] += op.workspace_bytes;
+    }
     p.ops.push_back(std::move(op));
   }
   for (TensorId t : g.inputs) p.inputs.push_back(idx(t));
