@@ -1,0 +1,8 @@
+// Gradient rules: nn family (placeholder until the family lands).
+#include "compiler/grad_internal.h"
+
+namespace memplan::grads {
+
+void register_nn(Table& t) { (void)t; }
+
+}  // namespace memplan::grads

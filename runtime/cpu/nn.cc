@@ -1,0 +1,8 @@
+// CPU kernels: nn family (placeholder until the family lands).
+#include "runtime/kernels_internal.h"
+
+namespace memplan::kernels {
+
+void register_nn(Table& t) { (void)t; }
+
+}  // namespace memplan::kernels
