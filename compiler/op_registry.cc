@@ -22,6 +22,10 @@ std::vector<OpDef> build_table() {
   ops::register_pool_conv(t);
   ops::register_shape(t);
   ops::register_data(t);
+  ops::register_grad_elementwise(t);  // backward ops of the elementwise family
+  ops::register_grad_data(t);         // backward ops of the data-movement family
+  ops::register_grad_nn(t);           // backward ops of conv/pool/norm/loss and BatchNormTraining
+  ops::register_optim(t);             // optimizer updates, StepIncrement, GradAccumulate, GlobalNormScale
   std::sort(t.begin(), t.end(), [](const OpDef& a, const OpDef& b) { return a.name < b.name; });
   for (size_t i = 1; i < t.size(); ++i)
     if (t[i].name == t[i - 1].name)

@@ -64,5 +64,9 @@ void register_nn(std::vector<OpDef>& t);
 void register_pool_conv(std::vector<OpDef>& t);
 void register_shape(std::vector<OpDef>& t);
 void register_data(std::vector<OpDef>& t);
+void register_grad_elementwise(std::vector<OpDef>& t);  // compiler/ops_grad_elementwise.cc
+void register_grad_data(std::vector<OpDef>& t);         // compiler/ops_grad_data.cc
+void register_grad_nn(std::vector<OpDef>& t);           // compiler/ops_grad_nn.cc
+void register_optim(std::vector<OpDef>& t);             // compiler/ops_optim.cc
 
 }  // namespace memplan::ops
