@@ -139,7 +139,8 @@ int do_inspect(const std::string& path, int top, std::ostream& out) {
   if (p.budget_bytes)
     out << fmt::format("budget    {:>12}  {}\n", human(*p.budget_bytes),
                        s.peak_bytes <= *p.budget_bytes ? "fits" : "DOES NOT FIT");
-  std::string peak_op = p.ops.empty() ? "-" : p.ops[static_cast<size_t>(s.peak_step)].name;
+  const bool step_ok = s.peak_step >= 0 && static_cast<size_t>(s.peak_step) < p.ops.size();
+  std::string peak_op = step_ok ? p.ops[static_cast<size_t>(s.peak_step)].name : "-";
   out << fmt::format("\nbytes by role (resident roles in total; arena roles live at step {}, op '{}')\n",
                      s.peak_step, peak_op);
   for (const auto& [role, bytes] : s.bytes_by_role)
