@@ -239,7 +239,8 @@ int do_check(const std::string& plan_path, const std::string& base_path, const s
   json& plans = base["plans"];
   if (update) {
     plans[key] = {{"peak_bytes", p.summary.peak_bytes}, {"arena_bytes", p.summary.arena_bytes}};
-    write_file_atomic(base_path, base.dump(1) + "\n");
+    write_file_atomic(base_path,
+                      base.dump(1, ' ', false, json::error_handler_t::replace) + "\n");
     out << fmt::format("{}: recorded '{}': peak {} arena {}\n", base_path, key,
                        p.summary.peak_bytes, p.summary.arena_bytes);
     return 0;
