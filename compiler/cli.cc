@@ -78,6 +78,12 @@ struct CompileArgs {
 };
 
 int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
+  if (a.mode == "training")
+    throw Error("--mode training is not available yet: this memplan plans forward graphs only; "
+                "use --mode inference (training mode comes with autodiff)");
+  if (a.mode != "inference")
+    throw Error("--mode " + a.mode + ": unknown mode; use --mode inference (--mode training is "
+                "not available yet)");
   CompileOptions o;
   o.mode = a.mode;
   for (const std::string& d : a.dims) {
