@@ -387,6 +387,7 @@ std::vector<BadPlan> bad_plans() {
   json bad_alias = good;
   bad_alias["tensors"][a]["placement"] = "alias";
   bad_alias["tensors"][a]["alias_of"] = -7;
+  bad_alias["tensors"][a]["alias_kind"] = "view";
   r.push_back({"alias_out_of_range", bad_alias.dump(1), {"alias", "-7"}});
 
   json wrong_type = good;
