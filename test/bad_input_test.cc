@@ -293,10 +293,14 @@ TEST(BadInputFlags, OutputInMissingDirectory) {
   EXPECT_FALSE(fs::exists(dir.file("no"))) << "compile created the missing directory";
 }
 
-TEST(BadInputFlags, ModeTrainingIsNotAvailableYet) {
-  std::string err = expect_compile_error(tiny_cnn(), {"--dim", "batch=2", "--mode", "training"},
-                                         {"--mode training", "not available yet"});
-  EXPECT_NE(err.find("inference"), std::string::npos) << err;
+TEST(BadInputFlags, LossWithoutLabels) {
+  expect_compile_error(tiny_cnn(), {"--dim", "batch=2", "--mode", "training", "--loss", "mse"},
+                       {"--loss mse", "--labels"});
+}
+
+TEST(BadInputFlags, UnknownOptimizer) {
+  expect_compile_error(tiny_cnn(), {"--dim", "batch=2", "--mode", "training", "--optimizer", "lamb"},
+                       {"--optimizer lamb"});
 }
 
 TEST(BadInputFlags, UnknownMode) {
