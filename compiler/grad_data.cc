@@ -25,7 +25,8 @@ namespace memplan::grads {
 
 namespace {
 
-const Shape& shape_of(const GradCtx& c, TensorId t) { return c.tensor(t).shape; }
+/// A copy: emitting nodes adds tensors, which may move the graph's storage.
+Shape shape_of(const GradCtx& c, TensorId t) { return c.tensor(t).shape; }
 std::string dtype_str(DType d) { return std::string(dtype_name(d)); }
 
 TensorId reshape_to(GradCtx& c, TensorId t, const Shape& s) {
@@ -55,7 +56,7 @@ int64_t norm(const GradCtx& c, int64_t axis, int64_t rank) {
 #define MEMPLAN_GRAD_PROLOGUE                                 \
   const TensorId dy = c.output_grad(0);                       \
   if (!dy.valid() || !c.needs_input_grad(0)) return;          \
-  const Shape& xs = shape_of(c, c.input(0));                  \
+  const Shape xs = shape_of(c, c.input(0));                  \
   (void)xs;
 
 void reshape_rule(GradCtx& c) {
@@ -94,20 +95,23 @@ void concat_rule(GradCtx& c) {
 
 void split_rule(GradCtx& c) {
   if (!c.needs_input_grad(0)) return;
-  const Node& n = c.node();
+  // Copies: emitting nodes may move the graph's node storage.
+  const std::vector<TensorId> outputs = c.node().outputs;
+  const int64_t axis = attr_int(c.node(), "axis", 0);
   std::vector<TensorId> parts;
   bool any = false;
-  for (size_t k = 0; k < n.outputs.size(); ++k) {
+  for (size_t k = 0; k < outputs.size(); ++k) {
     TensorId g = c.output_grad(k);
     any = any || g.valid();
     if (!g.valid()) {
-      const Tensor& o = c.tensor(n.outputs[k]);
-      g = c.emit1("ConstantOfShape", {c.ints(o.shape)}, {{"value", 0.0}, {"dtype", dtype_str(o.dtype)}});
+      const Shape os = c.tensor(outputs[k]).shape;  // copies: ints() adds a tensor
+      const std::string dt = dtype_str(c.tensor(outputs[k]).dtype);
+      g = c.emit1("ConstantOfShape", {c.ints(os)}, {{"value", 0.0}, {"dtype", dt}});
     }
     parts.push_back(g);
   }
   if (!any) return;
-  c.set_input_grad(0, c.emit1("Concat", parts, {{"axis", attr_int(n, "axis", 0)}}));
+  c.set_input_grad(0, c.emit1("Concat", parts, {{"axis", axis}}));
 }
 
 void slice_rule(GradCtx& c) {
@@ -139,7 +143,7 @@ void expand_rule(GradCtx& c) {
 
 void tile_rule(GradCtx& c) {
   MEMPLAN_GRAD_PROLOGUE
-  const Shape& ys = shape_of(c, dy);
+  const Shape ys = shape_of(c, dy);
   Shape split;
   std::vector<int64_t> rep_axes;
   for (size_t d = 0; d < xs.size(); ++d) {
@@ -162,7 +166,7 @@ void pad_rule(GradCtx& c) {
   if (c.needs_input_grad(2))
     throw Error(node_desc(n) + ": gradients with respect to Pad's constant_value are not supported");
   if (!c.needs_input_grad(0)) return;
-  const Shape& xs = shape_of(c, c.input(0));
+  const Shape xs = shape_of(c, c.input(0));
   const int64_t r = static_cast<int64_t>(xs.size());
   const std::vector<int64_t> pads = attr_or_const(c, "pads", 1).value();
   std::vector<int64_t> axes;
@@ -221,7 +225,7 @@ std::vector<int64_t> reduced_axes(const GradCtx& c, int64_t rank) {
 
 void reduce_rule(GradCtx& c) {
   MEMPLAN_GRAD_PROLOGUE
-  const std::string& op = c.node().op;
+  const std::string op = c.node().op;  // a copy: emit() may move the node storage
   const DType dt = c.tensor(dy).dtype;
   const std::vector<int64_t> axes = reduced_axes(c, static_cast<int64_t>(xs.size()));
   Shape keep = xs;

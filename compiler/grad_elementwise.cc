@@ -17,7 +17,8 @@ namespace memplan::grads {
 namespace {
 
 DType dtype_of(const GradCtx& c, TensorId t) { return c.tensor(t).dtype; }
-const Shape& shape_of(const GradCtx& c, TensorId t) { return c.tensor(t).shape; }
+/// A copy: emitting nodes adds tensors, which may move the graph's storage.
+Shape shape_of(const GradCtx& c, TensorId t) { return c.tensor(t).shape; }
 
 /// set_input_grad(i, unbroadcast(g, shape of input i)) if input i needs one.
 void set_unbroadcast(GradCtx& c, size_t i, TensorId g) {
