@@ -80,11 +80,10 @@ double normal(uint64_t stream, uint64_t i) {
 class PoolFeed final : public DataFeed {
  public:
   explicit PoolFeed(std::vector<InputMap> pool) : pool_(std::move(pool)) {}
-  const InputMap& next() override { return pool_[k_++ % pool_.size()]; }
+  const InputMap& batch(uint64_t k) override { return pool_[k % pool_.size()]; }
 
  private:
   std::vector<InputMap> pool_;
-  size_t k_ = 0;
 };
 
 InputMap synthetic_batch(const Graph& g, const std::vector<std::vector<NodeId>>& cons,
@@ -200,17 +199,18 @@ class NpyFeed final : public DataFeed {
     samples_ = samples;
   }
 
-  const InputMap& next() override {
+  const InputMap& batch(uint64_t k) override {
+    const uint64_t n = static_cast<uint64_t>(samples_);
     for (Source& s : src_) {
+      const int64_t first = static_cast<int64_t>((k % n) * (static_cast<uint64_t>(s.batch) % n) % n);
       std::vector<uint8_t>& out = cur_[s.name];
       for (int64_t r = 0; r < s.batch; ++r) {
-        int64_t k = (pos_ + r) % samples_;
+        int64_t at = (first + r) % samples_;
         if (s.sample_bytes > 0)
-          std::memcpy(out.data() + r * s.sample_bytes, s.data.data() + k * s.sample_bytes,
+          std::memcpy(out.data() + r * s.sample_bytes, s.data.data() + at * s.sample_bytes,
                       static_cast<size_t>(s.sample_bytes));
       }
     }
-    if (!src_.empty()) pos_ = (pos_ + src_.front().batch) % samples_;
     return cur_;
   }
 
@@ -222,7 +222,7 @@ class NpyFeed final : public DataFeed {
   };
   std::vector<Source> src_;
   InputMap cur_;
-  int64_t samples_ = 1, pos_ = 0;
+  int64_t samples_ = 1;
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 //
 // Synthetic (--synthetic): deterministic from the seed, LEARNABLE so that the
 // loss of a training run can fall:
-//  1. a pool of kSyntheticPool batches is generated once and repeats;
+//  1. a pool of kSyntheticPool batches is generated once; batch k is pool[k % kSyntheticPool];
 //  2. float inputs are N(0, 1);
 //  3. integer inputs get a valid range from how the graph reads them (through
 //     views and Cast): labels of SoftmaxCrossEntropyLoss (input 1) -> [0, C)
@@ -17,7 +17,7 @@
 // Files (--data DIR): DIR/NAME.npy per graph input (NAME with '/' and '\'
 // replaced by '_'): dtype equal to the input's, shape [samples, *input.shape[1:]]
 // (a scalar input: [samples]); batch k takes samples k*B .. k*B+B-1 modulo the
-// sample count (B = input.shape[0]); all files must hold the same number of
+// sample count (B = input.shape[0]), wrapping around; all files must hold the same number of
 // samples. Errors name the file.
 #pragma once
 
@@ -38,8 +38,10 @@ using InputMap = std::map<std::string, std::vector<uint8_t>>;
 class DataFeed {
  public:
   virtual ~DataFeed() = default;
-  /// The next batch (every graph input of the graph the feed was made for).
-  virtual const InputMap& next() = 0;
+  /// Batch number k (every graph input of the graph the feed was made for).
+  /// A pure function of k, so that a resumed run at step k sees what an
+  /// uninterrupted run would have seen.
+  virtual const InputMap& batch(uint64_t k) = 0;
 };
 
 std::unique_ptr<DataFeed> make_synthetic_feed(const Graph& g, uint64_t seed);

@@ -74,7 +74,7 @@ int run_command(const RunArgs& a, std::ostream& out, std::ostream& err) {
       a.synthetic ? make_synthetic_feed(ex->graph(), seed) : make_npy_feed(ex->graph(), a.data);
   const bool tty = a.progress && is_terminal(out);
   for (int i = 1; i <= a.steps; ++i) {
-    StepResult r = ex->step(feed->next());
+    StepResult r = ex->step(feed->batch(ex->step_count()));
     if (!r.finite)
       throw Error(fmt::format("step {}/{}: {}; stopping (no checkpoint written)", i, a.steps,
                               r.first_nonfinite_op));
