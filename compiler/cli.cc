@@ -13,6 +13,7 @@
 #include "compiler/pipeline.h"
 #include "compiler/plan_verify.h"
 #include "passes/bind_dims.h"
+#include "runtime/run_command.h"
 
 namespace memplan {
 
@@ -381,6 +382,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                 "writes, summary figures; exit 0 only if valid");
   verify_cmd->add_option("plan", plan_path, "Plan file (JSON)")->required();
 
+  RunArgs ra;
+  CLI::App* run = app.add_subcommand(
+      "run", "Execute a plan's training step on the CPU in one preallocated arena");
+  add_run_options(*run, ra);
+
   std::string baseline, tolerance = "1%";
   bool update = false;
   CLI::App* check = app.add_subcommand(
@@ -409,6 +415,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (*inspect) return do_inspect(plan_path, top, out);
     if (*verify_cmd) return do_verify(plan_path, out, err);
     if (*check) return do_check(plan_path, baseline, tolerance, update, out, err);
+    if (*run) return run_command(ra, out, err);
   } catch (const Error& e) {
     err << "memplan: error: " << e.what() << "\n";
     return 1;
