@@ -171,7 +171,9 @@ TensorId reshape(GradCtx& c, TensorId t, const Shape& s) {
 
 /// Y = A @ B with numpy batch broadcasting; 1-D operands are made 2-D
 /// ([K] -> [1, K] for A, [K] -> [K, 1] for B) by views.
-///   dA = unbroadcast(dY @ B^T),  dB = unbroadcast(A^T @ dY)
+///   dA = dY @ B^T,  dB = A^T @ dY
+/// each summed over the batches its operand was broadcast along, inside
+/// MatMulTrans (batch_shape), so no [batch, K, N] intermediate is made.
 void matmul(GradCtx& c) {
   TensorId dy = c.output_grad(0);
   if (!dy.valid()) return;
@@ -186,14 +188,17 @@ void matmul(GradCtx& c) {
     bs2.push_back(1);
     ys2.push_back(1);
   }
+  auto batch = [](const Shape& s) { return std::vector<int64_t>(s.begin(), s.end() - 2); };
   const TensorId dy2 = reshape(c, dy, ys2);
   if (c.needs_input_grad(0)) {
-    TensorId d = c.emit1("MatMulTrans", {dy2, reshape(c, B, bs2)}, {{"transB", int64_t{1}}});
-    c.set_input_grad(0, reshape(c, c.unbroadcast(d, as2), as));
+    TensorId d = c.emit1("MatMulTrans", {dy2, reshape(c, B, bs2)},
+                         {{"transB", int64_t{1}}, {"batch_shape", batch(as2)}});
+    c.set_input_grad(0, reshape(c, d, as));
   }
   if (c.needs_input_grad(1)) {
-    TensorId d = c.emit1("MatMulTrans", {reshape(c, A, as2), dy2}, {{"transA", int64_t{1}}});
-    c.set_input_grad(1, reshape(c, c.unbroadcast(d, bs2), bs));
+    TensorId d = c.emit1("MatMulTrans", {reshape(c, A, as2), dy2},
+                         {{"transA", int64_t{1}}, {"batch_shape", batch(bs2)}});
+    c.set_input_grad(1, reshape(c, d, bs));
   }
 }
 

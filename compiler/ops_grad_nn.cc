@@ -5,7 +5,8 @@
 //   MaxPoolGrad(dY, X) -> dX              attrs: MaxPool's (argmax recomputed from X)
 //   AveragePoolGrad(dY) -> dX             attrs: AveragePool's + input_shape
 //   GlobalAveragePoolGrad(dY) -> dX       attrs: input_shape
-//   MatMulTrans(A, B) -> Y                MatMul with transA / transB on the last two dims
+//   MatMulTrans(A, B) -> Y                MatMul with transA / transB on the last two dims;
+//                                         batch_shape: Y's batch dims (other batches summed)
 //   SoftmaxGrad(dY, Y), LogSoftmaxGrad(dY, Y) -> dX      attr axis
 //   LayerNormalizationGrad(dY, X, Scale, Mean, InvStdDev) -> (dX, dScale, dB)   attr axis
 //   BatchNormTraining(X, scale, B, running_mean, running_var)
@@ -19,6 +20,8 @@
 // The im2col ops (Conv, ConvTranspose, ConvGradInput, ConvGradWeight) ask
 // for a workspace of one column matrix: C/g * prod(kernel) * prod(conv
 // output spatial) elements, none for a pointwise window.
+#include <algorithm>
+
 #include "compiler/ops_common.h"
 
 namespace memplan::ops {
@@ -101,6 +104,18 @@ Types matmul_trans(const InferCtx& c) {
   const int64_t kb = tb ? b.back() : b[b.size() - 2], nn = tb ? b[b.size() - 2] : b.back();
   if (k != kb) c.fail("inner dimensions differ: " + shape_str(a) + " x " + shape_str(b));
   Shape out = broadcast(c, Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
+  if (c.node().has_attr("batch_shape")) {
+    // The other broadcast batches are summed: each kept dim is the broadcast
+    // one or 1, and leading dims may be dropped.
+    Shape yb = attr_ints(c.node(), "batch_shape");
+    bool ok = yb.size() <= out.size();
+    for (size_t i = 0; ok && i < yb.size(); ++i) {
+      const int64_t full = out[out.size() - yb.size() + i];
+      ok = yb[i] == full || yb[i] == 1;
+    }
+    if (!ok) c.fail("batch_shape " + shape_str(yb) + " is not a reduction of " + shape_str(out));
+    out = yb;
+  }
   out.push_back(m);
   out.push_back(nn);
   return {{c.dtype(0), out}};
@@ -109,7 +124,19 @@ double matmul_trans_flops(const Graph& g, const Node& n) {
   const Shape& a = g.tensor(n.inputs[0]).shape;
   if (a.size() < 2) return 0;
   const bool ta = attr_int(n, "transA", 0) != 0;
-  return 2 * static_cast<double>(ta ? a[a.size() - 2] : a.back()) * out_elems(g, n);
+  // Every broadcast batch is multiplied, also those summed into one output.
+  const Shape& b = g.tensor(n.inputs[1]).shape;
+  if (b.size() < 2) return 0;
+  const bool tb = attr_int(n, "transB", 0) != 0;
+  const double m = static_cast<double>(ta ? a.back() : a[a.size() - 2]);
+  const double nn = static_cast<double>(tb ? b[b.size() - 2] : b.back());
+  double batches = 1;
+  for (size_t i = 0; i + 2 < std::max(a.size(), b.size()); ++i) {
+    const size_t ia = i + a.size(), ib = i + b.size(), r = std::max(a.size(), b.size());
+    const int64_t da = ia >= r ? a[ia - r] : 1, db = ib >= r ? b[ib - r] : 1;
+    batches *= static_cast<double>(std::max(da, db));
+  }
+  return 2 * static_cast<double>(ta ? a[a.size() - 2] : a.back()) * m * nn * batches;
 }
 
 Types same_as_input1(const InferCtx& c) {
@@ -198,7 +225,7 @@ void register_grad_nn(std::vector<OpDef>& t) {
   t.push_back({.name = "GlobalAveragePoolGrad", .attrs = {"input_shape"},
                .infer = from_input_shape});
   t.push_back({.name = "MatMulTrans", .min_inputs = 2, .max_inputs = 2,
-               .attrs = {"transA", "transB"}, .infer = matmul_trans,
+               .attrs = {"batch_shape", "transA", "transB"}, .infer = matmul_trans,
                .flops = matmul_trans_flops});
   for (std::string_view op : {"SoftmaxGrad", "LogSoftmaxGrad"})
     t.push_back({.name = op, .min_inputs = 2, .max_inputs = 2, .attrs = {"axis"},

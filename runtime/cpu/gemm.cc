@@ -1,7 +1,10 @@
 // CPU kernels: Gemm, MatMul (batched, broadcast, 1-D operands) and the
 // backward op MatMulTrans (MatMul with the last two dims of A and/or B
-// transposed: attrs transA, transB), all on cblas GEMM, one call per batch
-// (or one call for all batches when B is shared and A is not transposed).
+// transposed: attrs transA, transB; optional batch_shape: Y's batch dims,
+// the other broadcast batches are summed, so a weight gradient is one
+// [K, N] matrix and never a [batch, K, N] intermediate), all on cblas GEMM,
+// one call per batch, or one call in total when B is shared (dY @ W^T) or
+// when every batch is summed (X^T @ dY).
 #include <algorithm>
 
 #include "runtime/cpu/nn_util.h"
@@ -31,9 +34,12 @@ std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
   return off;
 }
 
-/// Y[batch, M, N] = op(A) @ op(B) with A, B at least 2-D (batch dims broadcast).
+/// Y[batch, M, N] = op(A) @ op(B) with A, B at least 2-D (batch dims
+/// broadcast). With `ybatch` (MatMulTrans's batch_shape) the products of
+/// broadcast batches that Y does not have (missing or 1 in ybatch) are summed.
 template <class T>
-void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y) {
+void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y,
+             const Shape* ybatch = nullptr) {
   const int64_t ar = static_cast<int64_t>(as.size()), br = static_cast<int64_t>(bs.size());
   const int64_t M = ta ? as[ar - 1] : as[ar - 2], K = ta ? as[ar - 2] : as[ar - 1];
   const int64_t N = tb ? bs[br - 2] : bs[br - 1];
@@ -45,17 +51,28 @@ void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y)
     int64_t& o = out[out.size() - other.size() + i];
     o = std::max(o, other[i]);
   }
-  const int64_t nb = prod(out, 0, out.size());
-  if (bbatch.empty() || prod(bbatch, 0, bbatch.size()) == 1) {
-    if (!ta && prod(abatch, 0, abatch.size()) == nb) {  // one GEMM: [nb*M, K] @ op(B)
-      gemm(false, tb, nb * M, N, K, T(1), A, lda, B, ldb, T(0), Y, N);
-      return;
-    }
+  const Shape yb = ybatch ? *ybatch : out;
+  const int64_t nb = prod(out, 0, out.size()), nyb = prod(yb, 0, yb.size());
+  const int64_t na = prod(abatch, 0, abatch.size()), nbb = prod(bbatch, 0, bbatch.size());
+  if (nbb == 1 && !ta && na == nb && nyb == nb) {  // one GEMM: [nb*M, K] @ op(B)
+    gemm(false, tb, nb * M, N, K, T(1), A, lda, B, ldb, T(0), Y, N);
+    return;
+  }
+  if (nyb == 1 && ta && !tb && na == nb && nbb == nb) {  // sum_b A_b^T B_b in one GEMM
+    gemm(true, false, M, N, nb * K, T(1), A, lda, B, ldb, T(0), Y, N);
+    return;
   }
   std::vector<int64_t> ao = batch_offsets(abatch, out), bo = batch_offsets(bbatch, out);
-  for (int64_t b = 0; b < nb; ++b)
-    gemm(ta, tb, M, N, K, T(1), A + ao[static_cast<size_t>(b)] * M * K, lda,
-         B + bo[static_cast<size_t>(b)] * K * N, ldb, T(0), Y + b * M * N, N);
+  std::vector<int64_t> yo = batch_offsets(yb, out);
+  std::vector<char> written(static_cast<size_t>(nyb), 0);
+  for (int64_t b = 0; b < nb; ++b) {
+    const size_t i = static_cast<size_t>(b), y = static_cast<size_t>(yo[i]);
+    gemm(ta, tb, M, N, K, T(1), A + ao[i] * M * K, lda, B + bo[i] * K * N, ldb,
+         written[y] ? T(1) : T(0), Y + yo[i] * M * N, N);
+    written[y] = 1;
+  }
+  for (size_t y = 0; y < written.size(); ++y)
+    if (!written[y]) std::fill(Y + static_cast<int64_t>(y) * M * N, Y + static_cast<int64_t>(y + 1) * M * N, T(0));
 }
 
 void matmul(const KernelArgs& a) {
@@ -84,7 +101,8 @@ void matmul_trans(const KernelArgs& a) {
       std::fill(Y.as<T>(), Y.as<T>() + Y.numel, T(0));
       return;
     }
-    batched(A.as<T>(), A.shape, ta, B.as<T>(), B.shape, tb, Y.as<T>());
+    const Shape yb(Y.shape.begin(), Y.shape.end() - 2);
+    batched(A.as<T>(), A.shape, ta, B.as<T>(), B.shape, tb, Y.as<T>(), &yb);
   });
 }
 
