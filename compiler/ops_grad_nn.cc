@@ -18,13 +18,21 @@
 //   NegativeLogLikelihoodLossGrad(dL, labels, weights?) -> dX   attr input_shape
 //
 // The im2col ops (Conv, ConvTranspose, ConvGradInput, ConvGradWeight) ask
-// for a workspace of one column matrix: C/g * prod(kernel) * prod(conv
-// output spatial) elements, none for a pointwise window.
+// for a workspace holding a tile of the column matrix: C/g * prod(kernel)
+// rows by T output positions, T = prod(conv output spatial) capped so the
+// tile stays within kIm2colTileBytes (but at least one column); none for a
+// pointwise window. The kernels (runtime/cpu/conv.cc) derive T from the
+// workspace they are given, so the two sides agree by construction.
 #include <algorithm>
 
 #include "compiler/ops_common.h"
 
 namespace memplan::ops {
+
+/// Upper bound of an im2col tile: 2 MiB keeps the arena growth of a conv
+/// net small (VGG-16's largest full column matrix is 110 MiB) while each
+/// tile GEMM still has >= 100 columns for C/g * K up to 4608 (512 x 3x3) in f32.
+constexpr int64_t kIm2colTileBytes = int64_t{2} << 20;
 
 int64_t conv_workspace_bytes(const Graph& g, const Node& n) {
   if (n.inputs.size() < 2 || n.outputs.empty() || !n.outputs[0].valid()) return 0;
@@ -52,10 +60,12 @@ int64_t conv_workspace_bytes(const Graph& g, const Node& n) {
   for (int64_t s : attr_ints(n, "strides")) pointwise = pointwise && s == 1;
   for (int64_t p : attr_ints(n, "pads")) pointwise = pointwise && p == 0;
   if (pointwise) return 0;
-  int64_t elems = 1;
-  for (size_t i = 1; i < w.size(); ++i) elems *= w[i];
-  for (size_t i = 2; i < conv_out.size(); ++i) elems *= conv_out[i];
-  return elems * static_cast<int64_t>(dtype_size(out.dtype));
+  int64_t column = static_cast<int64_t>(dtype_size(out.dtype));  // bytes of one column
+  for (size_t i = 1; i < w.size(); ++i) column *= w[i];
+  int64_t positions = 1;
+  for (size_t i = 2; i < conv_out.size(); ++i) positions *= conv_out[i];
+  if (column == 0 || positions == 0) return 0;
+  return column * std::min(positions, std::max<int64_t>(1, kIm2colTileBytes / column));
 }
 
 namespace {

@@ -149,7 +149,8 @@ TEST_P(ConvTest, MatchesDirectConvolution) {
                      {"dilations", std::vector<int64_t>{p.dh, p.dw}}});
     ASSERT_EQ(net.g.tensor(y[0]).shape, (Shape{p.N, p.M, p.OH(), p.OW()}));
     // The im2col workspace is one column matrix: C/g * kh * kw * OH * OW
-    // elements, none for a pointwise (1x1, stride 1, unpadded) conv.
+    // elements (these shapes are below the 2 MiB tile cap), none for a
+    // pointwise (1x1, stride 1, unpadded) conv.
     const bool pointwise = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 &&
                            p.pw == 0;
     const int64_t ws = pointwise ? 0
@@ -171,6 +172,53 @@ INSTANTIATE_TEST_SUITE_P(
         Conv2d{2, 2, 8, 7, 3, 3, 2, 1, 1, 2, 0, 1, 2, 2},   // dilation 2, asymmetric
         Conv2d{1, 4, 4, 4, 4, 3, 3, 4, 1, 1, 1, 1, 1, 1},   // depthwise
         Conv2d{2, 3, 4, 5, 2, 1, 1, 1, 1, 1, 0, 0, 1, 1})); // pointwise: no im2col
+
+/// A column matrix above the 2 MiB tile cap is processed in tiles: C = 8,
+/// 3x3 kernel -> one column is 8 * 9 * 4 = 288 bytes; 2 MiB / 288 = 7281
+/// positions per tile, so the 96 x 96 = 9216 output positions take two tiles
+/// (7281 + 1935). Conv, ConvGradInput and ConvGradWeight must all still be
+/// exact: Conv against the direct loop, the gradients by adjointness
+/// <ConvGradInput(dy, w), x> = <dy, Conv(x, w)> = <ConvGradWeight(dy, x), w>.
+TEST(NnKernels, ConvTilesALargeColumnMatrix) {
+  //       N  C   H   W  M kh kw g sh sw ph pw dh dw
+  Conv2d p{1, 8, 96, 96, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  std::mt19937 rng(9);
+  Net net;
+  TensorId x = net.random({p.N, p.C, p.H, p.W}, rng);
+  TensorId w = net.random({p.M, p.C, p.kh, p.kw}, rng);
+  Attrs at{{"pads", std::vector<int64_t>{1, 1, 1, 1}}};
+  auto y = net.op("Conv", {x, w}, at);
+  EXPECT_EQ(node_workspace_bytes(net.g, net.g.node(net.node)), 288 * 7281);
+  auto conv = net.run({y[0]})[0];
+  expect_near(conv, naive_conv(p, net.value(x), net.value(w), nullptr), 1e-5);
+
+  std::vector<double> dyv(conv.size());
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (double& v : dyv) v = u(rng);
+  double dy_dot_conv = 0;
+  for (size_t i = 0; i < conv.size(); ++i) dy_dot_conv += dyv[i] * conv[i];
+
+  Net gi;
+  TensorId gdy = gi.in({1, 3, 96, 96}, dyv), gw = gi.in({3, 8, 3, 3}, net.value(w));
+  Attrs ai = at;
+  ai["input_shape"] = std::vector<int64_t>{1, 8, 96, 96};
+  auto dx = gi.op("ConvGradInput", {gdy, gw}, ai);
+  EXPECT_EQ(node_workspace_bytes(gi.g, gi.g.node(gi.node)), 288 * 7281);
+  auto dxv = gi.run({dx[0]})[0];
+  double dx_dot_x = 0;
+  for (size_t i = 0; i < dxv.size(); ++i) dx_dot_x += dxv[i] * net.value(x)[i];
+  EXPECT_NEAR(dx_dot_x, dy_dot_conv, 1e-4 * (1 + std::abs(dy_dot_conv)));
+
+  Net gw2;
+  TensorId wdy = gw2.in({1, 3, 96, 96}, dyv), wx = gw2.in({1, 8, 96, 96}, net.value(x));
+  Attrs aw = at;
+  aw["weight_shape"] = std::vector<int64_t>{3, 8, 3, 3};
+  auto dw = gw2.op("ConvGradWeight", {wdy, wx}, aw);
+  auto dwv = gw2.run({dw[0]})[0];
+  double dw_dot_w = 0;
+  for (size_t i = 0; i < dwv.size(); ++i) dw_dot_w += dwv[i] * net.value(w)[i];
+  EXPECT_NEAR(dw_dot_w, dy_dot_conv, 1e-4 * (1 + std::abs(dy_dot_conv)));
+}
 
 /// ConvTranspose is the adjoint of Conv: <ConvTranspose(x, w), y> = <x, Conv(y, w)>
 /// for the same strides / pads / groups (no bias), checked with the naive conv.

@@ -10,8 +10,12 @@
 // (its input is ConvTranspose's Y, its output ConvTranspose's X).
 //
 // col lives in the op's planned workspace (KernelArgs::workspace, sized by
-// compiler conv_workspace_bytes: C/g * K * OS elements). A pointwise window
-// (kernel 1, stride 1, no padding) needs no col: X itself is the matrix.
+// compiler conv_workspace_bytes). It holds a tile of T output positions,
+// col[C/g * K, T], T = workspace_bytes / (C/g * K * sizeof(T)) (at most OS):
+// the GEMMs then work on column blocks of Y / dY (leading dimension OS), so
+// the arena pays for a bounded tile, not the whole column matrix. A
+// pointwise window (kernel 1, stride 1, no padding) needs no col: X itself
+// is the matrix.
 #include <algorithm>
 #include <cstring>
 
@@ -34,39 +38,46 @@ ConvDims dims(const Window& w, int64_t N, int64_t C, int64_t M, int64_t group) {
   return d;
 }
 
+/// The column buffer (nullptr for a pointwise window) and how many output
+/// positions one tile of it holds: workspace_bytes / (C/g * K * sizeof(T)),
+/// at most OS. The compiler sizes the workspace (conv_workspace_bytes).
 template <class T>
-T* col_buffer(const KernelArgs& a, const ConvDims& d) {
+T* col_buffer(const KernelArgs& a, const ConvDims& d, int64_t* tile) {
+  *tile = d.OS;
   if (d.w.pointwise()) return nullptr;
-  const int64_t need = d.Cg * d.K * d.OS * static_cast<int64_t>(sizeof(T));
-  if (a.workspace == nullptr || a.workspace_bytes < need)
+  const int64_t col_bytes = d.Cg * d.K * static_cast<int64_t>(sizeof(T));
+  if (a.workspace == nullptr || col_bytes == 0 || a.workspace_bytes < col_bytes)
     throw InternalError(node_desc(*a.node) + ": im2col workspace of " +
-                        std::to_string(a.workspace_bytes) + " bytes, " + std::to_string(need) +
-                        " needed");
+                        std::to_string(a.workspace_bytes) + " bytes, at least " +
+                        std::to_string(col_bytes) + " needed");
+  *tile = std::min(d.OS, a.workspace_bytes / col_bytes);
   return static_cast<T*>(a.workspace);
 }
 
-/// col[Cg*K, OS] from the Cg channel planes at x (each IS elements).
+/// col[Cg*K, T] for output positions [o0, o0 + T) from the Cg planes at x.
 template <class T>
-void im2col(const ConvDims& d, const T* x, T* col, std::vector<int64_t>& row) {
+void im2col(const ConvDims& d, const T* x, int64_t o0, int64_t t, T* col,
+            std::vector<int64_t>& row) {
   for (int64_t k = 0; k < d.K; ++k) {
-    d.w.kernel_row(k, row);
+    d.w.kernel_row(k, o0, t, row);
     for (int64_t c = 0; c < d.Cg; ++c) {
-      T* dst = col + (c * d.K + k) * d.OS;
+      T* dst = col + (c * d.K + k) * t;
       const T* src = x + c * d.IS;
-      for (int64_t o = 0; o < d.OS; ++o) dst[o] = row[o] < 0 ? T(0) : src[row[o]];
+      for (int64_t o = 0; o < t; ++o) dst[o] = row[o] < 0 ? T(0) : src[row[o]];
     }
   }
 }
 
-/// Accumulates col[Cg*K, OS] into the (zeroed) Cg channel planes at x.
+/// Accumulates col[Cg*K, T] (output positions [o0, o0 + T)) into the Cg planes at x.
 template <class T>
-void col2im(const ConvDims& d, const T* col, T* x, std::vector<int64_t>& row) {
+void col2im(const ConvDims& d, const T* col, int64_t o0, int64_t t, T* x,
+            std::vector<int64_t>& row) {
   for (int64_t k = 0; k < d.K; ++k) {
-    d.w.kernel_row(k, row);
+    d.w.kernel_row(k, o0, t, row);
     for (int64_t c = 0; c < d.Cg; ++c) {
-      const T* src = col + (c * d.K + k) * d.OS;
+      const T* src = col + (c * d.K + k) * t;
       T* dst = x + c * d.IS;
-      for (int64_t o = 0; o < d.OS; ++o)
+      for (int64_t o = 0; o < t; ++o)
         if (row[o] >= 0) dst[row[o]] += src[o];
     }
   }
@@ -83,56 +94,66 @@ void add_bias(const TensorArg& b, T* y, int64_t N, int64_t M, int64_t S) {
     }
 }
 
-/// y[N, M, OS] = Conv(x[N, C, IS], w).
+/// y[N, M, OS] = Conv(x[N, C, IS], w), one GEMM per (n, g, output tile).
 template <class T>
 void conv_forward(const KernelArgs& a, const ConvDims& d, const T* x, const T* w, T* y) {
-  T* col = col_buffer<T>(a, d);
+  int64_t tile;
+  T* col = col_buffer<T>(a, d, &tile);
   std::vector<int64_t> row;
+  const int64_t CK = d.Cg * d.K;
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t g = 0; g < d.group; ++g) {
       const T* xg = x + (n * d.C + g * d.Cg) * d.IS;
-      const T* cm = xg;
-      if (col) {
-        im2col(d, xg, col, row);
-        cm = col;
+      T* yg = y + (n * d.M + g * d.Mg) * d.OS;
+      for (int64_t o0 = 0; o0 < d.OS; o0 += tile) {
+        const int64_t t = std::min(tile, d.OS - o0);
+        if (col) im2col(d, xg, o0, t, col, row);
+        gemm(false, false, d.Mg, t, CK, T(1), w + g * d.Mg * CK, CK, col ? col : xg + o0,
+             col ? t : d.OS, T(0), yg + o0, d.OS);
       }
-      gemm(false, false, d.Mg, d.OS, d.Cg * d.K, T(1), w + g * d.Mg * d.Cg * d.K, d.Cg * d.K, cm,
-           d.OS, T(0), y + (n * d.M + g * d.Mg) * d.OS, d.OS);
     }
 }
 
 /// dx[N, C, IS] = ConvGradInput(dy[N, M, OS], w).
 template <class T>
 void conv_backward_data(const KernelArgs& a, const ConvDims& d, const T* dy, const T* w, T* dx) {
-  T* col = col_buffer<T>(a, d);
+  int64_t tile;
+  T* col = col_buffer<T>(a, d, &tile);
   std::vector<int64_t> row;
+  const int64_t CK = d.Cg * d.K;
   if (col) std::fill(dx, dx + d.N * d.C * d.IS, T(0));
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t g = 0; g < d.group; ++g) {
       T* dxg = dx + (n * d.C + g * d.Cg) * d.IS;
-      gemm(true, false, d.Cg * d.K, d.OS, d.Mg, T(1), w + g * d.Mg * d.Cg * d.K, d.Cg * d.K,
-           dy + (n * d.M + g * d.Mg) * d.OS, d.OS, T(0), col ? col : dxg, d.OS);
-      if (col) col2im(d, col, dxg, row);
+      const T* dyg = dy + (n * d.M + g * d.Mg) * d.OS;
+      for (int64_t o0 = 0; o0 < d.OS; o0 += tile) {
+        const int64_t t = std::min(tile, d.OS - o0);
+        gemm(true, false, CK, t, d.Mg, T(1), w + g * d.Mg * CK, CK, dyg + o0, d.OS, T(0),
+             col ? col : dxg + o0, col ? t : d.OS);
+        if (col) col2im(d, col, o0, t, dxg, row);
+      }
     }
 }
 
 /// dw[M, Cg, k] = ConvGradWeight(dy[N, M, OS], x[N, C, IS]).
 template <class T>
 void conv_backward_weight(const KernelArgs& a, const ConvDims& d, const T* dy, const T* x, T* dw) {
-  T* col = col_buffer<T>(a, d);
+  int64_t tile;
+  T* col = col_buffer<T>(a, d, &tile);
   std::vector<int64_t> row;
+  const int64_t CK = d.Cg * d.K;
+  std::fill(dw, dw + d.M * CK, T(0));
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t g = 0; g < d.group; ++g) {
       const T* xg = x + (n * d.C + g * d.Cg) * d.IS;
-      const T* cm = xg;
-      if (col) {
-        im2col(d, xg, col, row);
-        cm = col;
+      const T* dyg = dy + (n * d.M + g * d.Mg) * d.OS;
+      for (int64_t o0 = 0; o0 < d.OS; o0 += tile) {
+        const int64_t t = std::min(tile, d.OS - o0);
+        if (col) im2col(d, xg, o0, t, col, row);
+        gemm(false, true, d.Mg, CK, t, T(1), dyg + o0, d.OS, col ? col : xg + o0,
+             col ? t : d.OS, T(1), dw + g * d.Mg * CK, CK);
       }
-      gemm(false, true, d.Mg, d.Cg * d.K, d.OS, T(1), dy + (n * d.M + g * d.Mg) * d.OS, d.OS, cm,
-           d.OS, n == 0 ? T(0) : T(1), dw + g * d.Mg * d.Cg * d.K, d.Cg * d.K);
     }
-  if (d.N == 0) std::fill(dw, dw + d.M * d.Cg * d.K, T(0));
 }
 
 int64_t group_of(const KernelArgs& a) { return attr_int(*a.node, "group", 1); }

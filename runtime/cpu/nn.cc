@@ -114,6 +114,30 @@ void Window::kernel_row(int64_t k, std::vector<int64_t>& row) const {
   }
 }
 
+void Window::kernel_row(int64_t k, int64_t o0, int64_t count, std::vector<int64_t>& row) const {
+  const size_t r = kernel.size();
+  std::vector<int64_t> kk(r), oo(r);
+  for (size_t d = r; d-- > 0;) {
+    kk[d] = k % kernel[d];
+    k /= kernel[d];
+    oo[d] = o0 % out[d];
+    o0 /= out[d];
+  }
+  row.resize(static_cast<size_t>(count));
+  for (int64_t j = 0; j < count; ++j) {
+    int64_t off = 0;
+    for (size_t d = 0; d < r && off >= 0; ++d) {
+      const int64_t i = oo[d] * strides[d] - pad_begin[d] + kk[d] * dilations[d];
+      off = (i < 0 || i >= in[d]) ? -1 : off * in[d] + i;
+    }
+    row[static_cast<size_t>(j)] = off;
+    for (size_t d = r; d-- > 0;) {  // next output position
+      if (++oo[d] < out[d]) break;
+      oo[d] = 0;
+    }
+  }
+}
+
 namespace {
 Window base_window(const KernelArgs& a, const std::vector<int64_t>& in,
                    const std::vector<int64_t>& out, const std::vector<int64_t>& kernel) {

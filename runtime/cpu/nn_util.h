@@ -52,6 +52,8 @@ struct Window {
   /// row-major over kernel) for each output position; -1 where it falls in
   /// the padding. Fills row[0 .. out_size()).
   void kernel_row(int64_t k, std::vector<int64_t>& row) const;
+  /// The same for output positions [o0, o0 + count) only (row[0 .. count)).
+  void kernel_row(int64_t k, int64_t o0, int64_t count, std::vector<int64_t>& row) const;
   /// Pointwise window: kernel 1, stride 1, no padding (im2col is the identity).
   bool pointwise() const;
 };
