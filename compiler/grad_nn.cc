@@ -24,7 +24,9 @@ Attrs pick(const Node& n, std::initializer_list<const char*> keep) {
   return r;
 }
 
-Shape shape_of(const GradCtx& c, TensorId t) { return c.tensor(t).shape; }
+Shape shape_of(const GradCtx& c, TensorId t) {
+  return c.tensor(t).shape;
+}
 
 void set_if(GradCtx& c, size_t i, TensorId g) {
   if (c.needs_input_grad(i) && g.valid()) c.set_input_grad(i, g);
@@ -33,7 +35,8 @@ void set_if(GradCtx& c, size_t i, TensorId g) {
 /// ReduceSum of dY over every axis except 1 (bias gradient of conv ops).
 TensorId bias_grad(GradCtx& c, TensorId dy) {
   std::vector<int64_t> axes{0};
-  for (int64_t a = 2; a < static_cast<int64_t>(shape_of(c, dy).size()); ++a) axes.push_back(a);
+  for (int64_t a = 2; a < static_cast<int64_t>(shape_of(c, dy).size()); ++a)
+    axes.push_back(a);
   return c.emit1("ReduceSum", {dy, c.ints(axes)}, {{"keepdims", int64_t{0}}});
 }
 
@@ -204,8 +207,7 @@ void matmul(GradCtx& c) {
 
 // ---------------------------------------------------------------- softmax
 
-template <const char* Op>
-void softmax_like(GradCtx& c) {
+template <const char* Op> void softmax_like(GradCtx& c) {
   TensorId dy = c.output_grad(0);
   if (!dy.valid() || !c.needs_input_grad(0)) return;
   c.set_input_grad(0, c.emit1(Op, {dy, c.output(0)}, pick(c.node(), {"axis"})));
@@ -219,9 +221,9 @@ void layer_norm(GradCtx& c) {
   TensorId dy = c.output_grad(0);
   if (!dy.valid()) return;
   const TensorId mean = c.ensure_output(1), inv = c.ensure_output(2);
-  std::vector<TensorId> g = c.emit("LayerNormalizationGrad",
-                                   {dy, c.input(0), c.input(1), mean, inv},
-                                   pick(c.node(), {"axis"}), 3);
+  std::vector<TensorId> g =
+      c.emit("LayerNormalizationGrad", {dy, c.input(0), c.input(1), mean, inv},
+             pick(c.node(), {"axis"}), 3);
   for (size_t i = 0; i < 3; ++i)
     if (i < c.num_inputs()) set_if(c, i, g[i]);
 }
@@ -232,7 +234,8 @@ void batch_norm_training(GradCtx& c) {
   const TensorId mean = c.ensure_output(3), inv = c.ensure_output(4);
   std::vector<TensorId> g =
       c.emit("BatchNormTrainingGrad", {dy, c.input(0), c.input(1), mean, inv}, {}, 3);
-  for (size_t i = 0; i < 3; ++i) set_if(c, i, g[i]);
+  for (size_t i = 0; i < 3; ++i)
+    set_if(c, i, g[i]);
 }
 
 // ---------------------------------------------------------------- dropout
@@ -242,8 +245,10 @@ void dropout(GradCtx& c) {
   if (!dy.valid() || !c.needs_input_grad(0)) return;
   const TensorId mask = c.ensure_output(1);
   std::vector<TensorId> in{dy, mask};
-  for (size_t i = 1; i < c.num_inputs(); ++i) in.push_back(c.input(i));
-  while (in.size() > 2 && !in.back().valid()) in.pop_back();
+  for (size_t i = 1; i < c.num_inputs(); ++i)
+    in.push_back(c.input(i));
+  while (in.size() > 2 && !in.back().valid())
+    in.pop_back();
   c.set_input_grad(0, c.emit1("DropoutGrad", in, pick(c.node(), {"ratio"})));
 }
 
@@ -255,8 +260,8 @@ void sce_loss(GradCtx& c) {
   const TensorId lp = c.ensure_output(1);
   std::vector<TensorId> in{dl, lp, c.input(1)};
   if (c.num_inputs() > 2 && c.input(2).valid()) in.push_back(c.input(2));
-  c.set_input_grad(0, c.emit1("SoftmaxCrossEntropyLossGrad", in,
-                              pick(c.node(), {"ignore_index", "reduction"})));
+  c.set_input_grad(
+      0, c.emit1("SoftmaxCrossEntropyLossGrad", in, pick(c.node(), {"ignore_index", "reduction"})));
 }
 
 void nll_loss(GradCtx& c) {
@@ -269,7 +274,7 @@ void nll_loss(GradCtx& c) {
   c.set_input_grad(0, c.emit1("NegativeLogLikelihoodLossGrad", in, a));
 }
 
-}  // namespace
+} // namespace
 
 void register_nn(Table& t) {
   t["Conv"] = conv;
@@ -289,4 +294,4 @@ void register_nn(Table& t) {
   t["NegativeLogLikelihoodLoss"] = nll_loss;
 }
 
-}  // namespace memplan::grads
+} // namespace memplan::grads

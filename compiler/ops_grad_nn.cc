@@ -54,16 +54,21 @@ int64_t conv_workspace_bytes(const Graph& g, const Node& n) {
     return 0;
   }
   if (w.size() < 3 || conv_in.size() != w.size() || conv_out.size() != w.size()) return 0;
-  bool pointwise = Shape(conv_in.begin() + 2, conv_in.end()) ==
-                   Shape(conv_out.begin() + 2, conv_out.end());
-  for (size_t i = 2; i < w.size(); ++i) pointwise = pointwise && w[i] == 1;
-  for (int64_t s : attr_ints(n, "strides")) pointwise = pointwise && s == 1;
-  for (int64_t p : attr_ints(n, "pads")) pointwise = pointwise && p == 0;
+  bool pointwise =
+      Shape(conv_in.begin() + 2, conv_in.end()) == Shape(conv_out.begin() + 2, conv_out.end());
+  for (size_t i = 2; i < w.size(); ++i)
+    pointwise = pointwise && w[i] == 1;
+  for (int64_t s : attr_ints(n, "strides"))
+    pointwise = pointwise && s == 1;
+  for (int64_t p : attr_ints(n, "pads"))
+    pointwise = pointwise && p == 0;
   if (pointwise) return 0;
-  int64_t column = static_cast<int64_t>(dtype_size(out.dtype));  // bytes of one column
-  for (size_t i = 1; i < w.size(); ++i) column *= w[i];
+  int64_t column = static_cast<int64_t>(dtype_size(out.dtype)); // bytes of one column
+  for (size_t i = 1; i < w.size(); ++i)
+    column *= w[i];
   int64_t positions = 1;
-  for (size_t i = 2; i < conv_out.size(); ++i) positions *= conv_out[i];
+  for (size_t i = 2; i < conv_out.size(); ++i)
+    positions *= conv_out[i];
   if (column == 0 || positions == 0) return 0;
   return column * std::min(positions, std::max<int64_t>(1, kIm2colTileBytes / column));
 }
@@ -97,10 +102,13 @@ Types max_pool_grad(const InferCtx& c) {
   require_same_dtype(c, 0, 1);
   return {{c.dtype(1), c.shape(1)}};
 }
-Types from_input_shape(const InferCtx& c) { return {{c.dtype(0), attr_shape(c, "input_shape")}}; }
+Types from_input_shape(const InferCtx& c) {
+  return {{c.dtype(0), attr_shape(c, "input_shape")}};
+}
 double pool_grad_flops(const Graph& g, const Node& n) {
   double k = 1;
-  for (int64_t d : attr_ints(n, "kernel_shape")) k *= static_cast<double>(d);
+  for (int64_t d : attr_ints(n, "kernel_shape"))
+    k *= static_cast<double>(d);
   return k * in_elems(g, n, 0);
 }
 
@@ -207,54 +215,97 @@ Types nll_loss_grad(const InferCtx& c) {
   return {{c.dtype(0), s}};
 }
 
-double five_per_out0(const Graph& g, const Node& n) { return 5 * out_elems(g, n, 0); }
+double five_per_out0(const Graph& g, const Node& n) {
+  return 5 * out_elems(g, n, 0);
+}
 
-}  // namespace
+} // namespace
 
 void register_grad_nn(std::vector<OpDef>& t) {
-  const std::vector<std::string_view> conv_attrs = {"auto_pad", "dilations", "group",
-                                                    "kernel_shape", "pads", "strides"};
+  const std::vector<std::string_view> conv_attrs = {"auto_pad",     "dilations", "group",
+                                                    "kernel_shape", "pads",      "strides"};
   auto with = [](std::vector<std::string_view> v, std::string_view extra) {
     v.push_back(extra);
     return v;
   };
-  t.push_back({.name = "ConvGradInput", .min_inputs = 2, .max_inputs = 2,
-               .attrs = with(conv_attrs, "input_shape"), .infer = conv_grad_input,
-               .flops = conv_grad_flops, .workspace = conv_workspace_bytes});
-  t.push_back({.name = "ConvGradWeight", .min_inputs = 2, .max_inputs = 2,
-               .attrs = with(conv_attrs, "weight_shape"), .infer = conv_grad_weight,
-               .flops = conv_grad_flops, .workspace = conv_workspace_bytes});
-  t.push_back({.name = "MaxPoolGrad", .min_inputs = 2, .max_inputs = 2,
+  t.push_back({.name = "ConvGradInput",
+               .min_inputs = 2,
+               .max_inputs = 2,
+               .attrs = with(conv_attrs, "input_shape"),
+               .infer = conv_grad_input,
+               .flops = conv_grad_flops,
+               .workspace = conv_workspace_bytes});
+  t.push_back({.name = "ConvGradWeight",
+               .min_inputs = 2,
+               .max_inputs = 2,
+               .attrs = with(conv_attrs, "weight_shape"),
+               .infer = conv_grad_weight,
+               .flops = conv_grad_flops,
+               .workspace = conv_workspace_bytes});
+  t.push_back({.name = "MaxPoolGrad",
+               .min_inputs = 2,
+               .max_inputs = 2,
                .attrs = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
                          "storage_order", "strides"},
-               .infer = max_pool_grad, .flops = pool_grad_flops});
+               .infer = max_pool_grad,
+               .flops = pool_grad_flops});
   t.push_back({.name = "AveragePoolGrad",
-               .attrs = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
-                         "input_shape", "kernel_shape", "pads", "strides"},
-               .infer = from_input_shape, .flops = pool_grad_flops});
-  t.push_back({.name = "GlobalAveragePoolGrad", .attrs = {"input_shape"},
-               .infer = from_input_shape});
-  t.push_back({.name = "MatMulTrans", .min_inputs = 2, .max_inputs = 2,
-               .attrs = {"batch_shape", "transA", "transB"}, .infer = matmul_trans,
+               .attrs = {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "input_shape",
+                         "kernel_shape", "pads", "strides"},
+               .infer = from_input_shape,
+               .flops = pool_grad_flops});
+  t.push_back(
+      {.name = "GlobalAveragePoolGrad", .attrs = {"input_shape"}, .infer = from_input_shape});
+  t.push_back({.name = "MatMulTrans",
+               .min_inputs = 2,
+               .max_inputs = 2,
+               .attrs = {"batch_shape", "transA", "transB"},
+               .infer = matmul_trans,
                .flops = matmul_trans_flops});
   for (std::string_view op : {"SoftmaxGrad", "LogSoftmaxGrad"})
-    t.push_back({.name = op, .min_inputs = 2, .max_inputs = 2, .attrs = {"axis"},
-                 .infer = same_as_input1, .flops = five_per_out0});
-  t.push_back({.name = "LayerNormalizationGrad", .min_inputs = 5, .max_inputs = 5,
-               .max_outputs = 3, .attrs = {"axis"}, .infer = layer_norm_grad,
+    t.push_back({.name = op,
+                 .min_inputs = 2,
+                 .max_inputs = 2,
+                 .attrs = {"axis"},
+                 .infer = same_as_input1,
+                 .flops = five_per_out0});
+  t.push_back({.name = "LayerNormalizationGrad",
+               .min_inputs = 5,
+               .max_inputs = 5,
+               .max_outputs = 3,
+               .attrs = {"axis"},
+               .infer = layer_norm_grad,
                .flops = five_per_out0});
-  t.push_back({.name = "BatchNormTraining", .min_inputs = 5, .max_inputs = 5, .min_outputs = 3,
-               .max_outputs = 5, .attrs = {"epsilon", "momentum"}, .infer = batch_norm_training,
+  t.push_back({.name = "BatchNormTraining",
+               .min_inputs = 5,
+               .max_inputs = 5,
+               .min_outputs = 3,
+               .max_outputs = 5,
+               .attrs = {"epsilon", "momentum"},
+               .infer = batch_norm_training,
                .flops = five_per_out0});
-  t.push_back({.name = "BatchNormTrainingGrad", .min_inputs = 5, .max_inputs = 5,
-               .max_outputs = 3, .infer = batch_norm_training_grad, .flops = five_per_out0});
-  t.push_back({.name = "DropoutGrad", .min_inputs = 2, .max_inputs = 4, .attrs = {"ratio"},
+  t.push_back({.name = "BatchNormTrainingGrad",
+               .min_inputs = 5,
+               .max_inputs = 5,
+               .max_outputs = 3,
+               .infer = batch_norm_training_grad,
+               .flops = five_per_out0});
+  t.push_back({.name = "DropoutGrad",
+               .min_inputs = 2,
+               .max_inputs = 4,
+               .attrs = {"ratio"},
                .infer = dropout_grad});
-  t.push_back({.name = "SoftmaxCrossEntropyLossGrad", .min_inputs = 3, .max_inputs = 4,
-               .attrs = {"ignore_index", "reduction"}, .infer = sce_loss_grad,
+  t.push_back({.name = "SoftmaxCrossEntropyLossGrad",
+               .min_inputs = 3,
+               .max_inputs = 4,
+               .attrs = {"ignore_index", "reduction"},
+               .infer = sce_loss_grad,
                .flops = five_per_out0});
-  t.push_back({.name = "NegativeLogLikelihoodLossGrad", .min_inputs = 2, .max_inputs = 3,
-               .attrs = {"ignore_index", "input_shape", "reduction"}, .infer = nll_loss_grad});
+  t.push_back({.name = "NegativeLogLikelihoodLossGrad",
+               .min_inputs = 2,
+               .max_inputs = 3,
+               .attrs = {"ignore_index", "input_shape", "reduction"},
+               .infer = nll_loss_grad});
 }
 
-}  // namespace memplan::ops
+} // namespace memplan::ops

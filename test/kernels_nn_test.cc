@@ -36,7 +36,8 @@ struct Net {
   TensorId random(Shape s, std::mt19937& rng, DType d = DType::f32) {
     std::uniform_real_distribution<double> u(-1, 1);
     std::vector<double> v(static_cast<size_t>(num_elements(s)));
-    for (double& x : v) x = u(rng);
+    for (double& x : v)
+      x = u(rng);
     return in(std::move(s), std::move(v), d);
   }
   /// Adds the node; outputs get inferred types. Returns output ids.
@@ -71,8 +72,10 @@ struct Net {
       std::vector<uint8_t> b;
       const DType d = g.tensor(id).dtype;
       for (double x : v) {
-        if (is_float(d)) encode_float(d, x, b);
-        else encode_int(d, static_cast<int64_t>(x), b);
+        if (is_float(d))
+          encode_float(d, x, b);
+        else
+          encode_int(d, static_cast<int64_t>(x), b);
       }
       it.set(id, std::move(b));
     }
@@ -82,7 +85,8 @@ struct Net {
       const std::vector<uint8_t>& b = it.get(t);
       const DType d = g.tensor(t).dtype;
       std::vector<double> v(static_cast<size_t>(g.tensor(t).numel()));
-      for (size_t i = 0; i < v.size(); ++i) v[i] = decode_float(d, b.data(), i);
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = decode_float(d, b.data(), i);
       r.push_back(std::move(v));
     }
     return r;
@@ -144,15 +148,16 @@ TEST_P(ConvTest, MatchesDirectConvolution) {
     TensorId w = net.random({p.M, p.C / p.group, p.kh, p.kw}, rng, d);
     TensorId b = net.random({p.M}, rng, d);
     auto y = net.op("Conv", {x, w, b},
-                    {{"group", p.group}, {"strides", std::vector<int64_t>{p.sh, p.sw}},
+                    {{"group", p.group},
+                     {"strides", std::vector<int64_t>{p.sh, p.sw}},
                      {"pads", std::vector<int64_t>{p.ph, p.pw, p.ph, p.pw}},
                      {"dilations", std::vector<int64_t>{p.dh, p.dw}}});
     ASSERT_EQ(net.g.tensor(y[0]).shape, (Shape{p.N, p.M, p.OH(), p.OW()}));
     // The im2col workspace is one column matrix: C/g * kh * kw * OH * OW
     // elements (these shapes are below the 2 MiB tile cap), none for a
     // pointwise (1x1, stride 1, unpadded) conv.
-    const bool pointwise = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 &&
-                           p.pw == 0;
+    const bool pointwise =
+        p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
     const int64_t ws = pointwise ? 0
                                  : p.C / p.group * p.kh * p.kw * p.OH() * p.OW() *
                                        static_cast<int64_t>(dtype_size(d));
@@ -194,9 +199,11 @@ TEST(NnKernels, ConvTilesALargeColumnMatrix) {
 
   std::vector<double> dyv(conv.size());
   std::uniform_real_distribution<double> u(-1, 1);
-  for (double& v : dyv) v = u(rng);
+  for (double& v : dyv)
+    v = u(rng);
   double dy_dot_conv = 0;
-  for (size_t i = 0; i < conv.size(); ++i) dy_dot_conv += dyv[i] * conv[i];
+  for (size_t i = 0; i < conv.size(); ++i)
+    dy_dot_conv += dyv[i] * conv[i];
 
   Net gi;
   TensorId gdy = gi.in({1, 3, 96, 96}, dyv), gw = gi.in({3, 8, 3, 3}, net.value(w));
@@ -206,7 +213,8 @@ TEST(NnKernels, ConvTilesALargeColumnMatrix) {
   EXPECT_EQ(node_workspace_bytes(gi.g, gi.g.node(gi.node)), 288 * 7281);
   auto dxv = gi.run({dx[0]})[0];
   double dx_dot_x = 0;
-  for (size_t i = 0; i < dxv.size(); ++i) dx_dot_x += dxv[i] * net.value(x)[i];
+  for (size_t i = 0; i < dxv.size(); ++i)
+    dx_dot_x += dxv[i] * net.value(x)[i];
   EXPECT_NEAR(dx_dot_x, dy_dot_conv, 1e-4 * (1 + std::abs(dy_dot_conv)));
 
   Net gw2;
@@ -216,7 +224,8 @@ TEST(NnKernels, ConvTilesALargeColumnMatrix) {
   auto dw = gw2.op("ConvGradWeight", {wdy, wx}, aw);
   auto dwv = gw2.run({dw[0]})[0];
   double dw_dot_w = 0;
-  for (size_t i = 0; i < dwv.size(); ++i) dw_dot_w += dwv[i] * net.value(w)[i];
+  for (size_t i = 0; i < dwv.size(); ++i)
+    dw_dot_w += dwv[i] * net.value(w)[i];
   EXPECT_NEAR(dw_dot_w, dy_dot_conv, 1e-4 * (1 + std::abs(dy_dot_conv)));
 }
 
@@ -224,24 +233,28 @@ TEST(NnKernels, ConvTilesALargeColumnMatrix) {
 /// for the same strides / pads / groups (no bias), checked with the naive conv.
 TEST(NnKernels, ConvTransposeIsAdjointOfConv) {
   //       N  C  H  W  M kh kw g sh sw ph pw dh dw
-  Conv2d p{2, 4, 7, 7, 6, 3, 3, 2, 2, 2, 1, 1, 1, 1};  // Conv: [2,4,7,7] -> [2,6,4,4]
+  Conv2d p{2, 4, 7, 7, 6, 3, 3, 2, 2, 2, 1, 1, 1, 1}; // Conv: [2,4,7,7] -> [2,6,4,4]
   std::mt19937 rng(5);
   Net net;
   TensorId x = net.random({p.N, p.M, p.OH(), p.OW()}, rng, DType::f64);
   TensorId w = net.random({p.M, p.C / p.group, p.kh, p.kw}, rng, DType::f64);
   auto y = net.op("ConvTranspose", {x, w},
-                  {{"group", p.group}, {"strides", std::vector<int64_t>{2, 2}},
+                  {{"group", p.group},
+                   {"strides", std::vector<int64_t>{2, 2}},
                    {"pads", std::vector<int64_t>{1, 1, 1, 1}}});
   // 2 * (4 - 1) + 3 - 2 = 7: ConvTranspose restores Conv's input size.
   ASSERT_EQ(net.g.tensor(y[0]).shape, (Shape{2, 4, 7, 7}));
   auto ct = net.run({y[0]})[0];
   std::uniform_real_distribution<double> u(-1, 1);
   std::vector<double> probe(ct.size());
-  for (double& v : probe) v = u(rng);
+  for (double& v : probe)
+    v = u(rng);
   auto conv = naive_conv(p, probe, net.value(w), nullptr);
   double lhs = 0, rhs = 0;
-  for (size_t i = 0; i < ct.size(); ++i) lhs += ct[i] * probe[i];
-  for (size_t i = 0; i < conv.size(); ++i) rhs += net.value(x)[i] * conv[i];
+  for (size_t i = 0; i < ct.size(); ++i)
+    lhs += ct[i] * probe[i];
+  for (size_t i = 0; i < conv.size(); ++i)
+    rhs += net.value(x)[i] * conv[i];
   EXPECT_NEAR(lhs, rhs, 1e-10 * (1 + std::abs(rhs)));
 }
 
@@ -263,7 +276,8 @@ TEST(NnKernels, MatMulMatchesNaiveLoopWithBroadcast) {
       for (int i = 0; i < 3; ++i)
         for (int j = 0; j < 2; ++j) {
           double s = 0;
-          for (int k = 0; k < 4; ++k) s += A[b0 * 12 + i * 4 + k] * B[b1 * 8 + k * 2 + j];
+          for (int k = 0; k < 4; ++k)
+            s += A[b0 * 12 + i * 4 + k] * B[b1 * 8 + k * 2 + j];
           want.push_back(s);
         }
   expect_near(got, want, 1e-5);
@@ -282,7 +296,7 @@ TEST(NnKernels, MatMulOneDimensionalOperands) {
   TensorId p = dot.in({3}, {1, 2, 3}, DType::f64), q = dot.in({3}, {4, 5, 6}, DType::f64);
   auto s = dot.op("MatMul", {p, q});
   EXPECT_EQ(dot.g.tensor(s[0]).shape, Shape{});
-  expect_near(dot.run({s[0]})[0], {32}, 1e-12);  // 4 + 10 + 18
+  expect_near(dot.run({s[0]})[0], {32}, 1e-12); // 4 + 10 + 18
 }
 
 TEST(NnKernels, GemmTransposesAndBroadcastsC) {
@@ -326,7 +340,8 @@ TEST(NnKernels, SoftmaxOnMiddleAxis) {
   for (int n = 0; n < 2; ++n)
     for (int k = 0; k < 4; ++k) {
       double s = 0;
-      for (int c = 0; c < 3; ++c) s += got[static_cast<size_t>(n * 12 + c * 4 + k)];
+      for (int c = 0; c < 3; ++c)
+        s += got[static_cast<size_t>(n * 12 + c * 4 + k)];
       EXPECT_NEAR(s, 1.0, 1e-12);
     }
 }
@@ -363,10 +378,9 @@ TEST(NnKernels, LayerNormalizationSavesMeanAndInvStdDev) {
   // Rows (1, 3) and (2, 6): means 2 and 4, biased variances 1 and 4.
   TensorId x = net.in({2, 2}, {1, 3, 2, 6}, DType::f64);
   TensorId s = net.in({2}, {1, 2}, DType::f64);
-  auto o = net.op("LayerNormalization", {x, s},
-                  {{"epsilon", 0.0}, {"stash_type", int64_t{11}}}, 3);
+  auto o = net.op("LayerNormalization", {x, s}, {{"epsilon", 0.0}, {"stash_type", int64_t{11}}}, 3);
   auto r = net.run({o[0], o[1], o[2]});
-  expect_near(r[0], {-1, 2, -1, 2}, 1e-12);  // xhat = (-1, 1) per row, times scale (1, 2)
+  expect_near(r[0], {-1, 2, -1, 2}, 1e-12); // xhat = (-1, 1) per row, times scale (1, 2)
   expect_near(r[1], {2, 4}, 1e-12);
   expect_near(r[2], {1, 0.5}, 1e-12);
 }
@@ -399,7 +413,8 @@ TEST(NnKernels, MaxPoolIndicesAndAveragePoolPadding) {
 TEST(NnKernels, DropoutMaskIsScaledDeterministicAndDropsTheRatio) {
   const int64_t n = 100000;
   std::vector<double> xv(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) xv[static_cast<size_t>(i)] = 1.0 + static_cast<double>(i % 7);
+  for (int64_t i = 0; i < n; ++i)
+    xv[static_cast<size_t>(i)] = 1.0 + static_cast<double>(i % 7);
   Net net;
   TensorId x = net.in({n}, xv);
   TensorId ratio = net.in({}, {0.5});
@@ -408,7 +423,7 @@ TEST(NnKernels, DropoutMaskIsScaledDeterministicAndDropsTheRatio) {
   auto a = net.run({o[0], o[1]}, /*seed=*/11, /*step=*/3);
   int64_t dropped = 0;
   for (size_t i = 0; i < xv.size(); ++i) {
-    ASSERT_NEAR(a[0][i], xv[i] * a[1][i] * 2.0, 1e-6) << i;  // Y = X * mask / (1 - 0.5)
+    ASSERT_NEAR(a[0][i], xv[i] * a[1][i] * 2.0, 1e-6) << i; // Y = X * mask / (1 - 0.5)
     dropped += a[1][i] == 0.0;
   }
   // Binomial(1e5, 0.5): standard deviation of the fraction is 0.0016; 0.01 is 6 sigma.
@@ -417,7 +432,8 @@ TEST(NnKernels, DropoutMaskIsScaledDeterministicAndDropsTheRatio) {
   EXPECT_EQ(again[0], a[1]) << "same (seed, step, rng_key) must give the same mask";
   auto next = net.run({o[1]}, 11, 4);
   int64_t differ = 0;
-  for (size_t i = 0; i < xv.size(); ++i) differ += next[0][i] != a[1][i];
+  for (size_t i = 0; i < xv.size(); ++i)
+    differ += next[0][i] != a[1][i];
   // Independent masks differ in about half the positions.
   EXPECT_NEAR(static_cast<double>(differ) / static_cast<double>(n), 0.5, 0.01);
 }
@@ -449,8 +465,8 @@ TEST(NnKernels, SoftmaxCrossEntropyMeanIgnoresIndex) {
   TensorId lt = nll.in({2}, {2, 0}, DType::i64, Role::constant);
   TensorId w = nll.in({3}, {1, 1, 2}, DType::f64);
   auto l = nll.op("NegativeLogLikelihoodLoss", {lp, lt, w}, {{"reduction", std::string("sum")}});
-  EXPECT_NEAR(nll.run({l[0]})[0][0], 2 * 3 + 1 * 4, 1e-12);  // -w[2]*(-3) - w[0]*(-4)
+  EXPECT_NEAR(nll.run({l[0]})[0][0], 2 * 3 + 1 * 4, 1e-12); // -w[2]*(-3) - w[0]*(-4)
 }
 
-}  // namespace
-}  // namespace memplan
+} // namespace
+} // namespace memplan

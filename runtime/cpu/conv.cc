@@ -25,7 +25,9 @@ namespace memplan::kernels::nn {
 
 namespace {
 
-Shape spatial(const Shape& s) { return Shape(s.begin() + 2, s.end()); }
+Shape spatial(const Shape& s) {
+  return Shape(s.begin() + 2, s.end());
+}
 
 /// Geometry of the underlying Conv: input channels C, output channels M.
 struct ConvDims {
@@ -41,8 +43,7 @@ ConvDims dims(const Window& w, int64_t N, int64_t C, int64_t M, int64_t group) {
 /// The column buffer (nullptr for a pointwise window) and how many output
 /// positions one tile of it holds: workspace_bytes / (C/g * K * sizeof(T)),
 /// at most OS. The compiler sizes the workspace (conv_workspace_bytes).
-template <class T>
-T* col_buffer(const KernelArgs& a, const ConvDims& d, int64_t* tile) {
+template <class T> T* col_buffer(const KernelArgs& a, const ConvDims& d, int64_t* tile) {
   *tile = d.OS;
   if (d.w.pointwise()) return nullptr;
   const int64_t col_bytes = d.Cg * d.K * static_cast<int64_t>(sizeof(T));
@@ -63,7 +64,8 @@ void im2col(const ConvDims& d, const T* x, int64_t o0, int64_t t, T* col,
     for (int64_t c = 0; c < d.Cg; ++c) {
       T* dst = col + (c * d.K + k) * t;
       const T* src = x + c * d.IS;
-      for (int64_t o = 0; o < t; ++o) dst[o] = row[o] < 0 ? T(0) : src[row[o]];
+      for (int64_t o = 0; o < t; ++o)
+        dst[o] = row[o] < 0 ? T(0) : src[row[o]];
     }
   }
 }
@@ -83,14 +85,14 @@ void col2im(const ConvDims& d, const T* col, int64_t o0, int64_t t, T* x,
   }
 }
 
-template <class T>
-void add_bias(const TensorArg& b, T* y, int64_t N, int64_t M, int64_t S) {
+template <class T> void add_bias(const TensorArg& b, T* y, int64_t N, int64_t M, int64_t S) {
   if (!b.present()) return;
   const T* bb = b.as<T>();
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = 0; m < M; ++m) {
       T* p = y + (n * M + m) * S;
-      for (int64_t s = 0; s < S; ++s) p[s] += bb[m];
+      for (int64_t s = 0; s < S; ++s)
+        p[s] += bb[m];
     }
 }
 
@@ -150,19 +152,21 @@ void conv_backward_weight(const KernelArgs& a, const ConvDims& d, const T* dy, c
       for (int64_t o0 = 0; o0 < d.OS; o0 += tile) {
         const int64_t t = std::min(tile, d.OS - o0);
         if (col) im2col(d, xg, o0, t, col, row);
-        gemm(false, true, d.Mg, CK, t, T(1), dyg + o0, d.OS, col ? col : xg + o0,
-             col ? t : d.OS, T(1), dw + g * d.Mg * CK, CK);
+        gemm(false, true, d.Mg, CK, t, T(1), dyg + o0, d.OS, col ? col : xg + o0, col ? t : d.OS,
+             T(1), dw + g * d.Mg * CK, CK);
       }
     }
 }
 
-int64_t group_of(const KernelArgs& a) { return attr_int(*a.node, "group", 1); }
+int64_t group_of(const KernelArgs& a) {
+  return attr_int(*a.node, "group", 1);
+}
 
 void conv(const KernelArgs& a) {
   const TensorArg &x = a.in[0], &w = a.in[1], &y = a.out[0];
   Shape ksz = spatial(w.shape);
-  ConvDims d = dims(make_window(a, spatial(x.shape), spatial(y.shape), ksz), x.shape[0],
-                    x.shape[1], w.shape[0], group_of(a));
+  ConvDims d = dims(make_window(a, spatial(x.shape), spatial(y.shape), ksz), x.shape[0], x.shape[1],
+                    w.shape[0], group_of(a));
   float_dispatch(a, x.dtype, [&]<class T>() {
     conv_forward(a, d, x.as<T>(), w.as<T>(), y.as<T>());
     if (a.in.size() > 2) add_bias(a.in[2], y.as<T>(), d.N, d.M, d.OS);
@@ -181,7 +185,7 @@ void conv_transpose(const KernelArgs& a) {
   });
 }
 
-void conv_grad_input(const KernelArgs& a) {  // (dY, W) -> dX
+void conv_grad_input(const KernelArgs& a) { // (dY, W) -> dX
   const TensorArg &dy = a.in[0], &w = a.in[1], &dx = a.out[0];
   ConvDims d = dims(make_window(a, spatial(dx.shape), spatial(dy.shape), spatial(w.shape)),
                     dx.shape[0], dx.shape[1], w.shape[0], group_of(a));
@@ -189,7 +193,7 @@ void conv_grad_input(const KernelArgs& a) {  // (dY, W) -> dX
                  [&]<class T>() { conv_backward_data(a, d, dy.as<T>(), w.as<T>(), dx.as<T>()); });
 }
 
-void conv_grad_weight(const KernelArgs& a) {  // (dY, X) -> dW
+void conv_grad_weight(const KernelArgs& a) { // (dY, X) -> dW
   const TensorArg &dy = a.in[0], &x = a.in[1], &dw = a.out[0];
   ConvDims d = dims(make_window(a, spatial(x.shape), spatial(dy.shape), spatial(dw.shape)),
                     x.shape[0], x.shape[1], dw.shape[0], group_of(a));
@@ -197,7 +201,7 @@ void conv_grad_weight(const KernelArgs& a) {  // (dY, X) -> dW
                  [&]<class T>() { conv_backward_weight(a, d, dy.as<T>(), x.as<T>(), dw.as<T>()); });
 }
 
-}  // namespace
+} // namespace
 
 void register_conv(Table& t) {
   t["Conv"] = conv;
@@ -206,4 +210,4 @@ void register_conv(Table& t) {
   t["ConvGradWeight"] = conv_grad_weight;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

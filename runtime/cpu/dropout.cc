@@ -32,7 +32,8 @@ DropParams params(const KernelArgs& a, size_t r) {
   DropParams p{attr_float(*a.node, "ratio", 0.5), false};
   if (a.in.size() > r && a.in[r].present()) p.ratio = load(a.in[r], 0);
   if (a.in.size() > r + 1 && a.in[r + 1].present()) p.training = load_int(a.in[r + 1], 0) != 0;
-  if (p.ratio < 0 || p.ratio >= 1) fail(a, "ratio must be in [0, 1), got " + std::to_string(p.ratio));
+  if (p.ratio < 0 || p.ratio >= 1)
+    fail(a, "ratio must be in [0, 1), got " + std::to_string(p.ratio));
   return p;
 }
 
@@ -72,15 +73,16 @@ void dropout_grad(const KernelArgs& a) {
       return;
     }
     const T s = static_cast<T>(p.scale());
-    for (int64_t i = 0; i < dy.numel; ++i) d[i] = m[i] ? g[i] * s : T(0);
+    for (int64_t i = 0; i < dy.numel; ++i)
+      d[i] = m[i] ? g[i] * s : T(0);
   });
 }
 
-}  // namespace
+} // namespace
 
 void register_dropout(Table& t) {
   t["Dropout"] = dropout;
   t["DropoutGrad"] = dropout_grad;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

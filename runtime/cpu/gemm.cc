@@ -54,11 +54,11 @@ void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y,
   const Shape yb = ybatch ? *ybatch : out;
   const int64_t nb = prod(out, 0, out.size()), nyb = prod(yb, 0, yb.size());
   const int64_t na = prod(abatch, 0, abatch.size()), nbb = prod(bbatch, 0, bbatch.size());
-  if (nbb == 1 && !ta && na == nb && nyb == nb) {  // one GEMM: [nb*M, K] @ op(B)
+  if (nbb == 1 && !ta && na == nb && nyb == nb) { // one GEMM: [nb*M, K] @ op(B)
     gemm(false, tb, nb * M, N, K, T(1), A, lda, B, ldb, T(0), Y, N);
     return;
   }
-  if (nyb == 1 && ta && !tb && na == nb && nbb == nb) {  // sum_b A_b^T B_b in one GEMM
+  if (nyb == 1 && ta && !tb && na == nb && nbb == nb) { // sum_b A_b^T B_b in one GEMM
     gemm(true, false, M, N, nb * K, T(1), A, lda, B, ldb, T(0), Y, N);
     return;
   }
@@ -72,7 +72,8 @@ void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y,
     written[y] = 1;
   }
   for (size_t y = 0; y < written.size(); ++y)
-    if (!written[y]) std::fill(Y + static_cast<int64_t>(y) * M * N, Y + static_cast<int64_t>(y + 1) * M * N, T(0));
+    if (!written[y])
+      std::fill(Y + static_cast<int64_t>(y) * M * N, Y + static_cast<int64_t>(y + 1) * M * N, T(0));
 }
 
 void matmul(const KernelArgs& a) {
@@ -132,7 +133,7 @@ void gemm_op(const KernelArgs& a) {
   });
 }
 
-}  // namespace
+} // namespace
 
 void register_gemm(Table& t) {
   t["Gemm"] = gemm_op;
@@ -140,4 +141,4 @@ void register_gemm(Table& t) {
   t["MatMulTrans"] = matmul_trans;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

@@ -25,8 +25,8 @@ namespace {
 
 struct Samples {
   int64_t N, C, D;
-  std::vector<int64_t> label;  // -1: ignored
-  std::vector<double> w;       // weight of each sample (0 when ignored)
+  std::vector<int64_t> label; // -1: ignored
+  std::vector<double> w;      // weight of each sample (0 when ignored)
   double wsum = 0;
 };
 
@@ -70,11 +70,13 @@ void write_loss(const KernelArgs& a, const Samples& s, const std::vector<double>
   const TensorArg& out = a.out[0];
   const Red red = reduction(a);
   if (red == Red::none) {
-    for (size_t i = 0; i < loss.size(); ++i) store(out, static_cast<int64_t>(i), loss[i]);
+    for (size_t i = 0; i < loss.size(); ++i)
+      store(out, static_cast<int64_t>(i), loss[i]);
     return;
   }
   double total = 0;
-  for (double l : loss) total += l;
+  for (double l : loss)
+    total += l;
   if (red == Red::mean) total = s.wsum != 0 ? total / s.wsum : 0.0;
   store(out, 0, total);
 }
@@ -100,8 +102,10 @@ void sce_loss(const KernelArgs& a) {
       for (int64_t j = 0; j < s.D; ++j) {
         const T* base = xp + n * s.C * s.D + j;
         double mx = -std::numeric_limits<double>::infinity(), sum = 0;
-        for (int64_t c = 0; c < s.C; ++c) mx = std::max(mx, static_cast<double>(base[c * s.D]));
-        for (int64_t c = 0; c < s.C; ++c) sum += std::exp(base[c * s.D] - mx);
+        for (int64_t c = 0; c < s.C; ++c)
+          mx = std::max(mx, static_cast<double>(base[c * s.D]));
+        for (int64_t c = 0; c < s.C; ++c)
+          sum += std::exp(base[c * s.D] - mx);
         const double lse = mx + std::log(sum);
         if (lp)
           for (int64_t c = 0; c < s.C; ++c)
@@ -160,7 +164,7 @@ void nll_loss_grad(const KernelArgs& a) {
   });
 }
 
-}  // namespace
+} // namespace
 
 void register_loss(Table& t) {
   t["SoftmaxCrossEntropyLoss"] = sce_loss;
@@ -169,4 +173,4 @@ void register_loss(Table& t) {
   t["NegativeLogLikelihoodLossGrad"] = nll_loss_grad;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

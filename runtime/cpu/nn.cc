@@ -26,9 +26,13 @@ void fail(const KernelArgs& a, const std::string& msg) {
 }
 
 namespace {
-CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
-blasint bi(int64_t v) { return static_cast<blasint>(v); }
-}  // namespace
+CBLAS_TRANSPOSE tr(bool t) {
+  return t ? CblasTrans : CblasNoTrans;
+}
+blasint bi(int64_t v) {
+  return static_cast<blasint>(v);
+}
+} // namespace
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -66,12 +70,17 @@ void store(const TensorArg& t, int64_t i, double v) {
 
 int64_t load_int(const TensorArg& t, int64_t i) {
   switch (t.dtype) {
-    case DType::i64: return t.as<int64_t>()[i];
-    case DType::i32: return t.as<int32_t>()[i];
-    case DType::i8: return t.as<int8_t>()[i];
+    case DType::i64:
+      return t.as<int64_t>()[i];
+    case DType::i32:
+      return t.as<int32_t>()[i];
+    case DType::i8:
+      return t.as<int8_t>()[i];
     case DType::u8:
-    case DType::boolean: return t.as<uint8_t>()[i];
-    default: break;
+    case DType::boolean:
+      return t.as<uint8_t>()[i];
+    default:
+      break;
   }
   throw Error("nn kernel: integer tensor of dtype " + std::string(dtype_name(t.dtype)) +
               " is not supported");
@@ -79,13 +88,20 @@ int64_t load_int(const TensorArg& t, int64_t i) {
 
 int64_t prod(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
-  for (size_t i = from; i < to && i < s.size(); ++i) p *= s[i];
+  for (size_t i = from; i < to && i < s.size(); ++i)
+    p *= s[i];
   return p;
 }
 
-int64_t Window::in_size() const { return prod(in, 0, in.size()); }
-int64_t Window::out_size() const { return prod(out, 0, out.size()); }
-int64_t Window::k_size() const { return prod(kernel, 0, kernel.size()); }
+int64_t Window::in_size() const {
+  return prod(in, 0, in.size());
+}
+int64_t Window::out_size() const {
+  return prod(out, 0, out.size());
+}
+int64_t Window::k_size() const {
+  return prod(kernel, 0, kernel.size());
+}
 
 bool Window::pointwise() const {
   for (size_t d = 0; d < kernel.size(); ++d)
@@ -131,7 +147,7 @@ void Window::kernel_row(int64_t k, int64_t o0, int64_t count, std::vector<int64_
       off = (i < 0 || i >= in[d]) ? -1 : off * in[d] + i;
     }
     row[static_cast<size_t>(j)] = off;
-    for (size_t d = r; d-- > 0;) {  // next output position
+    for (size_t d = r; d-- > 0;) { // next output position
       if (++oo[d] < out[d]) break;
       oo[d] = 0;
     }
@@ -155,7 +171,7 @@ Window base_window(const KernelArgs& a, const std::vector<int64_t>& in,
   w.pad_begin.assign(sp, 0);
   return w;
 }
-}  // namespace
+} // namespace
 
 Window make_window(const KernelArgs& a, const std::vector<int64_t>& in,
                    const std::vector<int64_t>& out, const std::vector<int64_t>& kernel) {
@@ -194,12 +210,12 @@ Window make_transpose_window(const KernelArgs& a, const std::vector<int64_t>& x_
   std::vector<int64_t> opad = attr_ints(n, "output_padding", std::vector<int64_t>(sp, 0));
   for (size_t d = 0; d < sp; ++d) {
     const int64_t ek = (w.kernel[d] - 1) * w.dilations[d] + 1;
-    const int64_t total = std::max<int64_t>(
-        0, w.strides[d] * (x_sp[d] - 1) + (d < opad.size() ? opad[d] : 0) + ek - y_sp[d]);
+    const int64_t total = std::max<int64_t>(0, w.strides[d] * (x_sp[d] - 1) +
+                                                   (d < opad.size() ? opad[d] : 0) + ek - y_sp[d]);
     w.pad_begin[d] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
   }
   return w;
 }
 
-}  // namespace nn
-}  // namespace memplan::kernels
+} // namespace nn
+} // namespace memplan::kernels

@@ -17,8 +17,7 @@ namespace memplan::kernels::nn {
 
 /// Calls f.template operator()<T>() with T = float or double for dtype d;
 /// any other dtype is an Error naming the node.
-template <class F>
-void float_dispatch(const KernelArgs& a, DType d, F&& f) {
+template <class F> void float_dispatch(const KernelArgs& a, DType d, F&& f) {
   if (d == DType::f32) return f.template operator()<float>();
   if (d == DType::f64) return f.template operator()<double>();
   fail(a, "dtype " + std::string(dtype_name(d)) + " is not supported (f32, f64)");
@@ -45,9 +44,9 @@ int64_t prod(const Shape& s, size_t from, size_t to);
 /// roles of input and output of the underlying Conv.
 struct Window {
   std::vector<int64_t> in, out, kernel, strides, dilations, pad_begin;
-  int64_t in_size() const;   // prod(in)
-  int64_t out_size() const;  // prod(out)
-  int64_t k_size() const;    // prod(kernel)
+  int64_t in_size() const;  // prod(in)
+  int64_t out_size() const; // prod(out)
+  int64_t k_size() const;   // prod(kernel)
   /// Input offset (within one channel plane) of kernel position `k` (flat,
   /// row-major over kernel) for each output position; -1 where it falls in
   /// the padding. Fills row[0 .. out_size()).
@@ -77,4 +76,4 @@ void register_softmax(Table& t);
 void register_loss(Table& t);
 void register_dropout(Table& t);
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

@@ -39,7 +39,9 @@ Rows ln_rows(const KernelArgs& a, const Shape& s) {
 }
 
 /// Index into a scale / bias of `numel` elements broadcast over a row of D.
-int64_t bidx(int64_t numel, int64_t j) { return numel == 1 ? 0 : j; }
+int64_t bidx(int64_t numel, int64_t j) {
+  return numel == 1 ? 0 : j;
+}
 
 void check_param(const KernelArgs& a, const TensorArg& p, int64_t D, const char* what) {
   if (p.present() && p.numel != D && p.numel != 1)
@@ -62,9 +64,11 @@ void layer_norm(const KernelArgs& a) {
     for (int64_t i = 0; i < r.rows; ++i) {
       const T* xr = xp + i * r.D;
       double m = 0, v = 0;
-      for (int64_t j = 0; j < r.D; ++j) m += xr[j];
+      for (int64_t j = 0; j < r.D; ++j)
+        m += xr[j];
       m /= static_cast<double>(r.D);
-      for (int64_t j = 0; j < r.D; ++j) v += (xr[j] - m) * (xr[j] - m);
+      for (int64_t j = 0; j < r.D; ++j)
+        v += (xr[j] - m) * (xr[j] - m);
       v /= static_cast<double>(r.D);
       const double is = 1.0 / std::sqrt(v + eps);
       for (int64_t j = 0; j < r.D; ++j) {
@@ -110,7 +114,8 @@ void layer_norm_grad(const KernelArgs& a) {
     for (size_t k = 1; k < 3; ++k) {
       if (a.out.size() <= k || !a.out[k].present()) continue;
       const std::vector<double>& src = k == 1 ? ds : db;
-      for (int64_t j = 0; j < a.out[k].numel; ++j) store(a.out[k], j, src[static_cast<size_t>(j)]);
+      for (int64_t j = 0; j < a.out[k].numel; ++j)
+        store(a.out[k], j, src[static_cast<size_t>(j)]);
     }
   });
 }
@@ -129,14 +134,16 @@ Channels channels(const KernelArgs& a, const Shape& s) {
 
 /// Batch mean and biased variance of each channel.
 template <class T>
-void batch_stats(const Channels& c, const T* x, std::vector<double>& mean, std::vector<double>& var) {
+void batch_stats(const Channels& c, const T* x, std::vector<double>& mean,
+                 std::vector<double>& var) {
   mean.assign(static_cast<size_t>(c.C), 0.0);
   var.assign(static_cast<size_t>(c.C), 0.0);
   const double M = static_cast<double>(c.M());
   for (int64_t ch = 0; ch < c.C; ++ch) {
     double m = 0, v = 0;
     for (int64_t n = 0; n < c.N; ++n)
-      for (int64_t s = 0; s < c.S; ++s) m += x[(n * c.C + ch) * c.S + s];
+      for (int64_t s = 0; s < c.S; ++s)
+        m += x[(n * c.C + ch) * c.S + s];
     m = M > 0 ? m / M : 0.0;
     for (int64_t n = 0; n < c.N; ++n)
       for (int64_t s = 0; s < c.S; ++s) {
@@ -185,7 +192,8 @@ void batch_norm(const KernelArgs& a) {
         var[static_cast<size_t>(ch)] = load(a.in[4], ch);
       }
     }
-    for (size_t ch = 0; ch < inv.size(); ++ch) inv[ch] = 1.0 / std::sqrt(var[ch] + eps);
+    for (size_t ch = 0; ch < inv.size(); ++ch)
+      inv[ch] = 1.0 / std::sqrt(var[ch] + eps);
     bn_apply<T>(c, a, mean, inv);
     if (!training) return;
     // ONNX reference: running = running * momentum + batch * (1 - momentum), biased variance.
@@ -209,7 +217,8 @@ void batch_norm_training(const KernelArgs& a) {
     std::vector<double> mean, var;
     batch_stats(c, a.in[0].as<T>(), mean, var);
     std::vector<double> inv(mean.size());
-    for (size_t ch = 0; ch < inv.size(); ++ch) inv[ch] = 1.0 / std::sqrt(var[ch] + eps);
+    for (size_t ch = 0; ch < inv.size(); ++ch)
+      inv[ch] = 1.0 / std::sqrt(var[ch] + eps);
     bn_apply<T>(c, a, mean, inv);
     const int64_t M = c.M();
     const double unbias = M > 1 ? static_cast<double>(M) / static_cast<double>(M - 1) : 1.0;
@@ -255,7 +264,7 @@ void batch_norm_training_grad(const KernelArgs& a) {
   });
 }
 
-}  // namespace
+} // namespace
 
 void register_norm(Table& t) {
   t["LayerNormalization"] = layer_norm;
@@ -265,4 +274,4 @@ void register_norm(Table& t) {
   t["BatchNormTrainingGrad"] = batch_norm_training_grad;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

@@ -15,12 +15,14 @@ namespace memplan::kernels::nn {
 
 namespace {
 
-Shape spatial(const Shape& s) { return Shape(s.begin() + 2, s.end()); }
+Shape spatial(const Shape& s) {
+  return Shape(s.begin() + 2, s.end());
+}
 
 struct Pool {
   Window w;
-  int64_t planes;              // N * C
-  std::vector<int64_t> rows;   // [K, OS] input offsets, -1 = none
+  int64_t planes;            // N * C
+  std::vector<int64_t> rows; // [K, OS] input offsets, -1 = none
 };
 
 Pool make_pool(const KernelArgs& a, const Shape& x, const Shape& y, Shape kernel) {
@@ -35,7 +37,9 @@ Pool make_pool(const KernelArgs& a, const Shape& x, const Shape& y, Shape kernel
   return p;
 }
 
-Shape kernel_attr(const KernelArgs& a) { return attr_ints(*a.node, "kernel_shape"); }
+Shape kernel_attr(const KernelArgs& a) {
+  return attr_ints(*a.node, "kernel_shape");
+}
 
 /// AveragePool divisor for each output position: window positions inside the
 /// input, or (count_include_pad) inside the padded input [-pad_begin, in + pad_end).
@@ -96,7 +100,7 @@ void max_pool(const KernelArgs& a) {
   });
 }
 
-void max_pool_grad(const KernelArgs& a) {  // (dY, X) -> dX
+void max_pool_grad(const KernelArgs& a) { // (dY, X) -> dX
   const TensorArg &dy = a.in[0], &x = a.in[1], &dx = a.out[0];
   Pool p = make_pool(a, x.shape, dy.shape, kernel_attr(a));
   const int64_t K = p.w.k_size(), OS = p.w.out_size(), IS = p.w.in_size();
@@ -139,7 +143,7 @@ void avg_pool(const KernelArgs& a) {
   });
 }
 
-void avg_pool_grad(const KernelArgs& a) {  // (dY) -> dX, attr input_shape
+void avg_pool_grad(const KernelArgs& a) { // (dY) -> dX, attr input_shape
   const TensorArg &dy = a.in[0], &dx = a.out[0];
   Pool p = make_pool(a, dx.shape, dy.shape, kernel_attr(a));
   const int64_t K = p.w.k_size(), OS = p.w.out_size(), IS = p.w.in_size();
@@ -172,16 +176,21 @@ void global_pool(const KernelArgs& a, bool is_max) {
         continue;
       }
       T s = 0;
-      for (int64_t i = 0; i < S; ++i) s += xp[i];
+      for (int64_t i = 0; i < S; ++i)
+        s += xp[i];
       y.as<T>()[pl] = S ? s / static_cast<T>(S) : T(0);
     }
   });
 }
 
-void global_avg_pool(const KernelArgs& a) { global_pool(a, false); }
-void global_max_pool(const KernelArgs& a) { global_pool(a, true); }
+void global_avg_pool(const KernelArgs& a) {
+  global_pool(a, false);
+}
+void global_max_pool(const KernelArgs& a) {
+  global_pool(a, true);
+}
 
-void global_avg_pool_grad(const KernelArgs& a) {  // (dY [N,C,1..]) -> dX
+void global_avg_pool_grad(const KernelArgs& a) { // (dY [N,C,1..]) -> dX
   const TensorArg &dy = a.in[0], &dx = a.out[0];
   const int64_t planes = dx.shape[0] * dx.shape[1], S = prod(dx.shape, 2, dx.shape.size());
   float_dispatch(a, dy.dtype, [&]<class T>() {
@@ -192,7 +201,7 @@ void global_avg_pool_grad(const KernelArgs& a) {  // (dY [N,C,1..]) -> dX
   });
 }
 
-}  // namespace
+} // namespace
 
 void register_pool(Table& t) {
   t["MaxPool"] = max_pool;
@@ -204,4 +213,4 @@ void register_pool(Table& t) {
   t["GlobalAveragePoolGrad"] = global_avg_pool_grad;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn

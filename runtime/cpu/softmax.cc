@@ -27,10 +27,10 @@ Lanes lanes(const KernelArgs& a, const Shape& s) {
 }
 
 /// Calls f(base, stride) for every lane of length L.
-template <class F>
-void for_lanes(const Lanes& l, F&& f) {
+template <class F> void for_lanes(const Lanes& l, F&& f) {
   for (int64_t o = 0; o < l.outer; ++o)
-    for (int64_t i = 0; i < l.inner; ++i) f(o * l.L * l.inner + i, l.inner);
+    for (int64_t i = 0; i < l.inner; ++i)
+      f(o * l.L * l.inner + i, l.inner);
 }
 
 void softmax_impl(const KernelArgs& a, bool log) {
@@ -41,23 +41,31 @@ void softmax_impl(const KernelArgs& a, bool log) {
     T* yp = y.as<T>();
     for_lanes(l, [&](int64_t b, int64_t s) {
       T mx = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j < l.L; ++j) mx = std::max(mx, xp[b + j * s]);
+      for (int64_t j = 0; j < l.L; ++j)
+        mx = std::max(mx, xp[b + j * s]);
       T sum = 0;
-      for (int64_t j = 0; j < l.L; ++j) sum += std::exp(xp[b + j * s] - mx);
+      for (int64_t j = 0; j < l.L; ++j)
+        sum += std::exp(xp[b + j * s] - mx);
       if (log) {
         const T lse = mx + std::log(sum);
-        for (int64_t j = 0; j < l.L; ++j) yp[b + j * s] = xp[b + j * s] - lse;
+        for (int64_t j = 0; j < l.L; ++j)
+          yp[b + j * s] = xp[b + j * s] - lse;
       } else {
-        for (int64_t j = 0; j < l.L; ++j) yp[b + j * s] = std::exp(xp[b + j * s] - mx) / sum;
+        for (int64_t j = 0; j < l.L; ++j)
+          yp[b + j * s] = std::exp(xp[b + j * s] - mx) / sum;
       }
     });
   });
 }
 
-void softmax(const KernelArgs& a) { softmax_impl(a, false); }
-void log_softmax(const KernelArgs& a) { softmax_impl(a, true); }
+void softmax(const KernelArgs& a) {
+  softmax_impl(a, false);
+}
+void log_softmax(const KernelArgs& a) {
+  softmax_impl(a, true);
+}
 
-void softmax_grad_impl(const KernelArgs& a, bool log) {  // (dY, Y) -> dX
+void softmax_grad_impl(const KernelArgs& a, bool log) { // (dY, Y) -> dX
   const TensorArg &dy = a.in[0], &y = a.in[1], &dx = a.out[0];
   Lanes l = lanes(a, y.shape);
   float_dispatch(a, y.dtype, [&]<class T>() {
@@ -65,7 +73,8 @@ void softmax_grad_impl(const KernelArgs& a, bool log) {  // (dY, Y) -> dX
     T* d = dx.as<T>();
     for_lanes(l, [&](int64_t b, int64_t s) {
       T dot = 0;
-      for (int64_t j = 0; j < l.L; ++j) dot += log ? g[b + j * s] : g[b + j * s] * yp[b + j * s];
+      for (int64_t j = 0; j < l.L; ++j)
+        dot += log ? g[b + j * s] : g[b + j * s] * yp[b + j * s];
       for (int64_t j = 0; j < l.L; ++j) {
         const int64_t i = b + j * s;
         d[i] = log ? g[i] - std::exp(yp[i]) * dot : yp[i] * (g[i] - dot);
@@ -74,10 +83,14 @@ void softmax_grad_impl(const KernelArgs& a, bool log) {  // (dY, Y) -> dX
   });
 }
 
-void softmax_grad(const KernelArgs& a) { softmax_grad_impl(a, false); }
-void log_softmax_grad(const KernelArgs& a) { softmax_grad_impl(a, true); }
+void softmax_grad(const KernelArgs& a) {
+  softmax_grad_impl(a, false);
+}
+void log_softmax_grad(const KernelArgs& a) {
+  softmax_grad_impl(a, true);
+}
 
-}  // namespace
+} // namespace
 
 void register_softmax(Table& t) {
   t["Softmax"] = softmax;
@@ -86,4 +99,4 @@ void register_softmax(Table& t) {
   t["LogSoftmaxGrad"] = log_softmax_grad;
 }
 
-}  // namespace memplan::kernels::nn
+} // namespace memplan::kernels::nn
