@@ -59,6 +59,10 @@ int64_t slice_range(int64_t dim, int64_t start, int64_t end, int64_t step, int64
 /// noop_with_empty_axes), normalized and sorted.
 std::vector<int64_t> reduce_axes(const InferCtx& c);
 
+/// WorkspaceFn of Conv, ConvTranspose, ConvGradInput, ConvGradWeight: bytes
+/// of one im2col column matrix (compiler/ops_grad_nn.cc).
+int64_t conv_workspace_bytes(const Graph& g, const Node& n);
+
 void register_elementwise(std::vector<OpDef>& t);
 void register_nn(std::vector<OpDef>& t);
 void register_pool_conv(std::vector<OpDef>& t);
