@@ -116,8 +116,14 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
   r.plan.model = onnx_path;
   r.plan.mode = opts.mode;
   r.plan.dims = opts.dims;
-  if (opts.mode == "training" && !r.graph.outputs.empty())
-    r.plan.loss = static_cast<int32_t>(r.graph.outputs[0].v);
+  // The loss: in training mode the first output (autodiff's contract); in
+  // inference mode the first output too when it is a scalar (models with the
+  // loss inside the graph), so `memplan run` can report it.
+  if (!r.graph.outputs.empty()) {
+    const Tensor& first = r.graph.tensor(r.graph.outputs[0]);
+    if (opts.mode == "training" || (first.shape.empty() && is_float(first.dtype)))
+      r.plan.loss = static_cast<int32_t>(r.graph.outputs[0].v);
+  }
   r.plan.program = print_graph(r.graph, {.max_inline_bytes = INT64_MAX, .max_inline_weight_bytes = 0});
   if (opts.dump_after.count("plan-memory") && opts.dump)
     opts.dump("plan-memory", plan_to_json(r.plan));

@@ -30,14 +30,17 @@ namespace memplan {
 struct ExecOptions {
   bool poison = false;
   bool guard = false;
-  bool check_finite = true;  // after each op, f32/f64 outputs must be finite
+  bool check_finite = true;  // after each op, f32/f64 outputs must hold no NaN; the loss must be finite
   uint64_t seed = 0;         // Dropout and --init random
 };
 
 struct StepResult {
   double loss = 0;            // value of plan.loss (0 if the plan has none)
   bool finite = true;         // false: stopped early, see first_nonfinite_op
-  std::string first_nonfinite_op;  // "op 12 'name' (Op) wrote non-finite values to 'tensor'"
+  /// "op 12 'name' (Op) wrote NaN to 'tensor' (element i)", or the loss
+  /// overflowed to inf. Per op only NaN is an error: -inf is a legitimate
+  /// intermediate (attention masks).
+  std::string first_nonfinite_op;
   double seconds = 0;
 };
 

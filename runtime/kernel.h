@@ -54,6 +54,20 @@ KernelFn find_kernel(std::string_view op);
 /// Ops that have a CPU kernel, sorted.
 std::vector<std::string_view> kernel_ops();
 
+/// Test seam: while alive, `op` runs `fn` instead of its registered kernel
+/// (or gains one). Used to prove that guard mode catches a kernel writing
+/// out of bounds, which no correct kernel does. Not thread-safe.
+class ScopedKernelOverride {
+ public:
+  ScopedKernelOverride(std::string_view op, KernelFn fn);
+  ~ScopedKernelOverride();
+  ScopedKernelOverride(const ScopedKernelOverride&) = delete;
+  ScopedKernelOverride& operator=(const ScopedKernelOverride&) = delete;
+
+ private:
+  std::string_view op_;
+};
+
 /// Builds KernelArgs::rng_key for a node (stable across recomputation).
 uint64_t node_rng_key(const Node& n);
 

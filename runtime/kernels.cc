@@ -18,9 +18,19 @@ const kernels::Table& table() {
   }();
   return t;
 }
+kernels::Table& overrides() {
+  static kernels::Table t;
+  return t;
+}
 }  // namespace
 
+ScopedKernelOverride::ScopedKernelOverride(std::string_view op, KernelFn fn) : op_(op) {
+  overrides()[op_] = fn;
+}
+ScopedKernelOverride::~ScopedKernelOverride() { overrides().erase(op_); }
+
 KernelFn find_kernel(std::string_view op) {
+  if (auto o = overrides().find(op); o != overrides().end()) return o->second;
   auto it = table().find(op);
   return it == table().end() ? nullptr : it->second;
 }

@@ -99,6 +99,14 @@ class CpuExecutor final : public Executor {
       }
     }
     if (plan_.loss >= 0) r.loss = read_scalar(plan_.loss);
+    if (opts_.check_finite && plan_.loss >= 0 && !std::isfinite(r.loss)) {
+      // No op wrote a NaN (checked above), so the loss overflowed to inf.
+      r.finite = false;
+      r.first_nonfinite_op = "the loss '" + plan_.tensors[plan_.loss].name + "' is " +
+                             std::to_string(r.loss) + " (it overflowed; no op produced a NaN)";
+      r.seconds = seconds_since(t0);
+      return r;
+    }
     ++step_;
     r.seconds = seconds_since(t0);
     return r;
@@ -412,11 +420,13 @@ class CpuExecutor final : public Executor {
     }
   }
 
+  /// Per op, only NaN counts: -inf is a legitimate intermediate (attention
+  /// masks fill with -inf before Softmax). The loss itself must be finite.
   template <class T>
   static int64_t first_nonfinite(const void* p, int64_t n) {
     const T* x = static_cast<const T*>(p);
     for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(x[i])) return i;
+      if (std::isnan(x[i])) return i;
     return -1;
   }
 
@@ -430,7 +440,7 @@ class CpuExecutor final : public Executor {
                                             : -1;
       if (bad < 0) continue;
       r.finite = false;
-      r.first_nonfinite_op = op_desc(s, plan_.ops[s]) + " wrote non-finite values to '" +
+      r.first_nonfinite_op = op_desc(s, plan_.ops[s]) + " wrote NaN to '" +
                              plan_.tensors[plan_.ops[s].outputs[k]].name + "' (element " +
                              std::to_string(bad) + ")";
       return false;
