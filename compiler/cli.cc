@@ -78,6 +78,12 @@ struct CompileArgs {
 };
 
 int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
+  if (a.mode == "training")
+    throw Error("--mode training is not available yet: this memplan plans forward graphs only; "
+                "use --mode inference (training mode comes with autodiff)");
+  if (a.mode != "inference")
+    throw Error("--mode " + a.mode + ": unknown mode; use --mode inference (--mode training is "
+                "not available yet)");
   CompileOptions o;
   o.mode = a.mode;
   for (const std::string& d : a.dims) {
@@ -139,7 +145,8 @@ int do_inspect(const std::string& path, int top, std::ostream& out) {
   if (p.budget_bytes)
     out << fmt::format("budget    {:>12}  {}\n", human(*p.budget_bytes),
                        s.peak_bytes <= *p.budget_bytes ? "fits" : "DOES NOT FIT");
-  std::string peak_op = p.ops.empty() ? "-" : p.ops[static_cast<size_t>(s.peak_step)].name;
+  const bool step_ok = s.peak_step >= 0 && static_cast<size_t>(s.peak_step) < p.ops.size();
+  std::string peak_op = step_ok ? p.ops[static_cast<size_t>(s.peak_step)].name : "-";
   out << fmt::format("\nbytes by role (resident roles in total; arena roles live at step {}, op '{}')\n",
                      s.peak_step, peak_op);
   for (const auto& [role, bytes] : s.bytes_by_role)
@@ -238,7 +245,8 @@ int do_check(const std::string& plan_path, const std::string& base_path, const s
   json& plans = base["plans"];
   if (update) {
     plans[key] = {{"peak_bytes", p.summary.peak_bytes}, {"arena_bytes", p.summary.arena_bytes}};
-    write_file_atomic(base_path, base.dump(1) + "\n");
+    write_file_atomic(base_path,
+                      base.dump(1, ' ', false, json::error_handler_t::replace) + "\n");
     out << fmt::format("{}: recorded '{}': peak {} arena {}\n", base_path, key,
                        p.summary.peak_bytes, p.summary.arena_bytes);
     return 0;

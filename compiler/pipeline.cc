@@ -1,6 +1,8 @@
 #include "compiler/pipeline.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "compiler/ir_text.h"
 #include "passes/bind_dims.h"
@@ -8,6 +10,56 @@
 #include "python-free-frontends/onnx_importer.h"
 
 namespace memplan {
+
+namespace {
+
+/// What the user bound, for "too large" messages: "--dim batch=8, --input-shape x".
+std::string bound_flags(const CompileOptions& opts) {
+  std::string s;
+  for (const auto& [k, v] : opts.dims)
+    s += (s.empty() ? "" : ", ") + ("--dim " + k + "=" + std::to_string(v));
+  for (const auto& [k, v] : opts.input_shapes)
+    s += (s.empty() ? "" : ", ") + ("--input-shape " + k);
+  return s.empty() ? "the model's static shapes" : s;
+}
+
+/// After bind-dims: every graph input's byte size fits in 64 bits. Names the
+/// input, its shape and the flags that made it too large.
+void check_input_sizes(const Graph& g, const CompileOptions& opts) {
+  for (TensorId id : g.inputs) {
+    const Tensor& t = g.tensor(id);
+    try {
+      (void)t.bytes();
+    } catch (const Error&) {
+      throw Error("graph input '" + t.name + "' " + std::string(dtype_name(t.dtype)) +
+                  shape_str(t.shape) + ": its byte size overflows 64 bits; the dims set by " +
+                  bound_flags(opts) + " are too large");
+    }
+  }
+}
+
+/// Before plan-memory: the total of all tensors, each rounded up to the
+/// alignment, fits in int64. Every offset, the arena, resident region and
+/// peak are at most this total, so planning cannot overflow after it.
+void check_total_size(const Graph& g, const CompileOptions& opts) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const int64_t a = std::max<int64_t>(opts.plan.alignment, 1);  // plan-memory rejects bad ones
+  int64_t total = 0;
+  for (size_t i = 0; i < g.num_tensors(); ++i) {
+    const Tensor& t = g.tensor(TensorId{static_cast<uint32_t>(i)});
+    const int64_t b = t.bytes();
+    if (b > kMax - (a - 1) || (b + a - 1) / a * a > kMax - total) {
+      throw Error("the tensors of this model add up to more than 2^63 bytes (tensor '" + t.name +
+                  "' " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " alone is " +
+                  std::to_string(b) +
+                  " bytes), too much to plan with 64-bit offsets; the dims set by " +
+                  bound_flags(opts) + " are too large");
+    }
+    total += (b + a - 1) / a * a;
+  }
+}
+
+}  // namespace
 
 const std::vector<std::string>& pipeline_pass_names() {
   static const std::vector<std::string> names = {"import", "bind-dims", "infer-shapes",
@@ -17,12 +69,14 @@ const std::vector<std::string>& pipeline_pass_names() {
 
 CompileResult compile_model(const std::string& onnx_path, const CompileOptions& opts) {
   if (opts.mode != "inference")
-    throw Error("--mode " + opts.mode + " is not available yet: this memplan plans forward "
+    throw Error("--mode " + opts.mode +
+                " is not available yet: this memplan plans forward "
                 "graphs only; use --mode inference (training mode comes with autodiff)");
   for (const std::string& d : opts.dump_after) {
     const auto& names = pipeline_pass_names();
     if (std::find(names.begin(), names.end(), d) == names.end())
-      throw Error("--dump-after " + d + ": no such pass (passes: import, bind-dims, "
+      throw Error("--dump-after " + d +
+                  ": no such pass (passes: import, bind-dims, "
                   "infer-shapes, plan-memory)");
   }
   CompileResult r;
@@ -37,14 +91,22 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
   r.nodes_imported = static_cast<int64_t>(r.graph.num_nodes());
   after("import", {.require_shapes = false});
 
-  bind_dims(r.graph, {.dims = opts.dims, .input_shapes = opts.input_shapes});
-  after("bind-dims", {.require_shapes = false});
+  // Errors past the importer (which names the file itself) are prefixed with
+  // the model path, so every message says which model it is about.
+  try {
+    bind_dims(r.graph, {.dims = opts.dims, .input_shapes = opts.input_shapes});
+    check_input_sizes(r.graph, opts);
+    after("bind-dims", {.require_shapes = false});
 
-  InferShapesStats st = infer_shapes(r.graph, {.fold_constants = !opts.disabled.count("fold")});
-  r.nodes_folded = st.nodes_folded;
-  after("infer-shapes", {.require_shapes = true});
+    InferShapesStats st = infer_shapes(r.graph, {.fold_constants = !opts.disabled.count("fold")});
+    r.nodes_folded = st.nodes_folded;
+    after("infer-shapes", {.require_shapes = true});
 
-  r.plan = plan_memory(r.graph, opts.plan);
+    check_total_size(r.graph, opts);
+    r.plan = plan_memory(r.graph, opts.plan);
+  } catch (const Error& e) {
+    throw Error(onnx_path + ": " + e.what());
+  }
   r.plan.model = onnx_path;
   r.plan.mode = opts.mode;
   r.plan.dims = opts.dims;

@@ -81,7 +81,9 @@ std::string plan_to_json(const Plan& p) {
   }
   j["tensors"] = std::move(ts);
   j["program"] = p.program;
-  return j.dump(1) + "\n";
+  // Names come from the model; ONNX does not enforce UTF-8, so invalid bytes
+  // become U+FFFD here instead of making the writer throw.
+  return j.dump(1, ' ', false, ojson::error_handler_t::replace) + "\n";
 }
 
 // ---------------------------------------------------------------- reading

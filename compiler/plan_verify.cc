@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <map>
 #include <set>
 
@@ -11,6 +12,11 @@ namespace {
 
 int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
+/// offset + bytes without overflow: both come from the file and may be huge.
+__int128 end_of(int64_t offset, int64_t bytes) {
+  return static_cast<__int128>(offset) + static_cast<__int128>(bytes);
+}
+
 class Verifier {
  public:
   explicit Verifier(const Plan& p) : p_(p), n_(static_cast<int32_t>(p.tensors.size())) {}
@@ -18,6 +24,7 @@ class Verifier {
   PlanVerifyResult run() {
     if (!check_header()) return std::move(r_);
     if (!check_tensors()) return std::move(r_);
+    if (!check_total()) return std::move(r_);
     if (!check_ops()) return std::move(r_);
     check_arena();
     check_inplace();
@@ -87,6 +94,36 @@ class Verifier {
         err(tname(i) + " (" + std::to_string(p_.tensors[i].bytes) + " bytes) views " +
             tname(cur) + " which has only " + std::to_string(p_.tensors[cur].bytes));
     }
+    return r_.ok();
+  }
+
+  /// The aligned sizes of all tensors add up to at most 2^63 - 1, so the sums
+  /// below (lower bound, resident bytes, per-role totals) cannot overflow.
+  bool check_total() {
+    constexpr int64_t kMax = INT64_MAX;
+    int64_t total = 0;
+    for (int32_t i = 0; i < n_; ++i) {
+      const int64_t b = p_.tensors[i].bytes;
+      if (b > kMax - (p_.alignment - 1) || round_up(b, p_.alignment) > kMax - total) {
+        err("the tensors add up to more than 2^63 bytes (at " + tname(i) + ", " +
+            std::to_string(b) + " bytes): no 64-bit plan can hold them");
+        return false;
+      }
+      total += round_up(b, p_.alignment);
+    }
+    for (size_t s = 0; s < p_.ops.size(); ++s) {
+      const int64_t b = p_.ops[s].workspace_bytes;
+      if (b < 0 || b > kMax - (p_.alignment - 1) || round_up(b, p_.alignment) > kMax - total) {
+        err("op " + std::to_string(s) + " '" + p_.ops[s].name + "' has an invalid workspace of " +
+            std::to_string(b) + " bytes");
+        return false;
+      }
+      total += round_up(b, p_.alignment);
+    }
+    if (!p_.ops.empty() && (p_.summary.peak_step < 0 ||
+                            p_.summary.peak_step >= static_cast<int32_t>(p_.ops.size())))
+      err("summary.peak_step " + std::to_string(p_.summary.peak_step) +
+          " is not a step of the plan (0.." + std::to_string(p_.ops.size() - 1) + ")");
     return r_.ok();
   }
 
@@ -171,9 +208,11 @@ class Verifier {
       if (it.offset < 0 || it.offset % p_.alignment != 0)
         err(it.label + " offset " + std::to_string(it.offset) +
             " is not a non-negative multiple of the alignment " + std::to_string(p_.alignment));
-      if (it.offset < 0 || it.offset > p_.summary.arena_bytes - it.bytes)
+      if (it.offset < 0 || it.bytes < 0 || end_of(it.offset, it.bytes) > p_.summary.arena_bytes) {
         err(it.label + " [" + std::to_string(it.offset) + ", +" + std::to_string(it.bytes) +
             ") does not fit in the arena of " + std::to_string(p_.summary.arena_bytes) + " bytes");
+        continue;  // reported; keeps offset + bytes in range for the sweep
+      }
       starting[it.start].push_back(k);
       ending[it.end].push_back(k);
     }
@@ -248,10 +287,10 @@ class Verifier {
     std::sort(res.begin(), res.end());
     for (size_t k = 0; k < res.size(); ++k) {
       const PlanTensor& t = p_.tensors[res[k].second];
-      if (t.offset < 0 || t.offset + t.bytes > p_.summary.resident_bytes)
+      if (t.offset < 0 || end_of(t.offset, t.bytes) > p_.summary.resident_bytes)
         err(tname(res[k].second) + " does not fit in the resident region of " +
             std::to_string(p_.summary.resident_bytes) + " bytes");
-      if (k > 0 && res[k - 1].first + p_.tensors[res[k - 1].second].bytes > t.offset)
+      if (k > 0 && end_of(res[k - 1].first, p_.tensors[res[k - 1].second].bytes) > t.offset)
         err(tname(res[k].second) + " overlaps resident " + tname(res[k - 1].second));
     }
   }
@@ -292,9 +331,10 @@ class Verifier {
     if (resident > s.resident_bytes)
       err("summary.resident_bytes " + std::to_string(s.resident_bytes) +
           " is smaller than the resident tensors need (" + std::to_string(resident) + ")");
-    if (s.peak_bytes != s.arena_bytes + s.resident_bytes)
-      err("summary.peak_bytes " + std::to_string(s.peak_bytes) + " is not arena_bytes + "
-          "resident_bytes = " + std::to_string(s.arena_bytes + s.resident_bytes));
+    if (s.peak_bytes != end_of(s.arena_bytes, s.resident_bytes))
+      err("summary.peak_bytes " + std::to_string(s.peak_bytes) +
+          " is not arena_bytes + resident_bytes (" + std::to_string(s.arena_bytes) + " + " +
+          std::to_string(s.resident_bytes) + ")");
     if (by_role != s.bytes_by_role) err("summary.bytes_by_role does not match the tensors");
     if (p_.budget_bytes && s.peak_bytes > *p_.budget_bytes)
       err("peak_bytes " + std::to_string(s.peak_bytes) + " exceeds the budget of " +

@@ -56,7 +56,12 @@ InferShapesStats infer_shapes(Graph& g, const InferShapesOptions& opts) {
       t.shape = types[i].shape;
       t.sym.clear();
       t.shape_known = true;
-      (void)t.bytes();  // a shape whose byte count overflows is an error here
+      try {
+        (void)t.bytes();  // a shape whose byte count overflows is an error here
+      } catch (const Error& e) {
+        throw Error(node_desc(n) + ": output '" + t.name + "': " + e.what() +
+                    "; the bound dims are too large");
+      }
       if (folded) {
         if (static_cast<int64_t>((*folded)[i].size()) != t.bytes())
           throw InternalError(node_desc(n) + ": folded output " + std::to_string(i) + " has " +
