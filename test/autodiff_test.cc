@@ -349,5 +349,237 @@ TEST(AutodiffTest, SharedParameterGradientsAreSummed) {
   EXPECT_DOUBLE_EQ(decode_float(DType::f64, gb.data(), 1), 2 * -1.0 * 2.0);  // -4
 }
 
+// ---------------------------------------------------------------- values
+
+void set_f64(Interpreter& in, TensorId t, const std::vector<double>& v) {
+  std::vector<uint8_t> b;
+  for (double x : v) encode_float(DType::f64, x, b);
+  in.set(t, std::move(b));
+}
+
+void set_i64(Interpreter& in, TensorId t, const std::vector<int64_t>& v) {
+  std::vector<uint8_t> b;
+  for (int64_t x : v) encode_int(DType::i64, x, b);
+  in.set(t, std::move(b));
+}
+
+std::vector<double> get_f64(const Interpreter& in, TensorId t) {
+  const auto& b = in.get(t);
+  std::vector<double> v(b.size() / 8);
+  std::memcpy(v.data(), b.data(), b.size());
+  return v;
+}
+
+/// Deterministic values in [-1, 1) (a fixed LCG: tests must not depend on seeds).
+std::vector<double> pseudo_random(size_t n, uint64_t seed) {
+  std::vector<double> v(n);
+  for (double& x : v) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    x = static_cast<double>(seed >> 11) / static_cast<double>(1ull << 53) * 2 - 1;
+  }
+  return v;
+}
+
+/// A trained graph's inputs and parameters, set identically on every interpreter.
+struct Feed {
+  std::vector<std::pair<std::string, std::vector<double>>> f64;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> i64;
+  void apply(const Graph& g, Interpreter& in) const {
+    for (const auto& [name, v] : f64) set_f64(in, id(g, name), v);
+    for (const auto& [name, v] : i64) set_i64(in, id(g, name), v);
+  }
+};
+
+/// Builds the gradient graph (no optimizer) and checks every parameter
+/// gradient against central finite differences of the loss (f64, h = 1e-6:
+/// truncation error ~h^2, rounding ~1e-16 / h, so 1e-6 relative is ample).
+void check_gradients(const std::string& text, TrainingOptions o, const Feed& feed,
+                     const std::vector<std::string>& params) {
+  Graph g = parse_graph(text);
+  o.optimizer.kind = OptimizerKind::none;
+  build_training_graph(g, o);
+  planned(g);
+  Interpreter in(g);
+  feed.apply(g, in);
+  in.run();
+  const TensorId loss = g.outputs[0];
+  for (const std::string& p : params) {
+    const std::vector<double> grad = get_f64(in, id(g, p + "/grad"));
+    std::vector<double> w = get_f64(in, id(g, p));
+    for (size_t i = 0; i < w.size(); ++i) {
+      const double h = 1e-6, w0 = w[i];
+      w[i] = w0 + h;
+      set_f64(in, id(g, p), w);
+      in.run();
+      const double up = get_f64(in, loss)[0];
+      w[i] = w0 - h;
+      set_f64(in, id(g, p), w);
+      in.run();
+      const double down = get_f64(in, loss)[0];
+      w[i] = w0;
+      set_f64(in, id(g, p), w);
+      const double numeric = (up - down) / (2 * h);
+      EXPECT_NEAR(grad[i], numeric, 1e-6 * (1 + std::abs(numeric))) << p << "[" << i << "]";
+    }
+  }
+}
+
+/// One SGD step (lr 0.1) on the training graph: the updated parameters are
+/// p - 0.1 * grad (grads from the gradient graph), and the loss drops.
+void check_sgd_step(const std::string& text, TrainingOptions o, const Feed& feed,
+                    const std::vector<std::string>& params) {
+  Graph gg = parse_graph(text);
+  TrainingOptions go = o;
+  go.optimizer.kind = OptimizerKind::none;
+  build_training_graph(gg, go);
+  Interpreter gi(gg);
+  feed.apply(gg, gi);
+  gi.run();
+
+  Graph g = parse_graph(text);
+  o.optimizer.kind = OptimizerKind::sgd;
+  o.optimizer.lr = 0.1;
+  build_training_graph(g, o);
+  planned(g);
+  Interpreter in(g);
+  feed.apply(g, in);
+  in.run();  // step 1: the loss of the initial parameters, then the update in place
+  const double loss0 = get_f64(in, g.outputs[0])[0];
+  EXPECT_NEAR(loss0, get_f64(gi, gg.outputs[0])[0], 1e-12);
+  for (const std::string& p : params) {
+    const std::vector<double> before = get_f64(gi, id(gg, p)), grad = get_f64(gi, id(gg, p + "/grad"));
+    const std::vector<double> after = get_f64(in, id(g, p));
+    for (size_t i = 0; i < before.size(); ++i)
+      EXPECT_NEAR(after[i], before[i] - 0.1 * grad[i], 1e-12) << p << "[" << i << "]";
+  }
+  in.run();  // step 2 sees the updated parameters
+  const double loss1 = get_f64(in, g.outputs[0])[0];
+  EXPECT_LT(loss1, loss0);
+  const auto& sb = in.get(id(g, "memplan/step"));
+  EXPECT_EQ(decode_float(DType::f32, sb.data(), 0), 2.0);  // two steps counted
+}
+
+Feed elementwise_feed() {
+  Feed f;
+  f.f64 = {{"x", pseudo_random(12, 1)},
+           {"t", pseudo_random(12, 2)},
+           {"w1", {0.9, -0.7, 1.3}},
+           {"b1", {0.2, 0.1, -0.1}},
+           {"w2", {1.1, -0.6, 0.8}}};
+  return f;
+}
+
+TEST(AutodiffValuesTest, ElementwiseNetGradientsMatchFiniteDifferences) {
+  REQUIRE_OPS("Mul", "Add", "Relu", "Sub", "ReduceMean");
+  check_gradients(kElementwiseNet, mse({}), elementwise_feed(), {"w1", "b1", "w2"});
+}
+
+TEST(AutodiffValuesTest, ElementwiseNetSgdStepLowersTheLoss) {
+  REQUIRE_OPS("Mul", "Add", "Relu", "Sub", "ReduceMean");
+  check_sgd_step(kElementwiseNet, mse({}), elementwise_feed(), {"w1", "b1", "w2"});
+}
+
+// The 2-layer MLP: logits = Relu(x W1 + b1) W2 + b2, cross-entropy on labels.
+constexpr const char* kMlp = R"(graph @mlp opset 17 {
+  input %x : f64[4,3]
+  input %labels : i64[4]
+  parameter %w1 : f64[3,5]
+  parameter %b1 : f64[5]
+  parameter %w2 : f64[5,2]
+  parameter %b2 : f64[2]
+  %h0 = MatMul "mm1" (%x, %w1) : f64[4,5]
+  %h1 = Add "add1" (%h0, %b1) : f64[4,5]
+  %h = Relu "relu" (%h1) : f64[4,5]
+  %o0 = MatMul "mm2" (%h, %w2) : f64[4,2]
+  %logits = Add "add2" (%o0, %b2) : f64[4,2]
+  output %logits
+}
+)";
+
+Feed mlp_feed() {
+  Feed f;
+  f.f64 = {{"x", pseudo_random(12, 3)},
+           {"w1", pseudo_random(15, 4)},
+           {"b1", pseudo_random(5, 5)},
+           {"w2", pseudo_random(10, 6)},
+           {"b2", pseudo_random(2, 7)}};
+  f.i64 = {{"labels", {0, 1, 1, 0}}};
+  return f;
+}
+
+TrainingOptions cross_entropy() {
+  TrainingOptions o;
+  o.loss = "cross-entropy";
+  return o;
+}
+
+TEST(AutodiffValuesTest, MlpCrossEntropyGradientsMatchFiniteDifferences) {
+  REQUIRE_OPS("MatMul", "Add", "Relu", "SoftmaxCrossEntropyLoss");
+  check_gradients(kMlp, cross_entropy(), mlp_feed(), {"w1", "b1", "w2", "b2"});
+}
+
+TEST(AutodiffValuesTest, MlpSgdStepLowersTheLoss) {
+  REQUIRE_OPS("MatMul", "Add", "Relu", "SoftmaxCrossEntropyLoss");
+  check_sgd_step(kMlp, cross_entropy(), mlp_feed(), {"w1", "b1", "w2", "b2"});
+}
+
+TEST(AutodiffValuesTest, MlpMseGradientsMatchFiniteDifferences) {
+  REQUIRE_OPS("MatMul", "Add", "Relu", "Sub", "Mul", "ReduceMean");
+  std::string text = kMlp;
+  text.replace(text.find("%labels : i64[4]"), 16, "%labels : f64[4,2]");
+  Feed f = mlp_feed();
+  f.i64.clear();
+  f.f64.push_back({"labels", pseudo_random(8, 8)});
+  TrainingOptions o;
+  o.loss = "mse";
+  check_gradients(text, o, f, {"w1", "b1", "w2", "b2"});
+}
+
+// ---------------------------------------------------------------- BatchNorm
+
+// BN on the input with frozen scale and bias: no gradient enters BN, so the
+// rewrite is checked without BatchNormTraining's gradient rule.
+constexpr const char* kBn = R"(graph @bn opset 17 {
+  input %x : f32[2,3,4]
+  parameter %gamma : f32[3]
+  parameter %beta : f32[3]
+  state %rm : f32[3]
+  state %rv : f32[3]
+  parameter %w : f32[4]
+  %y, %rm_out, %rv_out = BatchNormalization "bn" (%x, %gamma, %beta, %rm, %rv) {epsilon = 0.001, momentum = 0.8, training_mode = 1} : f32[2,3,4], f32[3], f32[3]
+  %z = Mul "mul" (%y, %w) : f32[2,3,4]
+  %s = ReduceMean "mean" (%z) {keepdims = 0} : f32[]
+  output %s
+}
+)";
+
+TEST(AutodiffTest, BatchNormBecomesBatchNormTraining) {
+  REQUIRE_OPS("Mul", "ReduceMean");
+  Graph g = parse_graph(kBn);
+  TrainingOptions o = sgd();
+  o.freeze = "^(gamma|beta)$";
+  TrainingStats st = build_training_graph(g, o);
+  EXPECT_EQ(st.params_trained, 1);
+  EXPECT_EQ(count_op(g, "BatchNormalization"), 0);
+  ASSERT_EQ(count_op(g, "BatchNormTraining"), 1);
+  const Node* bn = nullptr;
+  for (const Node& n : g.nodes())
+    if (n.op == "BatchNormTraining") bn = &n;
+  EXPECT_EQ(bn->name, "bn");
+  EXPECT_EQ(attr_float(*bn, "epsilon", 0), 0.001);
+  EXPECT_EQ(attr_float(*bn, "momentum", 0), 0.8);
+  EXPECT_FALSE(bn->has_attr("training_mode"));
+  ASSERT_EQ(bn->outputs.size(), 5u);
+  EXPECT_EQ(g.tensor(bn->outputs[1]).name, "rm_out");  // the model's own names are kept
+  EXPECT_EQ(g.tensor(bn->outputs[1]).role, Role::state);
+  EXPECT_EQ(g.tensor(bn->outputs[3]).name, "bn/saved_mean");
+  EXPECT_EQ(g.tensor(bn->outputs[4]).shape, (Shape{3}));
+  EXPECT_EQ(output_alias("BatchNormTraining", 1).input, 3);
+  EXPECT_EQ(output_names(g), (std::vector<std::string>{"s", "w/updated", "rm_out", "rv_out",
+                                                        "memplan/step/updated"}));
+  verify(g);
+  if (find_op("BatchNormTraining")) planned(g);
+}
+
 }  // namespace
 }  // namespace memplan
