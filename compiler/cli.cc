@@ -75,17 +75,58 @@ struct CompileArgs {
   std::vector<std::string> dims, input_shapes, dump_after;
   int64_t alignment = 256;
   bool no_fold = false;
+  // training
+  std::string optimizer = "adamw", loss, labels, logits, freeze;
+  double lr = 1e-3, momentum = 0, dampening = 0, weight_decay = -1 /* optimizer's default */, beta1 = 0.9, beta2 = 0.999,
+         eps = 1e-8, clip = 0;
+  bool nesterov = false;
 };
 
+OptimizerKind parse_optimizer(const std::string& s) {
+  for (auto k : {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::none})
+    if (optimizer_name(k) == s) return k;
+  throw Error("--optimizer " + s + ": use sgd, adam, adamw or none");
+}
+
+TrainingOptions training_options(const CompileArgs& a) {
+  TrainingOptions t;
+  t.loss = a.loss;
+  if (!t.loss.empty() && t.loss != "cross-entropy" && t.loss != "mse")
+    throw Error("--loss " + t.loss + ": use cross-entropy or mse");
+  if (!t.loss.empty() && a.labels.empty())
+    throw Error("--loss " + t.loss + " needs --labels NAME (the graph input with the targets)");
+  t.labels = a.labels;
+  t.logits = a.logits;
+  t.freeze = a.freeze;
+  t.clip_grad_norm = a.clip;
+  if (a.clip < 0) throw Error("--clip-grad-norm must be positive (0 turns clipping off)");
+  OptimizerOptions& o = t.optimizer;
+  o.kind = parse_optimizer(a.optimizer);
+  if (!(a.lr > 0)) throw Error("--lr must be positive");
+  o.lr = a.lr;
+  o.momentum = a.momentum;
+  o.dampening = a.dampening;
+  o.nesterov = a.nesterov;
+  if (a.nesterov && (a.momentum <= 0 || a.dampening != 0))
+    throw Error("--nesterov needs --momentum > 0 and --dampening 0 (as torch.optim.SGD)");
+  if (a.weight_decay < -0.5)
+    o.weight_decay = o.kind == OptimizerKind::adamw ? 0.01 : 0.0;  // torch.optim's defaults
+  else if (a.weight_decay < 0)
+    throw Error("--weight-decay must not be negative");
+  else
+    o.weight_decay = a.weight_decay;
+  o.beta1 = a.beta1;
+  o.beta2 = a.beta2;
+  o.eps = a.eps;
+  return t;
+}
+
 int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
-  if (a.mode == "training")
-    throw Error("--mode training is not available yet: this memplan plans forward graphs only; "
-                "use --mode inference (training mode comes with autodiff)");
-  if (a.mode != "inference")
-    throw Error("--mode " + a.mode + ": unknown mode; use --mode inference (--mode training is "
-                "not available yet)");
+  if (a.mode != "inference" && a.mode != "training")
+    throw Error("--mode " + a.mode + ": unknown mode; use --mode training or --mode inference");
   CompileOptions o;
   o.mode = a.mode;
+  if (a.mode == "training") o.training = training_options(a);
   for (const std::string& d : a.dims) {
     auto [k, v] = parse_dim_flag(d);
     auto [it, fresh] = o.dims.emplace(k, v);
@@ -287,7 +328,30 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* compile = app.add_subcommand("compile", "Compile an ONNX model into a memory plan");
   compile->add_option("model", ca.model, "ONNX model file (.onnx)")->required();
   compile->add_option("--mode", ca.mode,
-                      "What to plan: inference (forward only; the only mode available so far)");
+                      "What to plan: training (forward, backward, optimizer update) or inference "
+                      "(forward only)")
+      ->capture_default_str();
+  compile->add_option("--optimizer", ca.optimizer, "Training: sgd, adam, adamw or none")
+      ->capture_default_str();
+  compile->add_option("--lr", ca.lr, "Training: learning rate")->capture_default_str();
+  compile->add_option("--momentum", ca.momentum, "SGD momentum")->capture_default_str();
+  compile->add_option("--dampening", ca.dampening, "SGD dampening")->capture_default_str();
+  compile->add_flag("--nesterov", ca.nesterov, "SGD: Nesterov momentum");
+  compile->add_option("--weight-decay", ca.weight_decay,
+                      "Weight decay (SGD/Adam: L2 in the gradient, default 0; AdamW: decoupled, default "
+                      "0.01)");
+  compile->add_option("--beta1", ca.beta1, "Adam/AdamW beta1")->capture_default_str();
+  compile->add_option("--beta2", ca.beta2, "Adam/AdamW beta2")->capture_default_str();
+  compile->add_option("--eps", ca.eps, "Adam/AdamW epsilon")->capture_default_str();
+  compile->add_option("--clip-grad-norm", ca.clip,
+                      "Clip gradients to this global L2 norm (0: off)")->capture_default_str();
+  compile->add_option("--freeze", ca.freeze,
+                      "Regex (ECMAScript) over parameter names: matching parameters are not trained");
+  compile->add_option("--loss", ca.loss,
+                      "Loss to build when the model has no scalar loss output: cross-entropy or mse");
+  compile->add_option("--labels", ca.labels, "With --loss: the graph input holding the targets");
+  compile->add_option("--logits", ca.logits,
+                      "With --loss: the graph output the loss applies to (default: the only one)");
   compile->add_option("--dim", ca.dims, "Bind a symbolic dim, NAME=VALUE (repeatable), e.g. batch=32");
   compile->add_option("--input-shape", ca.input_shapes,
                       "Set a whole input shape, NAME=D0xD1x..., e.g. input=32x3x224x224 (repeatable)");

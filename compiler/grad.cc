@@ -121,7 +121,7 @@ TensorId GradCtx::ints(const std::vector<int64_t>& v) {
   return g_.add_tensor(std::move(t));
 }
 
-TensorId GradCtx::unbroadcast(TensorId g, const Shape& to) {
+TensorId GradCtx::unbroadcast(TensorId g, Shape to) {
   const Shape from = g_.tensor(g).shape;
   if (from == to) return g;
   std::vector<int64_t> axes;

@@ -7,6 +7,10 @@
 // ConvGradWeight, ReluGrad, SoftmaxCrossEntropyLossGrad, or compositions of
 // forward ops (Mul, ReduceSum, Transpose, ...).
 //
+// Beware: emit(), scalar(), ints() and ensure_output() add tensors and nodes,
+// which invalidates references obtained from graph(), node() and tensor().
+// Copy shapes and ids into locals before emitting.
+//
 // Contract for a rule:
 //  - call set_input_grad(i, g) only for inputs with needs_input_grad(i), with
 //    g of exactly input i's shape and dtype (use unbroadcast());
@@ -59,7 +63,7 @@ class GradCtx {
   TensorId ints(const std::vector<int64_t>& v);
   /// Sums g over the axes where `to` was broadcast (numpy rules), then
   /// reshapes to `to`. Returns g unchanged if shapes already match.
-  TensorId unbroadcast(TensorId g, const Shape& to);
+  TensorId unbroadcast(TensorId g, Shape to);  // by value: emit() may move the graph's storage
   /// Makes the forward node's optional output k exist (creating an
   /// activation tensor of the inferred type) and returns it.
   TensorId ensure_output(size_t k);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "compiler/autodiff.h"
 #include "compiler/ir_text.h"
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
@@ -63,21 +64,19 @@ void check_total_size(const Graph& g, const CompileOptions& opts) {
 
 const std::vector<std::string>& pipeline_pass_names() {
   static const std::vector<std::string> names = {"import", "bind-dims", "infer-shapes",
-                                                 "plan-memory"};
+                                                 "autodiff", "plan-memory"};
   return names;
 }
 
 CompileResult compile_model(const std::string& onnx_path, const CompileOptions& opts) {
-  if (opts.mode != "inference")
-    throw Error("--mode " + opts.mode +
-                " is not available yet: this memplan plans forward "
-                "graphs only; use --mode inference (training mode comes with autodiff)");
+  if (opts.mode != "inference" && opts.mode != "training")
+    throw Error("--mode " + opts.mode + ": unknown mode; use training (the default) or inference");
   for (const std::string& d : opts.dump_after) {
     const auto& names = pipeline_pass_names();
     if (std::find(names.begin(), names.end(), d) == names.end())
       throw Error("--dump-after " + d +
                   ": no such pass (passes: import, bind-dims, "
-                  "infer-shapes, plan-memory)");
+                  "infer-shapes, autodiff, plan-memory)");
   }
   CompileResult r;
   auto after = [&](const std::string& pass, const VerifyOptions& vo) {
@@ -102,6 +101,13 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
     r.nodes_folded = st.nodes_folded;
     after("infer-shapes", {.require_shapes = true});
 
+    if (opts.mode == "training") {
+      TrainingStats ts = build_training_graph(r.graph, opts.training);
+      for (const std::string& w : ts.warnings) r.notes.push_back(w);
+      r.training = ts;
+      after("autodiff", {.require_shapes = true});
+    }
+
     check_total_size(r.graph, opts);
     r.plan = plan_memory(r.graph, opts.plan);
   } catch (const Error& e) {
@@ -110,6 +116,8 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
   r.plan.model = onnx_path;
   r.plan.mode = opts.mode;
   r.plan.dims = opts.dims;
+  if (opts.mode == "training" && !r.graph.outputs.empty())
+    r.plan.loss = static_cast<int32_t>(r.graph.outputs[0].v);
   r.plan.program = print_graph(r.graph, {.max_inline_bytes = INT64_MAX, .max_inline_weight_bytes = 0});
   if (opts.dump_after.count("plan-memory") && opts.dump)
     opts.dump("plan-memory", plan_to_json(r.plan));

@@ -4,6 +4,7 @@
 //   import        ONNX file -> Graph (python-free-frontends/onnx_importer.h)
 //   bind-dims     symbolic dims from --dim / --input-shape (passes/bind_dims.h)
 //   infer-shapes  shape inference + constant folding (passes/infer_shapes.h)
+//   autodiff      training mode only: loss, backward, optimizer (compiler/autodiff.h)
 //   plan-memory   schedule, lifetimes, offsets -> Plan (passes/plan_memory.h)
 //
 // Passes listed in `disabled` are skipped where that is meaningful
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/autodiff.h"
 #include "compiler/ir.h"
 #include "compiler/plan.h"
 #include "passes/plan_memory.h"
@@ -23,7 +25,8 @@
 namespace memplan {
 
 struct CompileOptions {
-  std::string mode = "inference";
+  std::string mode = "training";  // or "inference" (forward only)
+  TrainingOptions training;
   std::map<std::string, int64_t> dims;
   std::map<std::string, Shape> input_shapes;
   PlanMemoryOptions plan;
@@ -38,6 +41,7 @@ struct CompileResult {
   std::vector<std::string> notes;  // things the user should know (e.g. absent weights)
   int64_t nodes_imported = 0;
   int64_t nodes_folded = 0;
+  TrainingStats training;  // training mode only
 };
 
 /// Names of the pipeline's passes, in order.

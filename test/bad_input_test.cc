@@ -293,10 +293,14 @@ TEST(BadInputFlags, OutputInMissingDirectory) {
   EXPECT_FALSE(fs::exists(dir.file("no"))) << "compile created the missing directory";
 }
 
-TEST(BadInputFlags, ModeTrainingIsNotAvailableYet) {
-  std::string err = expect_compile_error(tiny_cnn(), {"--dim", "batch=2", "--mode", "training"},
-                                         {"--mode training", "not available yet"});
-  EXPECT_NE(err.find("inference"), std::string::npos) << err;
+TEST(BadInputFlags, LossWithoutLabels) {
+  expect_compile_error(tiny_cnn(), {"--dim", "batch=2", "--mode", "training", "--loss", "mse"},
+                       {"--loss mse", "--labels"});
+}
+
+TEST(BadInputFlags, UnknownOptimizer) {
+  expect_compile_error(tiny_cnn(), {"--dim", "batch=2", "--mode", "training", "--optimizer", "lamb"},
+                       {"--optimizer lamb"});
 }
 
 TEST(BadInputFlags, UnknownMode) {
@@ -387,6 +391,7 @@ std::vector<BadPlan> bad_plans() {
   json bad_alias = good;
   bad_alias["tensors"][a]["placement"] = "alias";
   bad_alias["tensors"][a]["alias_of"] = -7;
+  bad_alias["tensors"][a]["alias_kind"] = "view";
   r.push_back({"alias_out_of_range", bad_alias.dump(1), {"alias", "-7"}});
 
   json wrong_type = good;

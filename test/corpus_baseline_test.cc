@@ -43,6 +43,7 @@ class ScopedCwd {
 std::vector<std::string> realistic_dims(const std::string& name) {
   if (name == "gpt2") return {"--dim", "batch=8", "--dim", "seq=1024"};
   if (name == "bert" || name == "t5") return {"--dim", "batch=8", "--dim", "seq=512"};
+  if (name == "tiny_transformer") return {"--dim", "batch=32", "--dim", "seq=64"};  // its context
   return {"--dim", "batch=32"};
 }
 
