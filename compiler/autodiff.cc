@@ -295,17 +295,29 @@ std::vector<char> trainable_params(const Graph& g, const std::string& freeze, Tr
 
 // ---------------------------------------------------------------- outputs
 
-/// Gives each parameter's gradient the name "<param>/grad" where that is
-/// unambiguous (a gradient-role tensor of its own, the name free).
-void name_gradients(Graph& g, const Backward& bw) {
-  std::set<uint32_t> seen;
+/// Gives each parameter's gradient the name "<param>/grad": the gradient
+/// tensor itself is renamed when it is the parameter's own (role gradient,
+/// not shared with another parameter); otherwise, when gradients are outputs,
+/// an Identity view (no storage of its own) carries the name. Returns the
+/// gradients to output, in parameter order.
+std::vector<TensorId> name_gradients(Builder& b, const Backward& bw, bool as_outputs) {
+  Graph& g = b.g;
+  std::vector<TensorId> named;
   for (size_t k = 0; k < bw.params.size(); ++k) {
     const TensorId gt = bw.grads[k];
-    const bool shared = std::count(bw.grads.begin(), bw.grads.end(), gt) > 1;
-    if (shared || g.tensor(gt).role != Role::gradient || !seen.insert(gt.v).second) continue;
     const std::string name = g.tensor(bw.params[k]).name + "/grad";
-    if (!g.find_tensor(name)) g.rename_tensor(gt, name);
+    const bool shared = std::count(bw.grads.begin(), bw.grads.end(), gt) > 1;
+    if (!shared && g.tensor(gt).role == Role::gradient && !g.find_tensor(name)) {
+      g.rename_tensor(gt, name);
+      named.push_back(gt);
+    } else if (as_outputs) {
+      named.push_back(b.emit("Identity", "memplan/grad_name/" + name, {gt}, {},
+                             {{name, Role::gradient}})[0]);
+    } else {
+      named.push_back(gt);
+    }
   }
+  return named;
 }
 
 /// Removes every node no graph output depends on (then unused tensors).
@@ -355,15 +367,15 @@ TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   const Backward bw = build_backward(b, loss, trainable, st.warnings);
   const Updates up = build_optimizer(b, opts, bw, st.warnings);
   st.params_trained = static_cast<int64_t>(bw.params.size());
-  name_gradients(g, bw);
+  const bool grads_out = opts.grads_as_outputs || opts.optimizer.kind == OptimizerKind::none;
+  const std::vector<TensorId> grads = name_gradients(b, bw, grads_out);
 
   std::vector<TensorId> outs = {loss};
   outs.insert(outs.end(), up.params.begin(), up.params.end());
   outs.insert(outs.end(), bn_state.begin(), bn_state.end());
   outs.insert(outs.end(), up.state.begin(), up.state.end());
   outs.insert(outs.end(), up.opt_state.begin(), up.opt_state.end());
-  if (opts.grads_as_outputs || opts.optimizer.kind == OptimizerKind::none)
-    outs.insert(outs.end(), bw.grads.begin(), bw.grads.end());
+  if (grads_out) outs.insert(outs.end(), grads.begin(), grads.end());
   g.outputs = outs;
 
   st.nodes_pruned = prune_dead(g);

@@ -349,6 +349,31 @@ TEST(AutodiffTest, SharedParameterGradientsAreSummed) {
   EXPECT_DOUBLE_EQ(decode_float(DType::f64, gb.data(), 1), 2 * -1.0 * 2.0);  // -4
 }
 
+TEST(AutodiffTest, SharedGradientTensorsGetNamedViews) {
+  REQUIRE_OPS("Add", "ReduceSum", "Identity");
+  // loss = sum(w + v): Add passes the same upstream gradient to both inputs,
+  // so one tensor is both gradients; each output gets its own named view.
+  Graph g = parse_graph(R"(graph @g opset 17 {
+  parameter %w : f64[3]
+  parameter %v : f64[3]
+  %y = Add "add" (%w, %v) : f64[3]
+  %s = ReduceSum "sum" (%y) {keepdims = 0} : f64[]
+  output %s
+}
+)");
+  TrainingOptions o;
+  o.optimizer.kind = OptimizerKind::none;
+  build_training_graph(g, o);
+  EXPECT_EQ(output_names(g), (std::vector<std::string>{"s", "w/grad", "v/grad"}));
+  Plan p = planned(g);
+  Interpreter in(g);
+  in.run();
+  for (const char* name : {"w/grad", "v/grad"}) {  // d sum(w + v) / dw = 1 everywhere
+    const auto& b = in.get(id(g, name));
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(decode_float(DType::f64, b.data(), i), 1.0) << name;
+  }
+}
+
 // ---------------------------------------------------------------- values
 
 void set_f64(Interpreter& in, TensorId t, const std::vector<double>& v) {
