@@ -15,10 +15,14 @@ namespace memplan {
 
 std::string_view optimizer_name(OptimizerKind k) {
   switch (k) {
-    case OptimizerKind::none: return "none";
-    case OptimizerKind::sgd: return "sgd";
-    case OptimizerKind::adam: return "adam";
-    case OptimizerKind::adamw: return "adamw";
+    case OptimizerKind::none:
+      return "none";
+    case OptimizerKind::sgd:
+      return "sgd";
+    case OptimizerKind::adam:
+      return "adam";
+    case OptimizerKind::adamw:
+      return "adamw";
   }
   return "?";
 }
@@ -28,19 +32,22 @@ namespace autodiff {
 // ---------------------------------------------------------------- Builder
 
 Builder::Builder(Graph& graph) : g(graph) {
-  for (const Node& n : g.nodes()) node_names_.insert(n.name);
+  for (const Node& n : g.nodes())
+    node_names_.insert(n.name);
 }
 
 std::string Builder::node_name(const std::string& base) {
   std::string name = base;
-  for (int k = 1; node_names_.count(name); ++k) name = base + "." + std::to_string(k);
+  for (int k = 1; node_names_.count(name); ++k)
+    name = base + "." + std::to_string(k);
   node_names_.insert(name);
   return name;
 }
 
 std::string Builder::tensor_name(const std::string& base) const {
   std::string name = base;
-  for (int k = 1; g.find_tensor(name); ++k) name = base + "." + std::to_string(k);
+  for (int k = 1; g.find_tensor(name); ++k)
+    name = base + "." + std::to_string(k);
   return name;
 }
 
@@ -79,7 +86,8 @@ TensorId Builder::filled_constant(const std::string& name, DType d, const Shape&
   t.shape = s;
   t.shape_known = true;
   std::vector<uint8_t> bytes;
-  for (int64_t i = 0; i < num_elements(s); ++i) encode_float(d, v, bytes);
+  for (int64_t i = 0; i < num_elements(s); ++i)
+    encode_float(d, v, bytes);
   t.data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
   return g.add_tensor(std::move(t));
 }
@@ -107,18 +115,22 @@ std::string type_str(const Tensor& t) {
 
 std::string names_of(const Graph& g, const std::vector<TensorId>& ts) {
   std::string s;
-  for (TensorId t : ts) s += (s.empty() ? "'" : ", '") + g.tensor(t).name + "' " + type_str(g.tensor(t));
+  for (TensorId t : ts)
+    s += (s.empty() ? "'" : ", '") + g.tensor(t).name + "' " + type_str(g.tensor(t));
   return s;
 }
 
-bool is_scalar_float(const Tensor& t) { return is_float(t.dtype) && t.numel() == 1; }
+bool is_scalar_float(const Tensor& t) {
+  return is_float(t.dtype) && t.numel() == 1;
+}
 
 /// The model's own loss: its only scalar float output.
 TensorId model_loss(const Graph& g) {
   if (g.outputs.empty()) throw Error("the model has no outputs: there is no loss to train");
   std::vector<TensorId> scalars;
   for (TensorId t : g.outputs)
-    if (is_scalar_float(g.tensor(t)) && std::find(scalars.begin(), scalars.end(), t) == scalars.end())
+    if (is_scalar_float(g.tensor(t)) &&
+        std::find(scalars.begin(), scalars.end(), t) == scalars.end())
       scalars.push_back(t);
   if (scalars.size() == 1) return scalars[0];
   if (scalars.empty() && g.outputs.size() == 1)
@@ -128,8 +140,9 @@ TensorId model_loss(const Graph& g) {
   if (scalars.empty())
     throw Error("none of the model's outputs is a float scalar loss (outputs: " +
                 names_of(g, g.outputs) + "); build one with --loss cross-entropy|mse and --logits");
-  throw Error("several outputs could be the loss (" + names_of(g, scalars) +
-              "): the model must have exactly one float scalar output, or use --loss with --logits");
+  throw Error(
+      "several outputs could be the loss (" + names_of(g, scalars) +
+      "): the model must have exactly one float scalar output, or use --loss with --logits");
 }
 
 /// The graph output named by `logits` ("" = the only output).
@@ -141,8 +154,8 @@ TensorId logits_output(const Graph& g, const TrainingOptions& o) {
   }
   for (TensorId t : g.outputs)
     if (g.tensor(t).name == o.logits) return t;
-  throw Error("--logits '" + o.logits + "' is not an output of the model (outputs: " +
-              names_of(g, g.outputs) + ")");
+  throw Error("--logits '" + o.logits +
+              "' is not an output of the model (outputs: " + names_of(g, g.outputs) + ")");
 }
 
 /// Builds the loss of opts.loss on the logits and the labels input.
@@ -156,9 +169,10 @@ TensorId built_loss(Builder& b, const TrainingOptions& o) {
   for (TensorId t : g.inputs)
     if (g.tensor(t).name == labels_name) labels = t;
   if (!labels.valid())
-    throw Error("--loss " + o.loss + " needs the targets as a graph input, but the model has no "
-                "input '" + labels_name + "' (inputs: " + names_of(g, g.inputs) +
-                "); name it with --labels");
+    throw Error("--loss " + o.loss +
+                " needs the targets as a graph input, but the model has no "
+                "input '" +
+                labels_name + "' (inputs: " + names_of(g, g.inputs) + "); name it with --labels");
   const Tensor& lt = g.tensor(logits);
   const Tensor& yt = g.tensor(labels);
   if (!is_float(lt.dtype))
@@ -174,8 +188,8 @@ TensorId built_loss(Builder& b, const TrainingOptions& o) {
                   {{"loss", Role::activation}})[0];
   }
   if (yt.dtype != lt.dtype || yt.shape != lt.shape)
-    throw Error("--loss mse: labels '" + yt.name + "' must have the logits' type " +
-                type_str(lt) + ", got " + type_str(yt));
+    throw Error("--loss mse: labels '" + yt.name + "' must have the logits' type " + type_str(lt) +
+                ", got " + type_str(yt));
   // F.mse_loss (mean): ReduceMean((logits - labels)^2) over every axis.
   TensorId d = b.emit("Sub", "memplan/loss/diff", {logits, labels}, {},
                       {{"memplan/loss/diff", Role::activation}})[0];
@@ -210,7 +224,8 @@ std::vector<TensorId> rewrite_batchnorm(Builder& b) {
       const Tensor& st = g.tensor(old.inputs.at(k + 2));
       if (st.role != Role::state)
         throw Error(node_desc(old) + ": running statistic '" + st.name + "' has role " +
-                    std::string(role_name(st.role)) + "; training updates it in place, so it must "
+                    std::string(role_name(st.role)) +
+                    "; training updates it in place, so it must "
                     "be state");
       if (!written.insert(old.inputs[k + 2].v).second)
         throw Error(node_desc(old) + ": running statistic '" + st.name +
@@ -233,12 +248,13 @@ std::vector<TensorId> rewrite_batchnorm(Builder& b) {
         continue;
       }
       Tensor t;
-      t.name = b.tensor_name(k < 3 ? g.tensor(old.inputs[k + 2]).name + suffix[k] : old.name + suffix[k]);
+      t.name = b.tensor_name(k < 3 ? g.tensor(old.inputs[k + 2]).name + suffix[k]
+                                   : old.name + suffix[k]);
       t.role = k < 3 ? Role::state : Role::activation;
       outs[k] = g.add_tensor(std::move(t));
     }
     for (size_t k = 3; k < old.outputs.size(); ++k)
-      if (old.outputs[k].valid()) g.tensor(old.outputs[k]).producer = NodeId();  // now unused
+      if (old.outputs[k].valid()) g.tensor(old.outputs[k]).producer = NodeId(); // now unused
     Node& n = g.node(id);
     n.op = "BatchNormTraining";
     n.attrs = {{"epsilon", attr_float(old, "epsilon", 1e-5)},
@@ -311,8 +327,8 @@ std::vector<TensorId> name_gradients(Builder& b, const Backward& bw, bool as_out
       g.rename_tensor(gt, name);
       named.push_back(gt);
     } else if (as_outputs) {
-      named.push_back(b.emit("Identity", "memplan/grad_name/" + name, {gt}, {},
-                             {{name, Role::gradient}})[0]);
+      named.push_back(
+          b.emit("Identity", "memplan/grad_name/" + name, {gt}, {}, {{name, Role::gradient}})[0]);
     } else {
       named.push_back(gt);
     }
@@ -347,8 +363,8 @@ bool is_optimizer_op(std::string_view op) {
          op == "GlobalNormScale";
 }
 
-}  // namespace
-}  // namespace autodiff
+} // namespace
+} // namespace autodiff
 
 TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   using namespace autodiff;
@@ -395,4 +411,4 @@ TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   return st;
 }
 
-}  // namespace memplan
+} // namespace memplan

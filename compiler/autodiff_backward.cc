@@ -55,7 +55,8 @@ class Differentiator {
                   "' does not depend on any trainable parameter: nothing to differentiate");
     const Tensor& l = g_.tensor(loss);
     grad_[loss.v] = b_.filled_constant("memplan/grad/seed", l.dtype, l.shape, 1.0);
-    for (auto it = order_.rbegin(); it != order_.rend(); ++it) visit(*it);
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it)
+      visit(*it);
   }
 
   /// Gradient of forward tensor t (invalid if none reached it).
@@ -65,7 +66,7 @@ class Differentiator {
   Builder& b_;
   Graph& g_;
   const size_t num_forward_tensors_;
-  std::vector<TensorId> grad_;  // indexed by forward tensor id
+  std::vector<TensorId> grad_; // indexed by forward tensor id
   std::vector<NodeId> order_;
   std::vector<TensorId> from_;
 
@@ -87,7 +88,7 @@ class Differentiator {
       }
     if (!any_out) return;
     std::vector<char> needs(ins.size(), 0);
-    TensorId via;  // an input that needs a gradient, for messages
+    TensorId via; // an input that needs a gradient, for messages
     for (size_t i = 0; i < ins.size(); ++i)
       if (needs_grad(ins[i])) {
         needs[i] = 1;
@@ -99,7 +100,8 @@ class Differentiator {
     if (!rule)
       throw Error(node_desc(g_.node(id)) + ": op " + op +
                   " has no gradient rule, but it lies on the gradient path from parameter '" +
-                  g_.tensor(from_[via.v]).name + "' to the loss (freeze that parameter with "
+                  g_.tensor(from_[via.v]).name +
+                  "' to the loss (freeze that parameter with "
                   "--freeze, or add a rule in compiler/grad_*.cc)");
     GradCtx ctx(g_, id, out_grads, needs, "memplan/grad/" + g_.node(id).name);
     rule(ctx);
@@ -120,7 +122,7 @@ class Differentiator {
   }
 };
 
-}  // namespace
+} // namespace
 
 Backward build_backward(Builder& b, TensorId loss, const std::vector<char>& trainable,
                         std::vector<std::string>& warnings) {
@@ -141,4 +143,4 @@ Backward build_backward(Builder& b, TensorId loss, const std::vector<char>& trai
   return r;
 }
 
-}  // namespace memplan::autodiff
+} // namespace memplan::autodiff

@@ -28,7 +28,7 @@ class Builder {
   std::string tensor_name(const std::string& base) const;
 
   struct Out {
-    std::string name;  // made unique with tensor_name
+    std::string name; // made unique with tensor_name
     Role role = Role::activation;
   };
   /// Adds node `op` (name made unique) with one output per `outs` entry;
@@ -49,8 +49,8 @@ class Builder {
 
 /// Result of differentiation: trained parameters that receive a gradient.
 struct Backward {
-  std::vector<TensorId> params;  // in tensor order
-  std::vector<TensorId> grads;   // grads[k] = d(loss)/d(params[k]), same type as params[k]
+  std::vector<TensorId> params; // in tensor order
+  std::vector<TensorId> grads;  // grads[k] = d(loss)/d(params[k]), same type as params[k]
 };
 
 /// Differentiates `loss` with respect to every tensor t with trainable[t.v]
@@ -62,9 +62,9 @@ Backward build_backward(Builder& b, TensorId loss, const std::vector<char>& trai
 
 /// What the optimizer writes in place (autodiff_optim.cc).
 struct Updates {
-  std::vector<TensorId> params;     // param' per trained parameter
-  std::vector<TensorId> state;      // step counter'
-  std::vector<TensorId> opt_state;  // momentum' / adam_m' / adam_v'
+  std::vector<TensorId> params;    // param' per trained parameter
+  std::vector<TensorId> state;     // step counter'
+  std::vector<TensorId> opt_state; // momentum' / adam_m' / adam_v'
 };
 
 /// Emits clipping (when opts.clip_grad_norm > 0), the step counter and one
@@ -72,4 +72,4 @@ struct Updates {
 Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward& bw,
                         std::vector<std::string>& warnings);
 
-}  // namespace memplan::autodiff
+} // namespace memplan::autodiff

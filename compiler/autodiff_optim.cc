@@ -41,7 +41,8 @@ void check_options(const OptimizerOptions& o) {
   if (!(o.weight_decay >= 0))
     throw Error("--weight-decay must be >= 0, got " + std::to_string(o.weight_decay));
   if (o.kind == OptimizerKind::sgd) {
-    if (!(o.momentum >= 0)) throw Error("--momentum must be >= 0, got " + std::to_string(o.momentum));
+    if (!(o.momentum >= 0))
+      throw Error("--momentum must be >= 0, got " + std::to_string(o.momentum));
     if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
       throw Error("--nesterov needs --momentum > 0 and --dampening 0 (as torch.optim.SGD)");
   }
@@ -53,7 +54,7 @@ void check_options(const OptimizerOptions& o) {
   }
 }
 
-}  // namespace
+} // namespace
 
 Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward& bw,
                         std::vector<std::string>& warnings) {
@@ -70,9 +71,9 @@ Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward&
   if (opts.clip_grad_norm < 0)
     throw Error("--clip-grad-norm must be >= 0, got " + std::to_string(opts.clip_grad_norm));
   if (opts.clip_grad_norm > 0)
-    scale = b.emit("GlobalNormScale", "memplan/clip_grad_norm", bw.grads,
-                   {{"max_norm", opts.clip_grad_norm}},
-                   {{"memplan/clip_scale", Role::gradient}})[0];
+    scale =
+        b.emit("GlobalNormScale", "memplan/clip_grad_norm", bw.grads,
+               {{"max_norm", opts.clip_grad_norm}}, {{"memplan/clip_scale", Role::gradient}})[0];
 
   TensorId step = b.zero_tensor("memplan/step", DType::f32, {}, Role::state);
   TensorId step1 = b.emit("StepIncrement", "memplan/step_increment", {step}, {},
@@ -89,12 +90,14 @@ Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward&
       if (o.momentum == 0) {
         std::vector<TensorId> ins = {p, gp};
         if (scale.valid()) ins.insert(ins.end(), {TensorId(), scale});
-        u.params.push_back(b.emit("SGDUpdate", "memplan/sgd/" + name, ins, sgd_attrs(o), {p_out})[0]);
+        u.params.push_back(
+            b.emit("SGDUpdate", "memplan/sgd/" + name, ins, sgd_attrs(o), {p_out})[0]);
         continue;
       }
       TensorId buf = b.zero_tensor(name + "/momentum", dt, shape, Role::optimizer_state);
-      auto outs = b.emit("SGDUpdate", "memplan/sgd/" + name, {p, gp, buf, scale, step1},
-                         sgd_attrs(o), {p_out, {name + "/momentum/updated", Role::optimizer_state}});
+      auto outs =
+          b.emit("SGDUpdate", "memplan/sgd/" + name, {p, gp, buf, scale, step1}, sgd_attrs(o),
+                 {p_out, {name + "/momentum/updated", Role::optimizer_state}});
       u.params.push_back(outs[0]);
       u.opt_state.push_back(outs[1]);
       continue;
@@ -114,4 +117,4 @@ Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward&
   return u;
 }
 
-}  // namespace memplan::autodiff
+} // namespace memplan::autodiff

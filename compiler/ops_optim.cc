@@ -35,8 +35,7 @@ void require_like_param(const InferCtx& c, size_t slot, const char* what) {
   if (c.dtype(slot) != c.dtype(0) || c.shape(slot) != c.shape(0))
     c.fail(std::string(what) + " (input " + std::to_string(slot) + ") is " +
            std::string(dtype_name(c.dtype(slot))) + shape_str(c.shape(slot)) +
-           " but the parameter is " + std::string(dtype_name(c.dtype(0))) +
-           shape_str(c.shape(0)));
+           " but the parameter is " + std::string(dtype_name(c.dtype(0))) + shape_str(c.shape(0)));
 }
 
 Types step_increment(const InferCtx& c) {
@@ -53,8 +52,8 @@ Types sgd_update(const InferCtx& c) {
   if (attr_int(n, "nesterov", 0) != 0 && (momentum <= 0.0 || dampening != 0.0))
     c.fail("nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
   const bool buf = c.has_input(2);
-  if (momentum != 0.0 && !buf) c.fail("momentum " + std::to_string(momentum) +
-                                      " needs a momentum buffer (input 2)");
+  if (momentum != 0.0 && !buf)
+    c.fail("momentum " + std::to_string(momentum) + " needs a momentum buffer (input 2)");
   if (buf) {
     require_like_param(c, 2, "momentum buffer");
     if (!c.has_input(4)) c.fail("a momentum buffer needs the step counter (input 4)");
@@ -94,29 +93,46 @@ Types global_norm_scale(const InferCtx& c) {
 }
 
 // FLOPs per parameter element, counted from the formulas in the banner.
-double sgd_flops(const Graph& g, const Node& n) { return 6 * in_elems(g, n, 0); }
-double adam_flops(const Graph& g, const Node& n) { return 14 * in_elems(g, n, 0); }
+double sgd_flops(const Graph& g, const Node& n) {
+  return 6 * in_elems(g, n, 0);
+}
+double adam_flops(const Graph& g, const Node& n) {
+  return 14 * in_elems(g, n, 0);
+}
 double norm_flops(const Graph& g, const Node& n) {
   double s = 0;
-  for (size_t i = 0; i < n.inputs.size(); ++i) s += 2 * in_elems(g, n, i);
+  for (size_t i = 0; i < n.inputs.size(); ++i)
+    s += 2 * in_elems(g, n, i);
   return s;
 }
 
-}  // namespace
+} // namespace
 
 void register_optim(std::vector<OpDef>& t) {
   t.push_back({.name = "StepIncrement", .infer = step_increment});
-  t.push_back({.name = "SGDUpdate", .min_inputs = 2, .max_inputs = 5, .max_outputs = 2,
+  t.push_back({.name = "SGDUpdate",
+               .min_inputs = 2,
+               .max_inputs = 5,
+               .max_outputs = 2,
                .attrs = {"lr", "momentum", "dampening", "nesterov", "weight_decay"},
-               .infer = sgd_update, .flops = sgd_flops});
-  t.push_back({.name = "AdamUpdate", .min_inputs = 5, .max_inputs = 6, .min_outputs = 3,
+               .infer = sgd_update,
+               .flops = sgd_flops});
+  t.push_back({.name = "AdamUpdate",
+               .min_inputs = 5,
+               .max_inputs = 6,
+               .min_outputs = 3,
                .max_outputs = 3,
                .attrs = {"lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"},
-               .infer = adam_update, .flops = adam_flops});
-  t.push_back({.name = "GradAccumulate", .min_inputs = 2, .max_inputs = 2,
-               .infer = grad_accumulate});
-  t.push_back({.name = "GlobalNormScale", .min_inputs = 1, .max_inputs = -1,
-               .attrs = {"max_norm"}, .infer = global_norm_scale, .flops = norm_flops});
+               .infer = adam_update,
+               .flops = adam_flops});
+  t.push_back(
+      {.name = "GradAccumulate", .min_inputs = 2, .max_inputs = 2, .infer = grad_accumulate});
+  t.push_back({.name = "GlobalNormScale",
+               .min_inputs = 1,
+               .max_inputs = -1,
+               .attrs = {"max_norm"},
+               .infer = global_norm_scale,
+               .flops = norm_flops});
 }
 
-}  // namespace memplan::ops
+} // namespace memplan::ops

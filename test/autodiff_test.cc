@@ -23,11 +23,11 @@ namespace {
 using testing::expect_error;
 
 /// Skips the test unless every op has a gradient rule and a CPU kernel.
-#define REQUIRE_OPS(...)                                                              \
-  do {                                                                                \
-    for (const char* op_ : {__VA_ARGS__})                                             \
-      if (!find_grad_rule(op_) || !find_kernel(op_))                                  \
-        GTEST_SKIP() << op_ << " has no gradient rule or kernel yet (other branches)"; \
+#define REQUIRE_OPS(...)                                                                           \
+  do {                                                                                             \
+    for (const char* op_ : {__VA_ARGS__})                                                          \
+      if (!find_grad_rule(op_) || !find_kernel(op_))                                               \
+        GTEST_SKIP() << op_ << " has no gradient rule or kernel yet (other branches)";             \
   } while (0)
 
 TensorId id(const Graph& g, const std::string& name) {
@@ -38,13 +38,15 @@ TensorId id(const Graph& g, const std::string& name) {
 
 std::vector<std::string> output_names(const Graph& g) {
   std::vector<std::string> r;
-  for (TensorId t : g.outputs) r.push_back(g.tensor(t).name);
+  for (TensorId t : g.outputs)
+    r.push_back(g.tensor(t).name);
   return r;
 }
 
 int count_op(const Graph& g, std::string_view op) {
   int c = 0;
-  for (const Node& n : g.nodes()) c += n.op == op;
+  for (const Node& n : g.nodes())
+    c += n.op == op;
   return c;
 }
 
@@ -110,7 +112,7 @@ TEST(AutodiffErrorsTest, BuiltLossNeedsLabelsAndOneLogits) {
   expect_error([&] { build_training_graph(g, o); },
                "labels 'x' must hold class indices (an integer dtype), got f32[2,3]");
   o.loss = "mse";
-  g.tensor(id(g, "x")).shape = {3, 2};  // same element count, other shape
+  g.tensor(id(g, "x")).shape = {3, 2}; // same element count, other shape
   expect_error([&] { build_training_graph(g, o); },
                "--loss mse: labels 'x' must have the logits' type f32[2,3], got f32[3,2]");
   o.loss = "hinge";
@@ -205,7 +207,7 @@ TEST(AutodiffTest, SgdMomentumRolesOutputsAndPlan) {
   const Tensor& mom = g.tensor(id(g, "w1/momentum"));
   EXPECT_EQ(mom.role, Role::optimizer_state);
   ASSERT_TRUE(mom.data);
-  EXPECT_EQ(*mom.data, std::vector<uint8_t>(24, 0));  // 3 x f64 zeros
+  EXPECT_EQ(*mom.data, std::vector<uint8_t>(24, 0)); // 3 x f64 zeros
   const Tensor& step = g.tensor(id(g, "memplan/step"));
   EXPECT_EQ(step.role, Role::state);
   EXPECT_EQ(step.dtype, DType::f32);
@@ -232,8 +234,10 @@ TEST(AutodiffTest, ReadersOfAParameterRunBeforeItsUpdate) {
   size_t update = 0, last_reader = 0;
   for (size_t s = 0; s < p.ops.size(); ++s) {
     const PlanOp& op = p.ops[s];
-    if (op.op == "SGDUpdate" && op.inputs[0] == w2) update = s;
-    else if (std::count(op.inputs.begin(), op.inputs.end(), w2)) last_reader = s;
+    if (op.op == "SGDUpdate" && op.inputs[0] == w2)
+      update = s;
+    else if (std::count(op.inputs.begin(), op.inputs.end(), w2))
+      last_reader = s;
   }
   EXPECT_GT(last_reader, 0u);
   EXPECT_LT(last_reader, update);
@@ -245,7 +249,8 @@ TEST(AutodiffTest, ReadersOfAParameterRunBeforeItsUpdate) {
   PlanVerifyResult r = verify_plan(bad);
   ASSERT_FALSE(r.ok());
   bool found = false;
-  for (const std::string& e : r.errors) found |= e.find("overwrote its storage in place") != std::string::npos;
+  for (const std::string& e : r.errors)
+    found |= e.find("overwrote its storage in place") != std::string::npos;
   EXPECT_TRUE(found) << r.errors[0];
 }
 
@@ -266,12 +271,11 @@ TEST(AutodiffTest, FreezePrunesBackwardWorkAndState) {
   EXPECT_FALSE(g.find_tensor("w1/grad"));
   EXPECT_FALSE(g.find_tensor("w1/momentum"));
   EXPECT_TRUE(g.find_tensor("w2/momentum"));
-  EXPECT_EQ(g.tensor(id(g, "w1")).role, Role::parameter);  // still resident, just frozen
+  EXPECT_EQ(g.tensor(id(g, "w1")).role, Role::parameter); // still resident, just frozen
   for (const Node& n : g.nodes())
     EXPECT_EQ(n.name.find("memplan/grad/relu"), std::string::npos) << n.name;
-  EXPECT_EQ(output_names(g), (std::vector<std::string>{"loss", "w2/updated",
-                                                        "memplan/step/updated",
-                                                        "w2/momentum/updated"}));
+  EXPECT_EQ(output_names(g), (std::vector<std::string>{"loss", "w2/updated", "memplan/step/updated",
+                                                       "w2/momentum/updated"}));
   planned(g);
 
   Graph h = parse_graph(kElementwiseNet);
@@ -294,7 +298,7 @@ TEST(AutodiffTest, AdamStateAndGradsAsOutputs) {
   EXPECT_EQ(count_op(g, "GlobalNormScale"), 1);
   for (const Node& n : g.nodes())
     if (n.op == "AdamUpdate") {
-      EXPECT_EQ(n.inputs.size(), 6u);  // param, grad, m, v, step', scale
+      EXPECT_EQ(n.inputs.size(), 6u); // param, grad, m, v, step', scale
       EXPECT_EQ(attr_int(n, "decoupled", 0), 1);
     }
   EXPECT_EQ(g.tensor(id(g, "b1/adam_v")).role, Role::optimizer_state);
@@ -315,8 +319,7 @@ TEST(AutodiffTest, NoOptimizerOutputsGradients) {
   TrainingStats st = build_training_graph(g, o);
   EXPECT_EQ(st.optimizer_nodes, 0);
   EXPECT_FALSE(g.find_tensor("memplan/step"));
-  EXPECT_EQ(output_names(g),
-            (std::vector<std::string>{"loss", "w1/grad", "b1/grad", "w2/grad"}));
+  EXPECT_EQ(output_names(g), (std::vector<std::string>{"loss", "w1/grad", "b1/grad", "w2/grad"}));
   planned(g);
 }
 
@@ -339,14 +342,16 @@ TEST(AutodiffTest, SharedParameterGradientsAreSummed) {
   EXPECT_EQ(count_op(g, "Add"), 1);
   Interpreter in(g);
   std::vector<uint8_t> xb, wb;
-  for (double v : {3.0, -1.0}) encode_float(DType::f64, v, xb);
-  for (double v : {0.5, 2.0}) encode_float(DType::f64, v, wb);
+  for (double v : {3.0, -1.0})
+    encode_float(DType::f64, v, xb);
+  for (double v : {0.5, 2.0})
+    encode_float(DType::f64, v, wb);
   in.set(id(g, "x"), xb);
   in.set(id(g, "w"), wb);
   in.run();
   const auto& gb = in.get(id(g, "w/grad"));
-  EXPECT_DOUBLE_EQ(decode_float(DType::f64, gb.data(), 0), 2 * 3.0 * 0.5);   // 3
-  EXPECT_DOUBLE_EQ(decode_float(DType::f64, gb.data(), 1), 2 * -1.0 * 2.0);  // -4
+  EXPECT_DOUBLE_EQ(decode_float(DType::f64, gb.data(), 0), 2 * 3.0 * 0.5);  // 3
+  EXPECT_DOUBLE_EQ(decode_float(DType::f64, gb.data(), 1), 2 * -1.0 * 2.0); // -4
 }
 
 TEST(AutodiffTest, SharedGradientTensorsGetNamedViews) {
@@ -368,9 +373,10 @@ TEST(AutodiffTest, SharedGradientTensorsGetNamedViews) {
   Plan p = planned(g);
   Interpreter in(g);
   in.run();
-  for (const char* name : {"w/grad", "v/grad"}) {  // d sum(w + v) / dw = 1 everywhere
+  for (const char* name : {"w/grad", "v/grad"}) { // d sum(w + v) / dw = 1 everywhere
     const auto& b = in.get(id(g, name));
-    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(decode_float(DType::f64, b.data(), i), 1.0) << name;
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_EQ(decode_float(DType::f64, b.data(), i), 1.0) << name;
   }
 }
 
@@ -378,13 +384,15 @@ TEST(AutodiffTest, SharedGradientTensorsGetNamedViews) {
 
 void set_f64(Interpreter& in, TensorId t, const std::vector<double>& v) {
   std::vector<uint8_t> b;
-  for (double x : v) encode_float(DType::f64, x, b);
+  for (double x : v)
+    encode_float(DType::f64, x, b);
   in.set(t, std::move(b));
 }
 
 void set_i64(Interpreter& in, TensorId t, const std::vector<int64_t>& v) {
   std::vector<uint8_t> b;
-  for (int64_t x : v) encode_int(DType::i64, x, b);
+  for (int64_t x : v)
+    encode_int(DType::i64, x, b);
   in.set(t, std::move(b));
 }
 
@@ -410,8 +418,10 @@ struct Feed {
   std::vector<std::pair<std::string, std::vector<double>>> f64;
   std::vector<std::pair<std::string, std::vector<int64_t>>> i64;
   void apply(const Graph& g, Interpreter& in) const {
-    for (const auto& [name, v] : f64) set_f64(in, id(g, name), v);
-    for (const auto& [name, v] : i64) set_i64(in, id(g, name), v);
+    for (const auto& [name, v] : f64)
+      set_f64(in, id(g, name), v);
+    for (const auto& [name, v] : i64)
+      set_i64(in, id(g, name), v);
   }
 };
 
@@ -468,20 +478,21 @@ void check_sgd_step(const std::string& text, TrainingOptions o, const Feed& feed
   planned(g);
   Interpreter in(g);
   feed.apply(g, in);
-  in.run();  // step 1: the loss of the initial parameters, then the update in place
+  in.run(); // step 1: the loss of the initial parameters, then the update in place
   const double loss0 = get_f64(in, g.outputs[0])[0];
   EXPECT_NEAR(loss0, get_f64(gi, gg.outputs[0])[0], 1e-12);
   for (const std::string& p : params) {
-    const std::vector<double> before = get_f64(gi, id(gg, p)), grad = get_f64(gi, id(gg, p + "/grad"));
+    const std::vector<double> before = get_f64(gi, id(gg, p)),
+                              grad = get_f64(gi, id(gg, p + "/grad"));
     const std::vector<double> after = get_f64(in, id(g, p));
     for (size_t i = 0; i < before.size(); ++i)
       EXPECT_NEAR(after[i], before[i] - 0.1 * grad[i], 1e-12) << p << "[" << i << "]";
   }
-  in.run();  // step 2 sees the updated parameters
+  in.run(); // step 2 sees the updated parameters
   const double loss1 = get_f64(in, g.outputs[0])[0];
   EXPECT_LT(loss1, loss0);
   const auto& sb = in.get(id(g, "memplan/step"));
-  EXPECT_EQ(decode_float(DType::f32, sb.data(), 0), 2.0);  // two steps counted
+  EXPECT_EQ(decode_float(DType::f32, sb.data(), 0), 2.0); // two steps counted
 }
 
 Feed elementwise_feed() {
@@ -595,16 +606,16 @@ TEST(AutodiffTest, BatchNormBecomesBatchNormTraining) {
   EXPECT_EQ(attr_float(*bn, "momentum", 0), 0.8);
   EXPECT_FALSE(bn->has_attr("training_mode"));
   ASSERT_EQ(bn->outputs.size(), 5u);
-  EXPECT_EQ(g.tensor(bn->outputs[1]).name, "rm_out");  // the model's own names are kept
+  EXPECT_EQ(g.tensor(bn->outputs[1]).name, "rm_out"); // the model's own names are kept
   EXPECT_EQ(g.tensor(bn->outputs[1]).role, Role::state);
   EXPECT_EQ(g.tensor(bn->outputs[3]).name, "bn/saved_mean");
   EXPECT_EQ(g.tensor(bn->outputs[4]).shape, (Shape{3}));
   EXPECT_EQ(output_alias("BatchNormTraining", 1).input, 3);
   EXPECT_EQ(output_names(g), (std::vector<std::string>{"s", "w/updated", "rm_out", "rv_out",
-                                                        "memplan/step/updated"}));
+                                                       "memplan/step/updated"}));
   verify(g);
   if (find_op("BatchNormTraining")) planned(g);
 }
 
-}  // namespace
-}  // namespace memplan
+} // namespace
+} // namespace memplan

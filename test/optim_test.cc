@@ -25,13 +25,15 @@ const std::vector<std::vector<double>> kGrads = {{0.5, 1}, {-1, 2}, {0.25, -0.5}
 
 std::vector<uint8_t> encode(DType d, const std::vector<double>& v) {
   std::vector<uint8_t> b;
-  for (double x : v) encode_float(d, x, b);
+  for (double x : v)
+    encode_float(d, x, b);
   return b;
 }
 
 std::vector<double> decode(DType d, const std::vector<uint8_t>& b) {
   std::vector<double> v(b.size() / dtype_size(d));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = decode_float(d, b.data(), i);
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = decode_float(d, b.data(), i);
   return v;
 }
 
@@ -41,7 +43,7 @@ struct StepGraph {
   Graph g;
   DType dt;
   TensorId param, grad, step, scale;
-  std::vector<TensorId> state;  // optimizer state inputs, zero-initialized
+  std::vector<TensorId> state; // optimizer state inputs, zero-initialized
 
   explicit StepGraph(DType d) : dt(d) {
     param = add("p", {2}, Role::parameter, {1, -2});
@@ -72,8 +74,8 @@ struct StepGraph {
       t.name = n.name + ":" + std::to_string(k);
       // In-place results keep the role of the storage they overwrite.
       OutputAlias al = output_alias(op, k);
-      t.role = al.kind == AliasKind::inplace ? g.tensor(n.inputs.at(al.input)).role
-                                             : Role::activation;
+      t.role =
+          al.kind == AliasKind::inplace ? g.tensor(n.inputs.at(al.input)).role : Role::activation;
       n.outputs.push_back(g.add_tensor(std::move(t)));
     }
     auto types = infer_node(g, n);
@@ -100,7 +102,8 @@ struct StepGraph {
     std::vector<std::vector<double>> r;
     for (const auto& gr : kGrads) {
       std::vector<double> scaled = gr;
-      for (double& x : scaled) x *= grad_factor;
+      for (double& x : scaled)
+        x *= grad_factor;
       in.set(grad, encode(dt, scaled));
       in.run();
       r.push_back(decode(dt, in.get(param)));
@@ -156,8 +159,8 @@ TEST_P(OptimTest, SgdNesterovWeightDecay) {
   TensorId buf = s.zero_state("buf");
   s.node("SGDUpdate", {s.param, s.grad, buf, TensorId(), step1},
          {{"lr", 0.1}, {"momentum", 0.9}, {"nesterov", int64_t{1}}, {"weight_decay", 0.1}}, 2);
-  expect_near(s.run3(),
-              {{0.886, -2.152}, {1.010566, -2.555912}, {0.973948646, -2.615238472}}, tol());
+  expect_near(s.run3(), {{0.886, -2.152}, {1.010566, -2.555912}, {0.973948646, -2.615238472}},
+              tol());
 }
 
 // Adam, betas (0.9, 0.999), eps 1e-8. Step 1 moves each element by exactly
@@ -227,7 +230,8 @@ TEST_P(OptimTest, ClippedSgdHalvesTheStep) {
     in.run();
     EXPECT_NEAR(decode(DType::f32, in.get(scale))[0], 1 / (2 + 1e-6), 1e-7);
     const double c = static_cast<float>(1 / (2 + 1e-6));
-    for (size_t i = 0; i < 2; ++i) p[i] -= 0.1 * c * g2[i];
+    for (size_t i = 0; i < 2; ++i)
+      p[i] -= 0.1 * c * g2[i];
     auto got = decode(s.dt, in.get(s.param));
     EXPECT_NEAR(got[0], p[0], tol());
     EXPECT_NEAR(got[1], p[1], tol());
@@ -248,8 +252,8 @@ TEST(OptimKernelTest, GlobalNormScaleIsTorchClipCoefficient) {
   EXPECT_TRUE(s.g.tensor(half).shape.empty());
   Interpreter in(s.g);
   in.run();
-  EXPECT_NEAR(decode(DType::f32, in.get(half))[0], 6.5 / (13 + 1e-6), 1e-7);  // 0.5
-  EXPECT_EQ(decode(DType::f32, in.get(none))[0], 1.0);  // 20 / 13 > 1: clamped
+  EXPECT_NEAR(decode(DType::f32, in.get(half))[0], 6.5 / (13 + 1e-6), 1e-7); // 0.5
+  EXPECT_EQ(decode(DType::f32, in.get(none))[0], 1.0);                       // 20 / 13 > 1: clamped
 }
 
 TEST(OptimKernelTest, GradAccumulateAndStepIncrementInPlace) {
@@ -261,11 +265,11 @@ TEST(OptimKernelTest, GradAccumulateAndStepIncrementInPlace) {
   verify(s.g);
   Interpreter in(s.g);
   in.set(s.grad, encode(DType::f64, {0.5, -1}));
-  in.run();  // [1, 2] + [0.5, -1]
+  in.run(); // [1, 2] + [0.5, -1]
   EXPECT_EQ(decode(DType::f64, in.get(acc1)), (std::vector<double>{1.5, 1}));
-  in.run();  // in place: the accumulator itself holds the sum, so it grows again
+  in.run(); // in place: the accumulator itself holds the sum, so it grows again
   EXPECT_EQ(decode(DType::f64, in.get(acc)), (std::vector<double>{2, 0}));
-  EXPECT_EQ(decode(DType::f32, in.get(step1))[0], 2.0);  // two runs, two increments
+  EXPECT_EQ(decode(DType::f32, in.get(step1))[0], 2.0); // two runs, two increments
 }
 
 TEST(OptimKernelTest, OutOfPlaceCallsReadBeforeWriting) {
@@ -295,12 +299,21 @@ TEST(OptimOpsTest, ShapeInferenceAndErrors) {
   auto r = t.infer("SGDUpdate", {p, g, b, TensorId(), s}, {{"momentum", 0.9}}, 2);
   EXPECT_EQ(r[1], (TensorType{DType::f32, {3, 2}}));
   expect_error([&] { t.infer("SGDUpdate", {p, bad}); }, "gradient (input 1) is f32[2,3]");
-  expect_error([&] { t.infer("SGDUpdate", {p, g}, {{"momentum", 0.9}}); },
-               "needs a momentum buffer");
-  expect_error([&] { t.infer("SGDUpdate", {p, g, b}, {{"momentum", 0.9}}, 2); },
-               "needs the step counter (input 4)");
-  expect_error([&] { t.infer("SGDUpdate", {p, g}, {{"nesterov", int64_t{1}}}); },
-               "nesterov needs momentum > 0");
+  expect_error(
+      [&] {
+        t.infer("SGDUpdate", {p, g}, {{"momentum", 0.9}});
+      },
+      "needs a momentum buffer");
+  expect_error(
+      [&] {
+        t.infer("SGDUpdate", {p, g, b}, {{"momentum", 0.9}}, 2);
+      },
+      "needs the step counter (input 4)");
+  expect_error(
+      [&] {
+        t.infer("SGDUpdate", {p, g}, {{"nesterov", int64_t{1}}});
+      },
+      "nesterov needs momentum > 0");
   expect_error([&] { t.infer("SGDUpdate", {i, i}); }, "parameter must be floating-point");
   auto a = t.infer("AdamUpdate", {p, g, b, b, s, s}, {}, 3);
   EXPECT_EQ(a.size(), 3u);
@@ -308,11 +321,14 @@ TEST(OptimOpsTest, ShapeInferenceAndErrors) {
   expect_error([&] { t.infer("AdamUpdate", {p, g, b, b, p}, {}, 3); }, "step (input 4)");
   expect_error([&] { t.infer("GradAccumulate", {p, bad}); }, "accumulator is f32[3,2]");
   expect_error([&] { t.infer("GlobalNormScale", {p, i}); }, "input 1 must be floating-point");
-  expect_error([&] { t.infer("GlobalNormScale", {p}, {{"max_norm", 0.0}}); },
-               "max_norm must be positive");
+  expect_error(
+      [&] {
+        t.infer("GlobalNormScale", {p}, {{"max_norm", 0.0}});
+      },
+      "max_norm must be positive");
   EXPECT_EQ(output_alias("SGDUpdate", 1).input, 2);
   EXPECT_EQ(output_alias("AdamUpdate", 2).input, 3);
 }
 
-}  // namespace
-}  // namespace memplan
+} // namespace
+} // namespace memplan

@@ -33,12 +33,14 @@ double scale_in(const KernelArgs& a, size_t slot) {
 }
 
 /// Calls f.template operator()<T>() for the dtype of input 0 (f32 / f64).
-template <class F>
-void dispatch(const KernelArgs& a, F&& f) {
+template <class F> void dispatch(const KernelArgs& a, F&& f) {
   switch (a.in.at(0).dtype) {
-    case DType::f32: return f(float{});
-    case DType::f64: return f(double{});
-    default: unsupported(a, a.in.at(0).dtype);
+    case DType::f32:
+      return f(float{});
+    case DType::f64:
+      return f(double{});
+    default:
+      unsupported(a, a.in.at(0).dtype);
   }
 }
 
@@ -60,9 +62,10 @@ void sgd_update(const KernelArgs& a) {
   const double dampening = attr_float(n, "dampening", 0.0), wd = attr_float(n, "weight_decay", 0.0);
   const bool nesterov = attr_int(n, "nesterov", 0) != 0;
   const bool has_buf = a.in.size() > 2 && a.in[2].present();
-  if (momentum != 0.0 && !has_buf) throw Error(node_desc(n) + ": momentum needs a buffer (input 2)");
+  if (momentum != 0.0 && !has_buf)
+    throw Error(node_desc(n) + ": momentum needs a buffer (input 2)");
   const double scale = scale_in(a, 3);
-  const bool first = has_buf && scalar_in(a, 4) <= 1.0;  // the counter is already incremented
+  const bool first = has_buf && scalar_in(a, 4) <= 1.0; // the counter is already incremented
   dispatch(a, [&](auto tag) {
     using T = decltype(tag);
     const T* p = a.in[0].as<const T>();
@@ -97,7 +100,8 @@ void adam_update(const KernelArgs& a) {
                wd = attr_float(n, "weight_decay", 0.0);
   const bool decoupled = attr_int(n, "decoupled", 0) != 0;
   const double t = scalar_in(a, 4);
-  if (!(t >= 1.0)) throw Error(node_desc(n) + ": step counter must be >= 1, got " + std::to_string(t));
+  if (!(t >= 1.0))
+    throw Error(node_desc(n) + ": step counter must be >= 1, got " + std::to_string(t));
   const double scale = scale_in(a, 5);
   const double step_size = lr / (1.0 - std::pow(b1, t));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, t));
@@ -136,7 +140,8 @@ void grad_accumulate(const KernelArgs& a) {
     const T* acc = a.in[0].as<const T>();
     const T* g = a.in[1].as<const T>();
     T* o = a.out[0].as<T>();
-    for (int64_t i = 0; i < a.in[0].numel; ++i) o[i] = acc[i] + g[i];
+    for (int64_t i = 0; i < a.in[0].numel; ++i)
+      o[i] = acc[i] + g[i];
   });
 }
 
@@ -146,9 +151,11 @@ void global_norm_scale(const KernelArgs& a) {
   double sum = 0.0;
   for (const TensorArg& t : a.in) {
     if (t.dtype == DType::f32) {
-      for (int64_t i = 0; i < t.numel; ++i) sum += double(t.as<const float>()[i]) * t.as<const float>()[i];
+      for (int64_t i = 0; i < t.numel; ++i)
+        sum += double(t.as<const float>()[i]) * t.as<const float>()[i];
     } else if (t.dtype == DType::f64) {
-      for (int64_t i = 0; i < t.numel; ++i) sum += t.as<const double>()[i] * t.as<const double>()[i];
+      for (int64_t i = 0; i < t.numel; ++i)
+        sum += t.as<const double>()[i] * t.as<const double>()[i];
     } else {
       unsupported(a, t.dtype);
     }
@@ -157,7 +164,7 @@ void global_norm_scale(const KernelArgs& a) {
   *a.out[0].as<float>() = static_cast<float>(std::min(1.0, max_norm / (std::sqrt(sum) + 1e-6)));
 }
 
-}  // namespace
+} // namespace
 
 void register_optim(Table& t) {
   t["StepIncrement"] = step_increment;
@@ -167,4 +174,4 @@ void register_optim(Table& t) {
   t["GlobalNormScale"] = global_norm_scale;
 }
 
-}  // namespace memplan::kernels
+} // namespace memplan::kernels
