@@ -22,6 +22,37 @@
 //     gradient when `grads_as_outputs` (tests compare them with PyTorch).
 // Optimizer definitions follow torch.optim (SGD with momentum, dampening,
 // nesterov, weight decay; Adam; AdamW with decoupled weight decay).
+//
+// Details:
+//  - loss "": the only float scalar (one element) among the model's outputs.
+//    "cross-entropy": SoftmaxCrossEntropyLoss(logits, labels) {reduction
+//    "mean", ignore_index -100} (F.cross_entropy); labels must be integer.
+//    "mse": ReduceMean((logits - labels)^2) over every axis (F.mse_loss);
+//    labels must have the logits' type. `labels` defaults to "labels". The
+//    loss tensor is named "loss" (or the model's own name for it).
+//  - BatchNormTraining keeps the node's name; attrs epsilon (default 1e-5)
+//    and momentum (ONNX meaning, default 0.9: running = running * momentum +
+//    batch * (1 - momentum)). Its running-statistics inputs must have role
+//    state (the importer's default).
+//  - freeze: std::regex_search over parameter names (a match anywhere, as
+//    grep; anchor with ^...$ for whole names). Frozen parameters stay role
+//    parameter but get no gradient, update or optimizer state.
+//  - a trainable parameter the loss does not depend on gets no gradient and
+//    no update (a warning), as torch skips parameters whose .grad is None.
+//  - names: gradients "<param>/grad" (where unambiguous), optimizer state
+//    "<param>/momentum", "<param>/adam_m", "<param>/adam_v" (role
+//    optimizer_state, zero data), the step counter "memplan/step" (role
+//    state, f32 scalar, zero data; f32 counts exactly up to 2^24 steps),
+//    in-place results "<tensor>/updated" (same role as the tensor), backward
+//    nodes "memplan/grad/<forward node>/...".
+//  - op signatures (StepIncrement, SGDUpdate, AdamUpdate, GlobalNormScale,
+//    GradAccumulate): compiler/ops_optim.cc.
+//  - outputs, in order: loss; param' per trained parameter; BatchNorm running
+//    statistics'; step'; optimizer state' (momentum', or m', v' per
+//    parameter); gradients (grads_as_outputs, or always with
+//    OptimizerKind::none, which emits no step counter and no updates).
+//  - nodes no output depends on are removed (e.g. a second model head that
+//    does not feed the loss), then the node order is made topological.
 #pragma once
 
 #include <cstdint>
@@ -59,8 +90,10 @@ struct TrainingOptions {
 struct TrainingStats {
   int64_t params_trained = 0;
   int64_t params_frozen = 0;
-  int64_t backward_nodes = 0;
-  int64_t optimizer_nodes = 0;
+  int64_t backward_nodes = 0;   // nodes with a gradient-role output, besides the ones below
+  int64_t optimizer_nodes = 0;  // StepIncrement, SGDUpdate, AdamUpdate, GlobalNormScale
+  int64_t nodes_pruned = 0;  // nodes no output depends on, removed
+  std::string loss;          // name of the loss tensor
   std::vector<std::string> warnings;  // e.g. --freeze matched nothing
 };
 

@@ -1,8 +1,138 @@
-// Op definitions: optim family (placeholder until the family lands).
+// Op definitions: optimizer family (emitted by the training pass, autodiff.h).
+//
+// Every op here updates storage in place: its outputs have the shape and
+// dtype of the input they alias (compiler/ir.cc's alias table), and the
+// runtime hands the kernel the same pointer for both.
+//
+//   StepIncrement(step) -> step'                       step' = step + 1
+//   SGDUpdate(param, grad, [momentum_buf], [scale], [step]) -> (param', [momentum_buf'])
+//       attrs lr, momentum, dampening, nesterov, weight_decay (torch.optim.SGD);
+//       `step` (the already incremented counter) is required with a momentum
+//       buffer: on step 1 the buffer is initialized to the gradient.
+//   AdamUpdate(param, grad, m, v, step, [scale]) -> (param', m', v')
+//       attrs lr, beta1, beta2, eps, weight_decay, decoupled (1: AdamW)
+//   GradAccumulate(acc, g) -> acc'                    acc' = acc + g
+//   GlobalNormScale(g1, ..., gn) -> scale             attr max_norm; f32 scalar
+//       scale = min(1, max_norm / (sqrt(sum_i ||g_i||^2) + 1e-6))
+// `scale` (optional, f32 scalar) multiplies the gradient before anything else,
+// as torch.nn.utils.clip_grad_norm_ rescales .grad before optimizer.step().
 #include "compiler/ops_common.h"
 
 namespace memplan::ops {
 
-void register_optim(std::vector<OpDef>& t) { (void)t; }
+namespace {
 
-}  // namespace memplan::ops
+void require_scalar_float(const InferCtx& c, size_t slot, const char* what) {
+  if (!c.shape(slot).empty())
+    c.fail(std::string(what) + " (input " + std::to_string(slot) + ") must be a scalar, got " +
+           shape_str(c.shape(slot)));
+  if (!is_float(c.dtype(slot)))
+    c.fail(std::string(what) + " (input " + std::to_string(slot) + ") must be floating-point");
+}
+
+/// Fails unless input `slot` has exactly input 0's dtype and shape.
+void require_like_param(const InferCtx& c, size_t slot, const char* what) {
+  if (c.dtype(slot) != c.dtype(0) || c.shape(slot) != c.shape(0))
+    c.fail(std::string(what) + " (input " + std::to_string(slot) + ") is " +
+           std::string(dtype_name(c.dtype(slot))) + shape_str(c.shape(slot)) +
+           " but the parameter is " + std::string(dtype_name(c.dtype(0))) + shape_str(c.shape(0)));
+}
+
+Types step_increment(const InferCtx& c) {
+  require_scalar_float(c, 0, "step");
+  return {{c.dtype(0), c.shape(0)}};
+}
+
+Types sgd_update(const InferCtx& c) {
+  if (!is_float(c.dtype(0))) c.fail("parameter must be floating-point");
+  require_like_param(c, 1, "gradient");
+  const Node& n = c.node();
+  const double momentum = attr_float(n, "momentum", 0.0);
+  const double dampening = attr_float(n, "dampening", 0.0);
+  if (attr_int(n, "nesterov", 0) != 0 && (momentum <= 0.0 || dampening != 0.0))
+    c.fail("nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
+  const bool buf = c.has_input(2);
+  if (momentum != 0.0 && !buf)
+    c.fail("momentum " + std::to_string(momentum) + " needs a momentum buffer (input 2)");
+  if (buf) {
+    require_like_param(c, 2, "momentum buffer");
+    if (!c.has_input(4)) c.fail("a momentum buffer needs the step counter (input 4)");
+  }
+  if (c.has_input(3)) require_scalar_float(c, 3, "scale");
+  if (c.has_input(4)) require_scalar_float(c, 4, "step");
+  if (c.num_outputs() > 1 && !buf) c.fail("output 1 (momentum buffer) needs input 2");
+  Types r = {{c.dtype(0), c.shape(0)}};
+  if (c.num_outputs() > 1) r.push_back({c.dtype(2), c.shape(2)});
+  return r;
+}
+
+Types adam_update(const InferCtx& c) {
+  if (!is_float(c.dtype(0))) c.fail("parameter must be floating-point");
+  require_like_param(c, 1, "gradient");
+  require_like_param(c, 2, "first moment m");
+  require_like_param(c, 3, "second moment v");
+  require_scalar_float(c, 4, "step");
+  if (c.has_input(5)) require_scalar_float(c, 5, "scale");
+  return {{c.dtype(0), c.shape(0)}, {c.dtype(2), c.shape(2)}, {c.dtype(3), c.shape(3)}};
+}
+
+Types grad_accumulate(const InferCtx& c) {
+  if (!is_float(c.dtype(0))) c.fail("accumulator must be floating-point");
+  if (c.dtype(1) != c.dtype(0) || c.shape(1) != c.shape(0))
+    c.fail("gradient is " + std::string(dtype_name(c.dtype(1))) + shape_str(c.shape(1)) +
+           " but the accumulator is " + std::string(dtype_name(c.dtype(0))) +
+           shape_str(c.shape(0)));
+  return {{c.dtype(0), c.shape(0)}};
+}
+
+Types global_norm_scale(const InferCtx& c) {
+  if (!(attr_float(c.node(), "max_norm", 1.0) > 0.0)) c.fail("max_norm must be positive");
+  for (size_t i = 0; i < c.num_inputs(); ++i)
+    if (!is_float(c.dtype(i))) c.fail("input " + std::to_string(i) + " must be floating-point");
+  return {{DType::f32, {}}};
+}
+
+// FLOPs per parameter element, counted from the formulas in the banner.
+double sgd_flops(const Graph& g, const Node& n) {
+  return 6 * in_elems(g, n, 0);
+}
+double adam_flops(const Graph& g, const Node& n) {
+  return 14 * in_elems(g, n, 0);
+}
+double norm_flops(const Graph& g, const Node& n) {
+  double s = 0;
+  for (size_t i = 0; i < n.inputs.size(); ++i)
+    s += 2 * in_elems(g, n, i);
+  return s;
+}
+
+} // namespace
+
+void register_optim(std::vector<OpDef>& t) {
+  t.push_back({.name = "StepIncrement", .infer = step_increment});
+  t.push_back({.name = "SGDUpdate",
+               .min_inputs = 2,
+               .max_inputs = 5,
+               .max_outputs = 2,
+               .attrs = {"lr", "momentum", "dampening", "nesterov", "weight_decay"},
+               .infer = sgd_update,
+               .flops = sgd_flops});
+  t.push_back({.name = "AdamUpdate",
+               .min_inputs = 5,
+               .max_inputs = 6,
+               .min_outputs = 3,
+               .max_outputs = 3,
+               .attrs = {"lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"},
+               .infer = adam_update,
+               .flops = adam_flops});
+  t.push_back(
+      {.name = "GradAccumulate", .min_inputs = 2, .max_inputs = 2, .infer = grad_accumulate});
+  t.push_back({.name = "GlobalNormScale",
+               .min_inputs = 1,
+               .max_inputs = -1,
+               .attrs = {"max_norm"},
+               .infer = global_norm_scale,
+               .flops = norm_flops});
+}
+
+} // namespace memplan::ops

@@ -1,0 +1,75 @@
+// Internal: the pieces of the training pass (autodiff.h), one file each:
+//   autodiff.cc           driver, loss selection, BatchNorm rewrite, outputs, pruning
+//   autodiff_backward.cc  reverse-mode differentiation with the gradient rules
+//   autodiff_optim.cc     gradient clipping, step counter, optimizer updates
+// Include only from those files.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compiler/autodiff.h"
+
+namespace memplan::autodiff {
+
+/// What the pass adds to a graph: nodes with fresh names, constants, and
+/// zero-initialized resident tensors.
+class Builder {
+ public:
+  explicit Builder(Graph& g);
+  Graph& g;
+
+  /// `base`, or `base.1`, `base.2`, ... : a name no node / tensor has yet.
+  std::string node_name(const std::string& base);
+  std::string tensor_name(const std::string& base) const;
+
+  struct Out {
+    std::string name; // made unique with tensor_name
+    Role role = Role::activation;
+  };
+  /// Adds node `op` (name made unique) with one output per `outs` entry;
+  /// output types come from the op registry (infer_node).
+  std::vector<TensorId> emit(const std::string& op, const std::string& name,
+                             const std::vector<TensorId>& inputs, const Attrs& attrs,
+                             const std::vector<Out>& outs);
+  /// A constant of the given type with every element equal to v.
+  TensorId filled_constant(const std::string& name, DType d, const Shape& s, double v);
+  /// A resident tensor (role `role`) with zero data. Tensors of equal byte
+  /// size share one zero buffer.
+  TensorId zero_tensor(const std::string& name, DType d, const Shape& s, Role role);
+
+ private:
+  std::set<std::string> node_names_;
+  std::map<size_t, std::shared_ptr<const std::vector<uint8_t>>> zeros_;
+};
+
+/// Result of differentiation: trained parameters that receive a gradient.
+struct Backward {
+  std::vector<TensorId> params; // in tensor order
+  std::vector<TensorId> grads;  // grads[k] = d(loss)/d(params[k]), same type as params[k]
+};
+
+/// Differentiates `loss` with respect to every tensor t with trainable[t.v]
+/// (autodiff_backward.cc). Throws Error on an op without a gradient rule on
+/// the gradient path, or when no trainable parameter reaches the loss.
+/// Appends a warning per trainable parameter the loss does not depend on.
+Backward build_backward(Builder& b, TensorId loss, const std::vector<char>& trainable,
+                        std::vector<std::string>& warnings);
+
+/// What the optimizer writes in place (autodiff_optim.cc).
+struct Updates {
+  std::vector<TensorId> params;    // param' per trained parameter
+  std::vector<TensorId> state;     // step counter'
+  std::vector<TensorId> opt_state; // momentum' / adam_m' / adam_v'
+};
+
+/// Emits clipping (when opts.clip_grad_norm > 0), the step counter and one
+/// update per trained parameter. OptimizerKind::none emits nothing.
+Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward& bw,
+                        std::vector<std::string>& warnings);
+
+} // namespace memplan::autodiff
