@@ -68,10 +68,8 @@ double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
 
 std::map<std::string, std::vector<uint8_t>> batch(const std::string& name, const json& e) {
   std::map<std::string, std::vector<uint8_t>> in;
-  for (const auto& input : e["inputs"]) {
-    std::string n = input.get<std::string>();
-    in[n] = read_npy((fixture_dir(name) / "inputs" / (n + ".npy")).string()).data;
-  }
+  for (auto it = e["inputs"].begin(); it != e["inputs"].end(); ++it)
+    in[it.key()] = read_npy((fixture_dir(name) / it.value()["file"].get<std::string>()).string()).data;
   return in;
 }
 
