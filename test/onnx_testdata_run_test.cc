@@ -18,7 +18,13 @@
 //     constant inline) and run one step on the planned CPU executor with
 //     poison on (arena filled with NaN bytes first), inputs via step() and
 //     outputs via read(): every output must hold exactly the interpreter's
-//     bytes (same kernels, same RNG coordinates: seed 0, step 0).
+//     bytes (same kernels, same RNG coordinates: seed 0, step 0). A read of
+//     unwritten arena memory gives NaN there and 0 in the interpreter, so it
+//     shows; check_finite is off because some expected outputs are NaN;
+//  4. when folding evaluated nodes (with const_eval, not the kernels), run
+//     steps 1-3 again with folding off, so the kernels see the integer
+//     inputs too; skipped only where shape inference needs the folded values
+//     (e.g. a computed shape), and counted in the summary.
 // Dropout in training mode (training_mode true, ratio > 0) draws its mask
 // from memplan's RNG, not numpy's, so output_N.pb cannot match; there the
 // semantics are checked instead (check_dropout): every Y element is either 0
