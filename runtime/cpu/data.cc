@@ -106,8 +106,10 @@ void split_kernel(const KernelArgs& a) {
   const int64_t in_block = a.in[0].numel / (outer ? outer : 1);
   const auto* in = static_cast<const uint8_t*>(a.in[0].data);
   int64_t col = 0;
-  for (const TensorArg& out : a.out) {
-    if (!out.present()) fail(a, "omitted Split outputs are not supported");
+  for (size_t k = 0; k < a.out.size(); ++k) {
+    const TensorArg& out = a.out[k];
+    // An empty output has no storage (data may be nullptr) but is not omitted.
+    if (!a.node->outputs[k].valid()) fail(a, "omitted Split outputs are not supported");
     const int64_t block = outer ? out.numel / outer : 0;
     auto* dst = static_cast<uint8_t*>(out.data);
     for (int64_t o = 0; o < outer && block > 0; ++o)

@@ -231,13 +231,17 @@ void mod_kernel(const KernelArgs& a) {
   });
 }
 
+// An integer base (ONNX Pow allows int32 / int64, with any exponent type)
+// is raised in double and truncated back, as numpy's reference does.
 void pow_kernel(const KernelArgs& a) {
-  dispatch_float(a, a.in[0].dtype, [&](auto tb) {
+  dispatch_numeric(a, a.in[0].dtype, [&](auto tb) {
     using T = decltype(tb);
     dispatch_numeric(a, a.in[1].dtype, [&](auto te) {
       using E = decltype(te);
-      broadcast_apply<T, E, T>(a.in[0], a.in[1], a.out[0],
-                               [](T x, E e) { return static_cast<T>(std::pow(x, static_cast<T>(e))); });
+      broadcast_apply<T, E, T>(a.in[0], a.in[1], a.out[0], [](T x, E e) {
+        if constexpr (is_fp<T>) return static_cast<T>(std::pow(x, static_cast<T>(e)));
+        else return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(e)));
+      });
     });
   });
 }
