@@ -71,7 +71,7 @@ void print_summary(std::ostream& out, const Plan& p) {
 // ---------------------------------------------------------------- compile
 
 struct CompileArgs {
-  std::string model, output, emit = "plan", mode = "inference", schedule = "best",
+  std::string model, output, emit = "plan", mode = "training", schedule = "best",
                              offsets = "best-of";
   std::vector<std::string> dims, input_shapes, dump_after;
   int64_t alignment = 256;

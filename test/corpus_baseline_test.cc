@@ -47,17 +47,33 @@ std::vector<std::string> realistic_dims(const std::string& name) {
   return {"--dim", "batch=32"};
 }
 
-class CorpusBaseline : public ::testing::TestWithParam<CorpusModel> {};
+struct BaselineCase {
+  CorpusModel model;
+  std::string mode;  // inference or training (default AdamW step)
+};
+
+void PrintTo(const BaselineCase& c, std::ostream* os) {
+  *os << c.model.opset << "/" << c.model.name << " " << c.mode;
+}
+
+std::vector<BaselineCase> baseline_cases() {
+  std::vector<BaselineCase> r;
+  for (const CorpusModel& m : corpus_models())
+    for (const char* mode : {"inference", "training"}) r.push_back({m, mode});
+  return r;
+}
+
+class CorpusBaseline : public ::testing::TestWithParam<BaselineCase> {};
 
 TEST_P(CorpusBaseline, PeakAndArenaWithinOnePercent) {
-  const CorpusModel& m = GetParam();
+  const CorpusModel& m = GetParam().model;
   const bool update = std::getenv("MEMPLAN_UPDATE_BASELINE") != nullptr;
   ScopedCwd cwd(MEMPLAN_SOURCE_DIR);
   TempDir dir;
   const std::string rel = "test/models/" + m.opset + "/" + m.name + ".onnx";
   const std::string plan = dir.file("plan.json");
 
-  std::vector<std::string> args = {"compile", rel, "-o", plan};
+  std::vector<std::string> args = {"compile", rel, "--mode", GetParam().mode, "-o", plan};
   for (const std::string& d : realistic_dims(m.name)) args.push_back(d);
   CliRun c = run(args);
   ASSERT_EQ(c.rc, 0) << join_args(args) << "\n" << c.err;
@@ -71,9 +87,10 @@ TEST_P(CorpusBaseline, PeakAndArenaWithinOnePercent) {
                         "test/corpus_baseline_test.cc).";
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, CorpusBaseline, ::testing::ValuesIn(corpus_models()),
-                         [](const ::testing::TestParamInfo<CorpusModel>& info) {
-                           return info.param.opset + "_" + info.param.name;
+INSTANTIATE_TEST_SUITE_P(Models, CorpusBaseline, ::testing::ValuesIn(baseline_cases()),
+                         [](const ::testing::TestParamInfo<BaselineCase>& info) {
+                           return info.param.model.opset + "_" + info.param.model.name + "_" +
+                                  info.param.mode;
                          });
 
 }  // namespace
