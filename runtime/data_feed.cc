@@ -125,7 +125,10 @@ InputMap synthetic_batch(const Graph& g, const std::vector<std::vector<NodeId>>&
     }
     if (tokens) {
       const uint8_t* d = m[tokens->name].data();
-      for (int64_t i = 0; i < n; ++i) lab[i] = ((decode_int(tokens->dtype, d, i) % c) + c) % c;
+      // A fixed affine permutation of the token (not the identity, which a
+      // model with tied embeddings could answer without learning).
+      for (int64_t i = 0; i < n; ++i)
+        lab[i] = (((decode_int(tokens->dtype, d, i) * 7 + 3) % c) + c) % c;
     } else if (feats && n > 0) {
       // label of position j of sample s = argmax_c sum_k W[c, j, k] x[s, f_k] over at
       // most 64 evenly spread features f_k (cheap for images, still a function of x).

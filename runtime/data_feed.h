@@ -9,8 +9,9 @@
 //     with C = scores.shape[1]; indices of Gather -> [0, data.shape[axis]);
 //     anything else -> [0, 2);
 //  4. labels are a function of the other inputs: a labels input with as
-//     many elements as an integer (token) input copies it modulo C (a token
-//     model learns to reproduce its input); otherwise, if there is a float
+//     many elements as an integer (token) input is a fixed permutation of it,
+//     (7 * token + 3) mod C (a token model learns the map; the identity would
+//     be trivial for tied embeddings); otherwise, if there is a float
 //     input with the same first dim, label[b] = argmax over C of a fixed random
 //     projection of sample b (a linear classifier can fit it); otherwise the
 //     labels stay random.
