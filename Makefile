@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-asan bench clean
+.PHONY: all deps configure build demo test test-asan bench bench-cpu clean
 
 all: build
 
@@ -24,6 +24,7 @@ demo: build
 	$(BUILD)/memplan compile samples/tiny_cnn.onnx --dim batch=32 -o $(BUILD)/tiny_cnn.plan.json
 	$(BUILD)/memplan verify $(BUILD)/tiny_cnn.plan.json
 	$(BUILD)/memplan inspect $(BUILD)/tiny_cnn.plan.json --top 8
+	$(BUILD)/memplan run $(BUILD)/tiny_cnn.plan.json --init random --synthetic --steps 20 --no-progress
 
 test: build test-asan
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
@@ -38,6 +39,10 @@ test-asan: deps
 
 bench: build
 	$(BUILD)/bench/memplan_bench --out docs/benchmarks.md
+
+# CPU step time and peak RSS against PyTorch (needs `scripts/install-deps --tools`).
+bench-cpu: build
+	bench/cpu_vs_pytorch.sh 4
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
