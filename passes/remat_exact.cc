@@ -21,9 +21,11 @@
 // bounds: when all of them are 1 the solver may free (and will if memory is
 // tight), otherwise F = 0; a partial free only over-counts memory, so the
 // optimum is the same with far fewer integer variables.
+//   R[t][i] + S[t][i] <= 1                 (eager freeing drops it before)
+//   S[t][i] <= S[t+1][i] + sum_{users j <= t} R[t][j]  (held only if read)
 // Fixings: non-recomputable i: R[t][i] = 0 for t != i; keep_to_end i:
 // S[t][i] = 1 for t > i, never freed, never recomputed; S[t][i] = 0 when no
-// user of i is >= t (holding it is useless).
+// user of i can run in stage t or later (holding it is useless).
 //
 // The model's memory never under-counts simulate_remat's eager freeing: any
 // output the simulator holds at a run is held in the model too, so a schedule
@@ -74,8 +76,16 @@ struct Milp {
   }
 };
 
+using Stages = std::vector<std::vector<int32_t>>;
+
 struct Vars {
   std::vector<std::vector<int>> R, S;  // R[t][i], S[t][i]; -1 when absent
+  std::vector<std::vector<int>> U;     // U[t][k], k <= t
+  struct Free {
+    int t, k, i, col;
+  };
+  std::vector<Free> F;  // in (t, k) order
+  double scale = 1;     // bytes per model unit
 };
 
 std::vector<std::vector<int32_t>> unique_deps(const RematProblem& p) {
@@ -93,19 +103,25 @@ Vars build(const RematProblem& p, double scale, double cap, Milp& m) {
   const int n = static_cast<int>(p.nodes.size());
   const auto deps = unique_deps(p);
   std::vector<std::vector<int>> users(static_cast<size_t>(n));
-  std::vector<int> last_user(static_cast<size_t>(n), -1);
+  // last_need[i]: the last stage in which a user of i may run (a user that
+  // can be recomputed may run in any later stage).
+  std::vector<int> last_need(static_cast<size_t>(n), -1);
   for (int k = 0; k < n; ++k) {
+    const RematNode& nk = p.nodes[static_cast<size_t>(k)];
+    int last_run = nk.recomputable && !nk.keep_to_end ? n - 1 : k;
     for (int32_t j : deps[static_cast<size_t>(k)]) {
       users[static_cast<size_t>(j)].push_back(k);
-      last_user[static_cast<size_t>(j)] = std::max(last_user[static_cast<size_t>(j)], k);
+      last_need[static_cast<size_t>(j)] = std::max(last_need[static_cast<size_t>(j)], last_run);
     }
   }
   auto node = [&](int i) -> const RematNode& { return p.nodes[static_cast<size_t>(i)]; };
   auto M = [&](int i) { return static_cast<double>(node(i).bytes) / scale; };
 
   Vars v;
+  v.scale = scale;
   v.R.assign(static_cast<size_t>(n), std::vector<int>(static_cast<size_t>(n), -1));
   v.S = v.R;
+  v.U = v.R;
   for (int t = 0; t < n; ++t) {
     for (int i = 0; i <= t; ++i) {
       bool fixed_off = i != t && (!node(i).recomputable || node(i).keep_to_end);
@@ -114,7 +130,7 @@ Vars build(const RematProblem& p, double scale, double cap, Milp& m) {
     }
     for (int i = 0; i < t; ++i) {
       bool keep = node(i).keep_to_end;
-      bool useless = !keep && last_user[static_cast<size_t>(i)] < t;
+      bool useless = !keep && last_need[static_cast<size_t>(i)] < t;
       v.S[t][i] = m.col(keep ? 1 : 0, useless ? 0 : 1, 0, true);
     }
   }
@@ -140,11 +156,27 @@ Vars build(const RematProblem& p, double scale, double cap, Milp& m) {
         m.coef(r, S[i], -1);
       }
     }
+    // Reductions the simulator's eager freeing implies (and encode() meets):
+    // never recompute an output that is held, and hold one entering stage t
+    // only if stage t reads it or it is kept into stage t+1.
+    for (int i = 0; i < t; ++i) {
+      if (node(i).keep_to_end) continue;
+      int r = m.row(-COIN_DBL_MAX, 1);
+      m.coef(r, R[i], 1);
+      m.coef(r, S[i], 1);
+      int r2 = m.row(-COIN_DBL_MAX, 0);
+      m.coef(r2, S[i], 1);
+      if (t + 1 < n) m.coef(r2, v.S[static_cast<size_t>(t + 1)][i], -1);
+      for (int j : users[static_cast<size_t>(i)]) {
+        if (j <= t) m.coef(r2, R[j], -1);
+      }
+    }
     // Memory: U[t][k] rows, with the frees after k-1.
     int u_prev = -1;
     std::vector<std::pair<int, int>> frees_prev;  // (F column, freed node) after k-1
     for (int k = 0; k <= t; ++k) {
       int u = m.col(0, cap, 0, false);
+      v.U[static_cast<size_t>(t)][static_cast<size_t>(k)] = u;
       int r = m.row(0, 0);
       m.coef(r, u, 1);
       if (k == 0) {
@@ -164,6 +196,7 @@ Vars build(const RematProblem& p, double scale, double cap, Milp& m) {
         if (node(i).keep_to_end) continue;
         int f = m.col(0, 1, 0, false);
         frees_prev.emplace_back(f, i);
+        v.F.push_back({t, k, i, f});
         int r1 = m.row(-COIN_DBL_MAX, 0);  // F <= R[t][k]
         m.coef(r1, f, 1);
         m.coef(r1, R[k], -1);
@@ -184,6 +217,103 @@ Vars build(const RematProblem& p, double scale, double cap, Milp& m) {
   return v;
 }
 
+/// The model's values for a schedule that runs nodes in index order, each at
+/// most once per stage: S from the first event of each output at or after
+/// the stage (held iff a read comes before any recompute), F as large as
+/// allowed, U by the recursion. Empty when the schedule is not of that form
+/// or does not fit the model's bounds (a CBC start must be feasible).
+std::vector<double> encode(const RematProblem& p, const Vars& v, const Milp& m, const Stages& stages) {
+  const size_t n = p.nodes.size();
+  const auto deps = unique_deps(p);
+  std::vector<double> x(m.collb.size(), 0.0);
+  std::vector<std::vector<bool>> run(n, std::vector<bool>(n, false));
+  for (size_t t = 0; t < n; ++t) {
+    for (size_t a = 0; a < stages[t].size(); ++a) {
+      auto i = static_cast<size_t>(stages[t][a]);
+      if (i > t || (a > 0 && stages[t][a - 1] >= stages[t][a])) return {};
+      run[t][i] = true;
+      x[static_cast<size_t>(v.R[t][i])] = 1;
+    }
+  }
+  auto reads_in = [&](size_t s, size_t i) {
+    for (size_t j = i + 1; j <= s; ++j) {
+      if (run[s][j] && std::binary_search(deps[j].begin(), deps[j].end(), static_cast<int32_t>(i))) return true;
+    }
+    return false;
+  };
+  std::vector<std::vector<bool>> held(n + 1, std::vector<bool>(n, false));  // held[t][i]: S[t][i]
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t t = i + 1; t < n; ++t) {
+      bool h = p.nodes[i].keep_to_end;
+      for (size_t s = t; s < n && !h; ++s) {
+        if (run[s][i]) break;
+        if (reads_in(s, i)) h = true;
+      }
+      held[t][i] = h;
+      x[static_cast<size_t>(v.S[t][i])] = h ? 1 : 0;
+    }
+  }
+  for (const auto& f : v.F) {
+    auto t = static_cast<size_t>(f.t), k = static_cast<size_t>(f.k), i = static_cast<size_t>(f.i);
+    bool free = run[t][k] && !held[t + 1][i];
+    for (size_t j = k + 1; j <= t && free; ++j) {
+      if (run[t][j] && std::binary_search(deps[j].begin(), deps[j].end(), static_cast<int32_t>(i))) free = false;
+    }
+    x[static_cast<size_t>(f.col)] = free ? 1 : 0;
+  }
+  // U by the recursion, reading F in (t, k) order.
+  size_t fi = 0;
+  for (size_t t = 0; t < n; ++t) {
+    double u = 0;
+    for (size_t i = 0; i < t; ++i) u += x[static_cast<size_t>(v.S[t][i])] * static_cast<double>(p.nodes[i].bytes);
+    for (size_t k = 0; k <= t; ++k) {
+      if (run[t][k]) u += static_cast<double>(p.nodes[k].bytes);
+      const auto col = static_cast<size_t>(v.U[t][k]);
+      x[col] = u / v.scale;
+      for (; fi < v.F.size() && static_cast<size_t>(v.F[fi].t) == t && static_cast<size_t>(v.F[fi].k) == k; ++fi) {
+        u -= x[static_cast<size_t>(v.F[fi].col)] * static_cast<double>(p.nodes[static_cast<size_t>(v.F[fi].i)].bytes);
+      }
+    }
+  }
+  for (size_t c = 0; c < x.size(); ++c) {
+    if (x[c] < m.collb[c] - 1e-9 || x[c] > m.colub[c] + 1e-9) return {};
+  }
+  return x;
+}
+
+/// Recompute-all: stage t reruns every ancestor of t reachable through
+/// recomputable outputs (non-recomputable and keep_to_end outputs stay held).
+/// Slow but lean: a start for CBC when no recomputation is too big.
+Stages recompute_all_stages(const RematProblem& p) {
+  const size_t n = p.nodes.size();
+  Stages stages(n);
+  for (size_t t = 0; t < n; ++t) {
+    std::vector<bool> need(n, false);
+    need[t] = true;
+    for (size_t k = t + 1; k-- > 0;) {
+      if (!need[k]) continue;
+      for (int32_t j : p.nodes[k].deps) {
+        const RematNode& nj = p.nodes[static_cast<size_t>(j)];
+        if (nj.recomputable && !nj.keep_to_end) need[static_cast<size_t>(j)] = true;
+      }
+    }
+    for (size_t k = 0; k <= t; ++k) {
+      if (need[k]) stages[t].push_back(static_cast<int32_t>(k));
+    }
+  }
+  return stages;
+}
+
+/// Whether x satisfies every row of m (within 1e-6 per unit).
+bool satisfies_rows(const Milp& m, const std::vector<double>& x) {
+  std::vector<double> act(m.rowlb.size(), 0.0);
+  for (size_t e = 0; e < m.el.size(); ++e) act[static_cast<size_t>(m.ri[e])] += m.el[e] * x[static_cast<size_t>(m.ci[e])];
+  for (size_t r = 0; r < act.size(); ++r) {
+    if (act[r] < m.rowlb[r] - 1e-6 || act[r] > m.rowub[r] + 1e-6) return false;
+  }
+  return true;
+}
+
 struct CbcResult {
   bool has_solution = false;
   bool proven_optimal = false;
@@ -193,8 +323,8 @@ struct CbcResult {
   double seconds = 0;
 };
 
-CbcResult run_cbc(const Milp& m, const ExactOptions& opts) {
-  auto start = std::chrono::steady_clock::now();
+CbcResult run_cbc(const Milp& m, const ExactOptions& opts, const std::vector<double>& start_x) {
+  auto t0 = std::chrono::steady_clock::now();
   const int ncols = static_cast<int>(m.collb.size()), nrows = static_cast<int>(m.rowlb.size());
   CoinPackedMatrix matrix(true, m.ri.data(), m.ci.data(), m.el.data(), static_cast<CoinBigIndex>(m.el.size()));
   // Trailing empty rows/columns are not implied by triplets: size explicitly.
@@ -210,6 +340,11 @@ CbcResult run_cbc(const Milp& m, const ExactOptions& opts) {
   model.messageHandler()->setLogLevel(0);
   CbcMain0(model);
   model.setLogLevel(0);
+  if (!start_x.empty()) {
+    double obj = 0;
+    for (size_t c = 0; c < start_x.size(); ++c) obj += start_x[c] * m.obj[c];
+    model.setBestSolution(start_x.data(), ncols, obj, true);
+  }
   std::string sec = fmt::format("{}", std::max(0.01, opts.time_limit_s));
   std::string threads = fmt::format("{}", std::max(1, opts.threads));
   std::vector<const char*> argv = {"memplan", "-log", "0", "-slog", "0", "-seconds", sec.c_str(), "-ratioGap", "0"};
@@ -229,13 +364,13 @@ CbcResult run_cbc(const Milp& m, const ExactOptions& opts) {
     res.has_solution = true;
     res.x.assign(best, best + ncols);
   }
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }
 
-std::vector<std::vector<int32_t>> read_stages(const Vars& v, const std::vector<double>& x) {
+Stages read_stages(const Vars& v, const std::vector<double>& x) {
   const size_t n = v.R.size();
-  std::vector<std::vector<int32_t>> stages(n);
+  Stages stages(n);
   for (size_t t = 0; t < n; ++t) {
     for (size_t i = 0; i <= t; ++i) {
       if (x[static_cast<size_t>(v.R[t][i])] > 0.5) stages[t].push_back(static_cast<int32_t>(i));
@@ -295,10 +430,24 @@ RematSolution solve_remat_exact(const RematProblem& p, const ExactOptions& opts)
   double cap = (static_cast<double>(p.budget - p.fixed_bytes) + 0.5) / scale;
   bool tightened = false;
   double total_s = 0;
+  const Stages lean = recompute_all_stages(p);
   for (int attempt = 0; attempt < 4; ++attempt) {
     Milp m;
     Vars v = build(p, scale, cap, m);
-    CbcResult r = run_cbc(m, opts);
+    std::vector<double> start_x;
+    for (const Stages* cand : {&opts.start, &lean}) {
+      if (!start_x.empty() || cand->empty()) continue;
+      RematSimulation cs = simulate_remat(p, *cand);
+      if (cs.valid && cs.peak <= p.budget) start_x = encode(p, v, m, *cand);
+    }
+    // encode() mirrors the model; a start that breaks a row would mean they
+    // disagree, so it is dropped rather than handed to CBC.
+    if (!start_x.empty() && !satisfies_rows(m, start_x)) {
+      start_x.clear();
+    }
+    ExactOptions left = opts;  // retries share the one time limit
+    left.time_limit_s = std::max(0.5, opts.time_limit_s - total_s);
+    CbcResult r = run_cbc(m, left, start_x);
     total_s += r.seconds;
     std::string size = fmt::format("{} rows, {} columns ({} integer)", m.rowlb.size(), m.collb.size(), m.integers.size());
     if (!r.has_solution) {

@@ -11,7 +11,8 @@
 //     recomputation is the least possible cost).
 //  2. If the budget is below remat_floor(), return infeasible without solving.
 //  3. Build the MILP (variables and constraints in remat_exact.cc's banner),
-//     solve it with CBC under the time limit.
+//     solve it with CBC under the time limit, starting from opts.start or
+//     the recompute-all schedule when either fits the budget.
 //  4. Read the stages from R, replay them with simulate_remat, and report the
 //     simulated peak and extra cost (the simulator is the truth). If solver
 //     tolerances let the replay exceed the budget, tighten the memory bound by
@@ -22,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "passes/remat_problem.h"
 
@@ -30,6 +32,9 @@ namespace memplan {
 struct ExactOptions {
   double time_limit_s = 10;  // wall-clock limit for CBC (per solve)
   int threads = 1;
+  /// Optional starting schedule (e.g. from the fast solver), in index order
+  /// within each stage; used as CBC's first incumbent when it fits.
+  std::vector<std::vector<int32_t>> start;
 };
 
 /// The solution of least total recomputation cost whose simulated peak is
