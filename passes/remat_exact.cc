@@ -347,7 +347,7 @@ CbcResult run_cbc(const Milp& m, const ExactOptions& opts, const std::vector<dou
   }
   std::string sec = fmt::format("{}", std::max(0.01, opts.time_limit_s));
   std::string threads = fmt::format("{}", std::max(1, opts.threads));
-  std::vector<const char*> argv = {"memplan", "-log", "0", "-slog", "0", "-seconds", sec.c_str(), "-ratioGap", "0"};
+  std::vector<const char*> argv = {"memplan", "-log", "0", "-slog", "0", "-timeMode", "elapsed", "-seconds", sec.c_str(), "-ratioGap", "0"};
   if (opts.threads > 1) {
     argv.push_back("-threads");
     argv.push_back(threads.c_str());
