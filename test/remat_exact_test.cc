@@ -407,17 +407,19 @@ TEST(RematExact, BudgetFreeSolutionIsTheNoRematSchedule) {
 }
 
 TEST(RematExact, MediumProblemsStayWithinBudget) {
-  // 20..40 nodes at 60% of the way from floor to no-remat peak: whatever CBC
-  // returns within its limit must replay within the budget.
+  // About 20 nodes at 60% of the way from floor to no-remat peak: whatever
+  // CBC returns within its limit must replay within the budget. (On an idle
+  // core each solves to optimality in about a second; the limit keeps the
+  // test under 10 s on a loaded machine.)
   ExactOptions opts;
-  opts.time_limit_s = 10;
+  opts.time_limit_s = 2.5;
   struct Named {
     const char* name;
     RematProblem p;
   } problems[] = {
-      {"training 2x12", remat_test::random_training(7, 12)},
-      {"unet 24", remat_test::random_unet(8, 24)},
-      {"layered ~30", remat_test::random_layered(9, 12, 4)},
+      {"training 2x10", remat_test::random_training(7, 10)},
+      {"unet 20", remat_test::random_unet(8, 20)},
+      {"layered ~20", remat_test::random_layered(9, 8, 3)},
   };
   for (auto& [name, p] : problems) {
     p.budget = remat_test::budget_between(p, 0.6);
@@ -427,7 +429,7 @@ TEST(RematExact, MediumProblemsStayWithinBudget) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(sol.feasible) << sol.note;
     expect_consistent(p, sol);
-    EXPECT_LT(s, 3 * opts.time_limit_s + 1);  // per solve limit, a few retries at most
+    EXPECT_LT(s, opts.time_limit_s + 1);  // the limit is shared by retries
     std::printf("[ remat   ] %s: %zu nodes, peak %lld / budget %lld (no remat %lld), extra %.0f, %.2f s: %s\n", name,
                 p.nodes.size(), static_cast<long long>(sol.peak), static_cast<long long>(p.budget),
                 static_cast<long long>(remat_test::no_remat_peak(p)), sol.extra_cost, s, sol.note.c_str());
