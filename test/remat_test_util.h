@@ -1,0 +1,177 @@
+// Random rematerialization problems for the remat solver tests, shared by the
+// exact (remat_exact_test.cc) and fast solver tests.
+//
+// Every generator is deterministic from its seed on every platform: it uses
+// its own splitmix64 stream, never std:: distributions (whose output is
+// implementation-defined). Node 0 is always a graph input: not recomputable,
+// cost 0. Byte sizes are multiples of `unit` so the numbers stay readable.
+// Budgets are left at 0; pick one with budget_between().
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "passes/remat_problem.h"
+
+namespace memplan::remat_test {
+
+/// splitmix64: tiny, well-mixed, identical everywhere.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [lo, hi] (inclusive).
+  int64_t uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1)); }
+  bool chance(int percent) { return uniform(0, 99) < percent; }
+
+ private:
+  uint64_t state_;
+};
+
+struct GenOptions {
+  int64_t unit = 1024;     // bytes are unit * [min_units, max_units]
+  int64_t min_units = 1;
+  int64_t max_units = 16;
+  int min_cost = 1;        // costs are integers in [min_cost, max_cost] (exact sums in tests)
+  int max_cost = 10;
+  int non_recomputable_percent = 0;  // nodes other than 0 that get recomputable = false
+  bool last_keep_to_end = true;      // the last node is a graph output
+  int64_t fixed_bytes = 0;
+};
+
+namespace detail {
+inline RematNode random_node(Rng& rng, const GenOptions& o) {
+  RematNode n;
+  n.bytes = o.unit * rng.uniform(o.min_units, o.max_units);
+  n.cost = static_cast<double>(rng.uniform(o.min_cost, o.max_cost));
+  n.recomputable = !rng.chance(o.non_recomputable_percent);
+  return n;
+}
+inline RematNode input_node(Rng& rng, const GenOptions& o) {
+  RematNode n;
+  n.bytes = o.unit * rng.uniform(o.min_units, o.max_units);
+  n.cost = 0;
+  n.recomputable = false;
+  return n;
+}
+inline void finish(RematProblem& p, const GenOptions& o) {
+  for (auto& node : p.nodes) {
+    std::sort(node.deps.begin(), node.deps.end());
+    node.deps.erase(std::unique(node.deps.begin(), node.deps.end()), node.deps.end());
+  }
+  if (o.last_keep_to_end && !p.nodes.empty()) p.nodes.back().keep_to_end = true;
+  p.fixed_bytes = o.fixed_bytes;
+}
+}  // namespace detail
+
+/// A chain 0 -> 1 -> ... -> n-1.
+inline RematProblem random_chain(uint64_t seed, int n, const GenOptions& o = {}) {
+  Rng rng(seed);
+  RematProblem p;
+  for (int i = 0; i < n; ++i) {
+    p.nodes.push_back(i == 0 ? detail::input_node(rng, o) : detail::random_node(rng, o));
+    if (i > 0) p.nodes.back().deps = {i - 1};
+  }
+  detail::finish(p, o);
+  return p;
+}
+
+/// A U-Net-like chain: nodes 0..h-1 go down, h..n-1 come up; up node u also
+/// reads the mirrored down node n-1-u (a skip connection) when that is not
+/// its direct predecessor. Long skips make early outputs live for long.
+inline RematProblem random_unet(uint64_t seed, int n, const GenOptions& o = {}) {
+  Rng rng(seed);
+  RematProblem p;
+  for (int i = 0; i < n; ++i) {
+    p.nodes.push_back(i == 0 ? detail::input_node(rng, o) : detail::random_node(rng, o));
+    if (i == 0) continue;
+    p.nodes.back().deps = {i - 1};
+    int mirror = n - 1 - i;
+    if (i >= n / 2 && mirror >= 0 && mirror < i - 1) p.nodes.back().deps.push_back(mirror);
+  }
+  detail::finish(p, o);
+  return p;
+}
+
+/// A random layered DAG: `layers` layers of up to `width` nodes after the
+/// input; each node reads 1..max_deps nodes, usually from the previous layer
+/// and sometimes from any earlier one. Node indices follow layer order.
+inline RematProblem random_layered(uint64_t seed, int layers, int width, int max_deps = 2, const GenOptions& o = {}) {
+  Rng rng(seed);
+  RematProblem p;
+  p.nodes.push_back(detail::input_node(rng, o));
+  std::vector<int32_t> prev = {0};
+  for (int l = 0; l < layers; ++l) {
+    std::vector<int32_t> cur;
+    int w = static_cast<int>(rng.uniform(1, width));
+    for (int k = 0; k < w; ++k) {
+      RematNode node = detail::random_node(rng, o);
+      int nd = static_cast<int>(rng.uniform(1, max_deps));
+      for (int d = 0; d < nd; ++d) {
+        if (rng.chance(75)) {
+          node.deps.push_back(prev[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(prev.size()) - 1))]);
+        } else {
+          node.deps.push_back(static_cast<int32_t>(rng.uniform(0, static_cast<int64_t>(p.nodes.size()) - 1)));
+        }
+      }
+      cur.push_back(static_cast<int32_t>(p.nodes.size()));
+      p.nodes.push_back(node);
+    }
+    prev = cur;
+  }
+  detail::finish(p, o);
+  return p;
+}
+
+/// A training-like graph with 2 * n_fwd nodes: a forward chain 0..n_fwd-1
+/// (node 0 the input, node n_fwd-1 the loss), then a backward chain where
+/// backward node j (index n_fwd + j) reads the previous backward node (the
+/// loss for j = 0) and forward node n_fwd-1-j's output. So forward outputs
+/// are used again in reverse order: the classic checkpointing setting.
+inline RematProblem random_training(uint64_t seed, int n_fwd, const GenOptions& o = {}) {
+  Rng rng(seed);
+  RematProblem p;
+  for (int i = 0; i < n_fwd; ++i) {
+    p.nodes.push_back(i == 0 ? detail::input_node(rng, o) : detail::random_node(rng, o));
+    if (i > 0) p.nodes.back().deps = {i - 1};
+  }
+  for (int j = 0; j < n_fwd; ++j) {
+    RematNode node = detail::random_node(rng, o);
+    int32_t prev = static_cast<int32_t>(n_fwd + j - 1);
+    node.deps = {prev, static_cast<int32_t>(n_fwd - 1 - j)};
+    p.nodes.push_back(node);
+  }
+  detail::finish(p, o);
+  return p;
+}
+
+/// fixed + the largest (output + inputs) of any single node: no schedule can
+/// go below this (computed here independently of any solver).
+inline int64_t single_node_floor(const RematProblem& p) {
+  int64_t floor = 0;
+  for (const auto& node : p.nodes) {
+    int64_t need = node.bytes;
+    for (int32_t d : node.deps) need += p.nodes[static_cast<size_t>(d)].bytes;
+    floor = std::max(floor, need);
+  }
+  return p.fixed_bytes + floor;
+}
+
+/// The simulated peak of the schedule without recomputation.
+inline int64_t no_remat_peak(const RematProblem& p) { return simulate_remat(p, no_remat_stages(p)).peak; }
+
+/// A budget a fraction `frac` of the way from the single-node floor to the
+/// no-remat peak (0: the floor, 1: no recomputation needed).
+inline int64_t budget_between(const RematProblem& p, double frac) {
+  int64_t lo = single_node_floor(p);
+  int64_t hi = no_remat_peak(p);
+  return lo + static_cast<int64_t>(frac * static_cast<double>(hi - lo));
+}
+
+}  // namespace memplan::remat_test
