@@ -14,7 +14,11 @@
 #include <cmath>
 #include <regex>
 
+#include "runtime/npy.h"
 #include "test/cli_test_util.h"
+
+#include <cstring>
+#include <filesystem>
 
 namespace memplan::testing {
 namespace {
@@ -93,6 +97,37 @@ TEST(TrainE2E, PoisonAndGuardModesChangeNothing) {
     runs.push_back(losses(r.out));
   }
   for (size_t k = 1; k < runs.size(); ++k) EXPECT_EQ(runs[k], runs[0]) << "mode " << k;
+}
+
+}  // namespace
+}  // namespace memplan::testing
+
+namespace memplan::testing {
+namespace {
+
+TEST(BadInputTraining, NanInTheDataStopsTheRunNamingStepAndOpWithoutCheckpoint) {
+  // A NaN pixel in the second batch: step 1 trains, step 2 stops at the first
+  // op that produces NaN (the first Conv) and no checkpoint is written.
+  TempDir dir;
+  const std::string plan = dir.file("plan.json");
+  ASSERT_EQ(run({"compile", tiny_cnn(), "--dim", "batch=2", "-o", plan}).rc, 0);
+  const std::string data = dir.file("data");
+  std::filesystem::create_directory(data);
+  NpyArray x{DType::f32, {4, 3, 32, 32}, std::vector<uint8_t>(4 * 3 * 32 * 32 * 4, 0)};
+  float nan = std::nanf("");
+  std::memcpy(x.data.data() + (2 * 3 * 32 * 32 + 5) * 4, &nan, 4);  // sample 2 = batch 2
+  write_npy(data + "/input.npy", x);
+  NpyArray y{DType::i64, {4}, std::vector<uint8_t>(4 * 8, 0)};
+  write_npy(data + "/labels.npy", y);
+  const std::string ckpt = dir.file("ckpt.bin");
+  CliRun r = run({"run", plan, "--init", "random", "--data", data, "--steps", "3", "--save", ckpt,
+                  "--no-progress"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("step 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(Conv)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(ckpt));
+  EXPECT_NE(r.out.find("step 1/3"), std::string::npos) << r.out;
 }
 
 }  // namespace
