@@ -107,7 +107,11 @@ DeviceProfile parse_device_profile(const std::string& json_text, const std::stri
   const bool has_base = j.contains("base");
   if (has_base) {
     if (!j["base"].is_string()) throw Error(what + ": key 'base' must be a string");
-    d = builtin_device(j["base"].get<std::string>());
+    try {
+      d = builtin_device(j["base"].get<std::string>());
+    } catch (const Error& e) {
+      throw Error(what + ": key 'base': " + e.what());
+    }
   }
   if (!j.contains("name")) throw Error(what + ": missing key 'name'");
   if (!j["name"].is_string() || j["name"].get<std::string>().empty())
