@@ -1,0 +1,347 @@
+// Fast rematerialization solver: replay of cut sets, the peak-driven greedy,
+// cleanup and the driver. The chain DP is in remat_fast_chain.cc.
+#include "passes/remat_fast.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "passes/remat_fast_internal.h"
+
+namespace memplan {
+namespace remat_fast {
+
+void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
+  const int32_t n = static_cast<int32_t>(p.nodes.size());
+  std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) {
+    return a.stage != b.stage ? a.stage < b.stage : a.node < b.node;
+  });
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+
+  r.seq.clear();
+  r.stage_of.clear();
+  r.cuts.clear();
+  r.stage_start.assign(static_cast<size_t>(n) + 1, 0);
+  std::vector<int32_t> need(static_cast<size_t>(n), -1);  // stamp: read in stage t
+  std::vector<int32_t> picked;
+  size_t ci = 0;
+  for (int32_t t = 0; t < n; ++t) {
+    r.stage_start[t] = static_cast<int32_t>(r.seq.size());
+    const size_t cb = ci;
+    while (ci < cuts.size() && cuts[ci].stage == t) ++ci;
+    if (cb != ci) {
+      // Effective cuts: a node read at stage t by t or by an effective
+      // recomputation (readers have larger indices: scan downwards).
+      for (int32_t u : p.nodes[t].deps) need[u] = t;
+      picked.clear();
+      for (size_t k = ci; k-- > cb;) {
+        const int32_t v = cuts[k].node;
+        if (v >= t || v < 0 || need[v] != t || !p.nodes[v].recomputable) continue;
+        picked.push_back(v);
+        for (int32_t u : p.nodes[v].deps) need[u] = t;
+      }
+      for (size_t k = picked.size(); k-- > 0;) {
+        r.seq.push_back(picked[k]);
+        r.stage_of.push_back(t);
+        r.cuts.push_back({picked[k], t});
+      }
+    }
+    r.seq.push_back(t);
+    r.stage_of.push_back(t);
+  }
+  const int32_t len = static_cast<int32_t>(r.seq.size());
+  r.stage_start[n] = len;
+
+  // Lifetimes: every read extends the reader's current copy of its input.
+  std::vector<int32_t> cur(static_cast<size_t>(n), -1);
+  r.last_use.resize(static_cast<size_t>(len));
+  r.exec_off.assign(static_cast<size_t>(n) + 1, 0);
+  for (int32_t pos = 0; pos < len; ++pos) {
+    const int32_t x = r.seq[pos];
+    r.last_use[pos] = pos;
+    for (int32_t u : p.nodes[x].deps) r.last_use[cur[u]] = pos;
+    cur[x] = pos;
+    ++r.exec_off[x + 1];
+  }
+  for (int32_t v = 0; v < n; ++v) {
+    if (p.nodes[v].keep_to_end) r.last_use[cur[v]] = len - 1;
+    r.exec_off[v + 1] += r.exec_off[v];
+  }
+  r.exec_pos.resize(static_cast<size_t>(len));
+  std::vector<int32_t> fill(r.exec_off.begin(), r.exec_off.end() - 1);
+  for (int32_t pos = 0; pos < len; ++pos) r.exec_pos[fill[r.seq[pos]]++] = pos;
+
+  std::vector<int64_t> diff(static_cast<size_t>(len) + 1, 0);
+  for (int32_t pos = 0; pos < len; ++pos) {
+    const int64_t b = p.nodes[r.seq[pos]].bytes;
+    diff[pos] += b;
+    diff[r.last_use[pos] + 1] -= b;
+  }
+  r.mem.resize(static_cast<size_t>(len));
+  r.peak = p.fixed_bytes;
+  r.peak_pos = 0;
+  r.excess = 0;
+  int64_t live = p.fixed_bytes;
+  for (int32_t pos = 0; pos < len; ++pos) {
+    live += diff[pos];
+    r.mem[pos] = live;
+    if (live > r.peak || pos == 0) {
+      r.peak = live;
+      r.peak_pos = pos;
+    }
+    if (live > p.budget) r.excess += static_cast<double>(live - p.budget);
+  }
+  r.extra_cost = 0;
+  for (const Cut& c : r.cuts) r.extra_cost += p.nodes[c.node].cost;
+}
+
+bool has_cut(const Replay& r, int32_t v, int32_t s) {
+  return std::binary_search(r.cuts.begin(), r.cuts.end(), Cut{v, s}, [](const Cut& a, const Cut& b) {
+    return a.stage != b.stage ? a.stage < b.stage : a.node < b.node;
+  });
+}
+
+int32_t exec_before(const Replay& r, int32_t v, int32_t pos) {
+  auto first = r.exec_pos.begin() + r.exec_off[v], last = r.exec_pos.begin() + r.exec_off[v + 1];
+  auto it = std::lower_bound(first, last, pos);
+  return it == first ? -1 : *(it - 1);
+}
+
+std::vector<std::vector<int32_t>> replay_stages(const Replay& r) {
+  const size_t n = r.stage_start.size() - 1;
+  std::vector<std::vector<int32_t>> stages(n);
+  for (size_t t = 0; t < n; ++t)
+    stages[t].assign(r.seq.begin() + r.stage_start[t], r.seq.begin() + r.stage_start[t + 1]);
+  return stages;
+}
+
+namespace {
+
+struct Candidate {
+  double score = 0;
+  int32_t stage = 0;
+  std::vector<int32_t> nodes;
+};
+
+/// (peak, excess) strictly lower: the greedy's measure of progress.
+bool better(const Replay& a, const Replay& b) {
+  if (a.peak != b.peak) return a.peak < b.peak;
+  return a.excess < b.excess;
+}
+
+class Greedy {
+ public:
+  Greedy(const RematProblem& p, const FastOptions& o)
+      : p_(p), o_(o), n_(static_cast<int32_t>(p.nodes.size())), stamp_(n_, -1), live_(n_, -1), seen_(n_, -1),
+        next_use_(n_, -1) {}
+
+  /// Improves `cur` in place until it fits or no candidate helps.
+  void run(Replay& cur) {
+    Replay trial;
+    for (int32_t it = 0; it < o_.max_iterations && cur.peak > p_.budget; ++it) {
+      std::vector<Candidate> cands = candidates(cur);
+      bool accepted = false;
+      const size_t tries = std::min(cands.size(), static_cast<size_t>(std::max(1, o_.tries_per_iteration)));
+      for (size_t i = 0; i < tries && !accepted; ++i) {
+        std::vector<Cut> cuts = cur.cuts;
+        for (int32_t v : cands[i].nodes) cuts.push_back({v, cands[i].stage});
+        build_replay(p_, std::move(cuts), trial);
+        if (better(trial, cur)) {
+          std::swap(cur, trial);
+          accepted = true;
+        }
+      }
+      if (!accepted) return;
+    }
+  }
+
+ private:
+  /// Candidates at the peak position, best score first.
+  std::vector<Candidate> candidates(const Replay& r) {
+    const int32_t k = r.peak_pos, x = r.seq[k], len = static_cast<int32_t>(r.seq.size());
+    ++epoch_;
+    stamp_[x] = epoch_;  // read or written at k: cannot be freed there
+    for (int32_t u : p_.nodes[x].deps) stamp_[u] = epoch_;
+    std::vector<int32_t> live;
+    int32_t horizon = k;
+    for (int32_t q = 0; q < k; ++q) {
+      const int32_t v = r.seq[q];
+      if (r.last_use[q] <= k || stamp_[v] == epoch_ || live_[v] == epoch_ || !p_.nodes[v].recomputable) continue;
+      live.push_back(v);
+      live_[v] = epoch_;
+      next_use_[v] = -1;
+      horizon = std::max(horizon, r.last_use[q]);
+    }
+    // First read after k of each live candidate.
+    size_t found = 0;
+    for (int32_t q = k + 1; q <= horizon && q < len && found < live.size(); ++q)
+      for (int32_t u : p_.nodes[r.seq[q]].deps)
+        if (live_[u] == epoch_ && next_use_[u] < 0) {
+          next_use_[u] = q;
+          ++found;
+        }
+    std::vector<Candidate> out;
+    for (int32_t v : live) {
+      const int32_t q = next_use_[v];
+      if (q < 0 || r.stage_of[q] <= r.stage_of[k]) continue;  // kept to the end, or same stage
+      Candidate c;
+      if (evaluate(r, v, r.stage_of[q], c)) out.push_back(std::move(c));
+    }
+    std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+    return out;
+  }
+
+  /// Recompute v at stage s, with the ancestors whose lifetimes would be
+  /// stretched across the peak. Returns false if nothing is gained.
+  bool evaluate(const Replay& r, int32_t v, int32_t s, Candidate& c) {
+    const int32_t k = r.peak_pos, pos0 = r.stage_start[s];
+    ++eval_;
+    c.stage = s;
+    c.nodes = {v};
+    seen_[v] = eval_;
+    double cost = p_.nodes[v].cost;
+    int64_t net = p_.nodes[v].bytes;
+    std::vector<std::pair<int32_t, int32_t>> stack{{v, 0}};
+    while (!stack.empty()) {
+      auto [w, depth] = stack.back();
+      stack.pop_back();
+      for (int32_t u : p_.nodes[w].deps) {
+        if (seen_[u] == eval_) continue;
+        seen_[u] = eval_;
+        if (has_cut(r, u, s)) continue;
+        const int32_t e = exec_before(r, u, pos0);
+        if (e < 0 || r.last_use[e] >= pos0) continue;    // already live at s
+        if (e > k || r.last_use[e] >= k) continue;       // stretching does not cross the peak
+        if (p_.nodes[u].recomputable && depth < o_.max_ancestor_depth) {
+          c.nodes.push_back(u);
+          cost += p_.nodes[u].cost;
+          stack.push_back({u, depth + 1});
+        } else {
+          net -= p_.nodes[u].bytes;
+        }
+      }
+    }
+    if (net <= 0) return false;
+    c.score = static_cast<double>(net) / std::max(cost, 1e-15);
+    return true;
+  }
+
+  const RematProblem& p_;
+  const FastOptions& o_;
+  int32_t n_;
+  std::vector<int32_t> stamp_, live_, seen_, next_use_;
+  int32_t epoch_ = 0, eval_ = 0;
+};
+
+/// Undo cuts whose removal keeps the replayed peak within `target`, lowest
+/// bytes per second of recomputation first.
+void cleanup(const RematProblem& p, int64_t target, Replay& cur) {
+  std::vector<Cut> order = cur.cuts;
+  auto density = [&](const Cut& c) {
+    return static_cast<double>(p.nodes[c.node].bytes) / std::max(p.nodes[c.node].cost, 1e-15);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const Cut& a, const Cut& b) { return density(a) < density(b); });
+  Replay trial;
+  for (const Cut& c : order) {
+    if (!has_cut(cur, c.node, c.stage)) continue;  // dropped with an earlier undo
+    std::vector<Cut> cuts;
+    cuts.reserve(cur.cuts.size());
+    for (const Cut& d : cur.cuts)
+      if (!(d == c)) cuts.push_back(d);
+    build_replay(p, std::move(cuts), trial);
+    if (trial.peak <= target && trial.extra_cost <= cur.extra_cost) std::swap(cur, trial);
+  }
+}
+
+/// A lower bound on the peak of any schedule: the largest over nodes i of
+/// fixed + bytes(i) + bytes of its distinct deps + bytes of other
+/// non-recomputable outputs that must be live across i.
+int64_t peak_floor(const RematProblem& p) {
+  const int32_t n = static_cast<int32_t>(p.nodes.size());
+  std::vector<int32_t> last(static_cast<size_t>(n));
+  for (int32_t v = 0; v < n; ++v) last[v] = p.nodes[v].keep_to_end ? n : v;
+  for (int32_t i = 0; i < n; ++i)
+    for (int32_t u : p.nodes[i].deps) last[u] = std::max(last[u], i);
+  std::vector<int64_t> diff(static_cast<size_t>(n) + 2, 0);  // non-recomputable v live on (v, last[v])
+  for (int32_t v = 0; v < n; ++v)
+    if (!p.nodes[v].recomputable && last[v] > v + 1) {
+      diff[v + 1] += p.nodes[v].bytes;
+      diff[last[v]] -= p.nodes[v].bytes;
+    }
+  std::vector<int32_t> stamp(static_cast<size_t>(n), -1);
+  int64_t floor = p.fixed_bytes, across = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    across += diff[i];  // sums non-recomputable outputs with v < i < last[v]
+    int64_t here = p.fixed_bytes + p.nodes[i].bytes + across;
+    for (int32_t u : p.nodes[i].deps) {
+      if (stamp[u] == i) continue;
+      stamp[u] = i;
+      const bool counted = !p.nodes[u].recomputable && u < i && i < last[u];
+      if (!counted) here += p.nodes[u].bytes;
+    }
+    floor = std::max(floor, here);
+  }
+  return floor;
+}
+
+std::string check_problem(const RematProblem& p) {
+  for (size_t i = 0; i < p.nodes.size(); ++i)
+    for (int32_t u : p.nodes[i].deps)
+      if (u < 0 || static_cast<size_t>(u) >= i)
+        return "invalid problem: node " + std::to_string(i) + " depends on " + std::to_string(u) +
+               " (deps must be earlier nodes)";
+  return "";
+}
+
+}  // namespace
+}  // namespace remat_fast
+
+RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
+  using namespace remat_fast;
+  RematSolution sol;
+  if (std::string bad = check_problem(p); !bad.empty()) {
+    sol.note = bad;
+    return sol;
+  }
+  Replay base;
+  build_replay(p, {}, base);
+  auto finish = [&](const Replay& r, std::string note) {
+    sol.stages = replay_stages(r);
+    sol.peak = r.peak;
+    sol.extra_cost = r.extra_cost;
+    sol.feasible = r.peak <= p.budget;
+    sol.note = std::move(note);
+    return sol;
+  };
+  if (base.peak <= p.budget) return finish(base, "fits without recomputation");
+  const int64_t floor = peak_floor(p);
+
+  Replay best = base;
+  bool have_dp = false;
+  if (opts.use_chain_dp) {
+    Replay dp;
+    if (solve_chain_dp(p, opts, base, dp)) {
+      have_dp = true;
+      best = std::move(dp);
+    }
+  }
+  const bool dp_fits = have_dp && best.peak <= p.budget;
+  const bool run_greedy = opts.use_greedy && floor <= p.budget &&
+                          (!dp_fits || static_cast<int32_t>(p.nodes.size()) <= opts.greedy_max_nodes_after_dp);
+  if (run_greedy) {
+    Replay g = base;
+    Greedy(p, opts).run(g);
+    if (opts.cleanup) cleanup(p, std::max(p.budget, g.peak), g);
+    const bool g_fits = g.peak <= p.budget, b_fits = best.peak <= p.budget;
+    if ((g_fits && (!b_fits || g.extra_cost < best.extra_cost)) || (!g_fits && !b_fits && g.peak < best.peak))
+      best = std::move(g);
+  }
+  if (best.peak <= p.budget) return finish(best, "");
+  std::string note = "infeasible: budget " + std::to_string(p.budget) + " bytes; best peak reached " +
+                     std::to_string(best.peak) + " bytes";
+  note += floor > p.budget ? " (floor is " + std::to_string(floor) + " bytes)" : " (heuristic: no candidate helps)";
+  return finish(best, note);
+}
+
+}  // namespace memplan

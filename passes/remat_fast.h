@@ -1,0 +1,70 @@
+// Fast rematerialization solver (heuristic, peak-aware).
+//
+// Every schedule it builds is measured by replaying it with the semantics of
+// simulate_remat (remat_problem.h): a node's inputs and output are live
+// together while it runs, an output is freed right after its last use before
+// it is recomputed, keep_to_end outputs are held. No proxy for the peak.
+//
+// A schedule is described by "cuts": (node v, stage s) means v is recomputed
+// in stage s, just before the nodes of stage s that read it; the previous
+// copy of v dies after its last earlier use. A recomputation reads v's deps
+// at stage s, which extends their lifetimes unless they are cut at s too.
+// Within a stage, recomputations run in index order, then the stage's node.
+//
+// Algorithm:
+//  1. Replay the schedule without recomputation; if it fits, return it. A
+//     floor (largest working set of one node plus non-recomputable outputs
+//     that must be live across it) proves some budgets infeasible at once.
+//  2. Chain DP (Rotor-like). The forward region is the prefix up to the
+//     no-recompute peak; articulation nodes are the nodes of that region that
+//     no forward edge jumps over. Between articulation nodes lie units (at
+//     most `dp_max_units`, merged evenly). Dynamic programming over units
+//     chooses segments that are either kept whole or keep only their output
+//     and recompute their interior at its first backward use, minimizing
+//     recomputation cost subject to a modeled limit (stored bytes before the
+//     segment + the segment's activations <= L, in `dp_memory_slots` slots).
+//     L is searched by bisection so that the *replayed* peak fits the budget.
+//  3. Greedy (general DAGs): at the replayed peak position, every live output
+//     that is not read there is a candidate: recompute it at its next use,
+//     with the ancestors whose lifetimes would otherwise be stretched across
+//     the peak (up to `max_ancestor_depth`). Score = (bytes freed at the peak
+//     - bytes of stretched non-recomputed ancestors) / recomputation cost.
+//     The best candidates are tried in order; the first that lowers (peak,
+//     bytes-over-budget summed over time) is kept. Repeat until the peak fits
+//     or nothing helps.
+//  4. Cleanup: undo cuts one at a time, lowest bytes-per-second first, keeping
+//     each undo whose replayed peak still fits.
+//  The cheaper feasible result of 2 and 3 is returned (else the lower peak).
+//
+// Complexity: one replay is O(n + E + R) (R = recomputations); the greedy does
+// O(n + E) work per iteration plus up to `tries_per_iteration` replays, and
+// one iteration per accepted cut; cleanup one replay per cut. The DP is
+// O(K^2 M) per limit tried (K units, M slots), about 40 limits.
+#pragma once
+
+#include <cstdint>
+
+#include "passes/remat_problem.h"
+
+namespace memplan {
+
+struct FastOptions {
+  bool use_chain_dp = true;
+  bool use_greedy = true;
+  /// Skip the greedy on problems larger than this when the chain DP already
+  /// found a schedule within the budget.
+  int32_t greedy_max_nodes_after_dp = 20000;
+  int32_t dp_max_units = 128;     // articulation units after merging
+  int32_t dp_memory_slots = 64;   // discretization of stored bytes
+  int32_t max_ancestor_depth = 16;
+  int32_t tries_per_iteration = 4;
+  int32_t max_iterations = 200000;
+  bool cleanup = true;
+};
+
+/// Returns a schedule whose replayed peak is <= p.budget (feasible=true), or
+/// feasible=false with the lowest peak reached and a note. `peak` and
+/// `extra_cost` are those of the replay of `stages`.
+RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts = {});
+
+}  // namespace memplan
