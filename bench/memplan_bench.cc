@@ -1,6 +1,7 @@
-// Planner benchmark: compiles every corpus model at its realistic binding
-// with each offset method and reports nodes, tensors, LB, arena, arena/LB and
-// compile time as a Markdown table.
+// Planner benchmark: compiles every corpus model at its realistic binding,
+// (1) in inference mode with each offset method: nodes, tensors, LB, arena,
+// arena/LB, compile time; (2) as a training step: peak by role, arena/LB,
+// compile time. Writes Markdown tables.
 //
 //   build/bench/memplan_bench [--out docs/benchmarks.md] [--models DIR] [--repeat N]
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 
@@ -36,6 +38,48 @@ const Model kModels[] = {
 
 std::string mib(int64_t b) { return fmt::format("{:.1f}", static_cast<double>(b) / (1 << 20)); }
 
+double ratio(int64_t a, int64_t b) { return static_cast<double>(a) / static_cast<double>(b); }
+
+/// Compiles `repeat` times; returns the last result and the median time in ms.
+std::pair<CompileResult, double> timed_compile(const std::string& path, const CompileOptions& o,
+                                               int repeat) {
+  std::vector<double> ms;
+  CompileResult r;
+  for (int k = 0; k < repeat; ++k) {
+    auto t0 = std::chrono::steady_clock::now();
+    r = compile_model(path, o);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  if (!verify_plan(r.plan).ok()) throw std::runtime_error("plan failed verification");
+  return {std::move(r), ms[ms.size() / 2]};
+}
+
+/// Runs `row` for every corpus model present, appending its Markdown row (or
+/// a "failed" row) to `table`. Returns the number of failures.
+int for_each_model(const std::string& dir, std::string& table,
+                   const std::function<std::string(const std::string& opset, const Model& m,
+                                                   const std::string& path,
+                                                   const std::string& binding)>& row) {
+  int failures = 0;
+  for (const char* opset : {"opset14", "opset17"})
+    for (const Model& m : kModels) {
+      std::string path = dir + "/" + opset + "/" + m.file;
+      if (!std::filesystem::exists(path)) continue;
+      std::string binding;
+      for (const auto& [k, v] : m.dims) binding += (binding.empty() ? "" : " ") + k + "=" + std::to_string(v);
+      try {
+        table += row(opset, m, path, binding);
+        std::cerr << opset << " " << m.file << " ok\n";
+      } catch (const std::exception& e) {
+        ++failures;
+        table += fmt::format("| {} | {} | {} | failed: {} |\n", opset, m.file, binding, e.what());
+        std::cerr << opset << " " << m.file << " FAILED: " << e.what() << "\n";
+      }
+    }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,93 +94,54 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::string table =
+
+  std::string forward =
       "| opset | model | binding | nodes | tensors | LB (MiB) | arena greedy-size (MiB) | "
       "ratio | arena best-of (MiB) | ratio | resident (MiB) | peak (MiB) | compile ms |\n"
       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  int failures = 0;
-  for (const char* opset : {"opset14", "opset17"}) {
-    for (const Model& m : kModels) {
-      std::string path = models_dir + "/" + opset + "/" + m.file;
-      if (!std::filesystem::exists(path)) continue;
-      std::string binding;
-      for (const auto& [k, v] : m.dims) binding += (binding.empty() ? "" : " ") + k + "=" + std::to_string(v);
-      try {
-        CompileOptions o;
-        o.mode = "inference";
-        o.dims = m.dims;
-        o.plan.offsets = OffsetMethod::greedy_size;
-        CompileResult greedy = compile_model(path, o);
-        o.plan.offsets = OffsetMethod::best_of;
-        std::vector<double> ms;
-        CompileResult best;
-        for (int r = 0; r < repeat; ++r) {
-          auto t0 = std::chrono::steady_clock::now();
-          best = compile_model(path, o);
-          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-        }
-        std::sort(ms.begin(), ms.end());
-        for (const Plan* p : {&greedy.plan, &best.plan})
-          if (!verify_plan(*p).ok()) throw std::runtime_error("plan failed verification");
-        const PlanSummary& g = greedy.plan.summary;
-        const PlanSummary& b = best.plan.summary;
-        table += fmt::format(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.4f} | {} | {:.4f} | {} | {} | {:.0f} |\n", opset,
-            m.file, binding, best.plan.ops.size(), best.plan.tensors.size(), mib(b.lower_bound_bytes),
-            mib(g.arena_bytes), static_cast<double>(g.arena_bytes) / static_cast<double>(g.lower_bound_bytes),
-            mib(b.arena_bytes), static_cast<double>(b.arena_bytes) / static_cast<double>(b.lower_bound_bytes),
-            mib(b.resident_bytes), mib(b.peak_bytes), ms[ms.size() / 2]);
-        std::cerr << opset << " " << m.file << " ok\n";
-      } catch (const std::exception& e) {
-        ++failures;
-        table += fmt::format("| {} | {} | {} | failed: {} |\n", opset, m.file, binding, e.what());
-        std::cerr << opset << " " << m.file << " FAILED: " << e.what() << "\n";
-      }
-    }
-  }
-  // Training step (default: the model's loss, AdamW) at the realistic binding.
+  int failures = for_each_model(models_dir, forward, [&](const std::string& opset, const Model& m,
+                                                        const std::string& path,
+                                                        const std::string& binding) {
+    CompileOptions o;
+    o.mode = "inference";
+    o.dims = m.dims;
+    o.plan.offsets = OffsetMethod::greedy_size;
+    auto [greedy, unused_ms] = timed_compile(path, o, 1);
+    o.plan.offsets = OffsetMethod::best_of;
+    auto [best, ms] = timed_compile(path, o, repeat);
+    const PlanSummary& g = greedy.plan.summary;
+    const PlanSummary& b = best.plan.summary;
+    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.4f} | {} | {:.4f} | {} | {} | {:.0f} |\n",
+                       opset, m.file, binding, best.plan.ops.size(), best.plan.tensors.size(),
+                       mib(b.lower_bound_bytes), mib(g.arena_bytes),
+                       ratio(g.arena_bytes, g.lower_bound_bytes), mib(b.arena_bytes),
+                       ratio(b.arena_bytes, b.lower_bound_bytes), mib(b.resident_bytes),
+                       mib(b.peak_bytes), ms);
+  });
+
   std::string train =
       "| opset | model | binding | ops | peak (MiB) | parameter | optimizer_state | state | "
       "constant | activation@peak | gradient@peak | input@peak | workspace@peak | arena/LB | "
       "compile ms |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const char* opset : {"opset14", "opset17"}) {
-    for (const Model& m : kModels) {
-      std::string path = models_dir + "/" + opset + "/" + m.file;
-      if (!std::filesystem::exists(path)) continue;
-      std::string binding;
-      for (const auto& [k, v] : m.dims) binding += (binding.empty() ? "" : " ") + k + "=" + std::to_string(v);
-      try {
-        CompileOptions o;
-        o.mode = "training";
-        o.dims = m.dims;
-        std::vector<double> ms;
-        CompileResult r;
-        for (int k = 0; k < repeat; ++k) {
-          auto t0 = std::chrono::steady_clock::now();
-          r = compile_model(path, o);
-          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-        }
-        std::sort(ms.begin(), ms.end());
-        if (!verify_plan(r.plan).ok()) throw std::runtime_error("plan failed verification");
-        const PlanSummary& b = r.plan.summary;
-        auto role = [&](const char* k) {
-          auto it = b.bytes_by_role.find(k);
-          return mib(it == b.bytes_by_role.end() ? 0 : it->second);
-        };
-        train += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4f} | {:.0f} |\n",
-                             opset, m.file, binding, r.plan.ops.size(), mib(b.peak_bytes),
-                             role("parameter"), role("optimizer_state"), role("state"), role("constant"),
-                             role("activation"), role("gradient"), role("input"), role("workspace"),
-                             static_cast<double>(b.arena_bytes) / static_cast<double>(b.lower_bound_bytes),
-                             ms[ms.size() / 2]);
-        std::cerr << opset << " " << m.file << " training ok\n";
-      } catch (const std::exception& e) {
-        ++failures;
-        train += fmt::format("| {} | {} | {} | failed: {} |\n", opset, m.file, binding, e.what());
-      }
-    }
-  }
-  std::cout << table << "\n" << train;
+  failures += for_each_model(models_dir, train, [&](const std::string& opset, const Model& m,
+                                                   const std::string& path,
+                                                   const std::string& binding) {
+    CompileOptions o;  // training mode, the model's own loss, AdamW
+    o.dims = m.dims;
+    auto [r, ms] = timed_compile(path, o, repeat);
+    const PlanSummary& b = r.plan.summary;
+    auto role = [&](const char* k) {
+      auto it = b.bytes_by_role.find(k);
+      return mib(it == b.bytes_by_role.end() ? 0 : it->second);
+    };
+    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4f} | {:.0f} |\n",
+                       opset, m.file, binding, r.plan.ops.size(), mib(b.peak_bytes), role("parameter"),
+                       role("optimizer_state"), role("state"), role("constant"), role("activation"),
+                       role("gradient"), role("input"), role("workspace"),
+                       ratio(b.arena_bytes, b.lower_bound_bytes), ms);
+  });
+
+  std::cout << forward << "\n" << train;
   if (!out_path.empty()) {
     std::string doc =
         "# Benchmarks\n\n"
@@ -147,13 +152,14 @@ int main(int argc, char** argv) {
         "the median of the runs of the whole pipeline (import, bind, shape inference and folding,\n"
         "scheduling, offsets) with the default method, on one core of the 2-core development machine.\n\n"
         "Produced by `make bench` (that is, `build/bench/memplan_bench --out docs/benchmarks.md`).\n\n" +
-        table +
+        forward +
         "\n## Training-step memory plans\n\n"
         "The same models compiled as a full training step (`memplan compile` defaults: the model's\n"
         "own loss, backward pass, AdamW on every parameter), no budget. Columns in MiB: resident\n"
         "roles in total; arena roles (activation, gradient, input, workspace) live at the peak step;\n"
         "peak = arena + resident. arena/LB with the default offset method.\n\n" +
-        train;
+        train +
+        "\nCPU step time and memory against PyTorch: docs/benchmarks-cpu.md (`make bench-cpu`).\n";
     write_file_atomic(out_path, doc);
   }
   return failures ? 1 : 0;
