@@ -192,9 +192,9 @@ int do_inspect(const std::string& path, int top, std::ostream& out) {
   out << fmt::format("\nbytes by role (resident roles in total; arena roles live at step {}, op '{}')\n",
                      s.peak_step, peak_op);
   for (const auto& [role, bytes] : s.bytes_by_role)
-    out << fmt::format("  {:<12} {:>12}  {:5.1f}%\n", role, human(bytes),
+    out << fmt::format("  {:<16} {:>12}  {:5.1f}%\n", role, human(bytes),
                        100.0 * ratio(bytes, s.peak_bytes));
-  out << fmt::format("  {:<12} {:>12}  {:5.1f}%\n", "fragment.", human(s.arena_bytes - s.lower_bound_bytes),
+  out << fmt::format("  {:<16} {:>12}  {:5.1f}%\n", "fragmentation", human(s.arena_bytes - s.lower_bound_bytes),
                      100.0 * ratio(s.arena_bytes - s.lower_bound_bytes, s.peak_bytes));
 
   // Live range of each arena tensor, recomputed from the op list.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <numbers>
+#include <numeric>
 
 #include "compiler/dtype_codec.h"
 #include "runtime/npy.h"
@@ -126,9 +127,12 @@ InputMap synthetic_batch(const Graph& g, const std::vector<std::vector<NodeId>>&
     if (tokens) {
       const uint8_t* d = m[tokens->name].data();
       // A fixed affine permutation of the token (not the identity, which a
-      // model with tied embeddings could answer without learning).
+      // model with tied embeddings could answer without learning): the
+      // multiplier is the first one from 7 up that is coprime with C.
+      int64_t mult = 7;
+      while (std::gcd(mult, c) != 1) ++mult;
       for (int64_t i = 0; i < n; ++i)
-        lab[i] = (((decode_int(tokens->dtype, d, i) * 7 + 3) % c) + c) % c;
+        lab[i] = (((decode_int(tokens->dtype, d, i) * mult + 3) % c) + c) % c;
     } else if (feats && n > 0) {
       // label of position j of sample s = argmax_c sum_k W[c, j, k] x[s, f_k] over at
       // most 64 evenly spread features f_k (cheap for images, still a function of x).

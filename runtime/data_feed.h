@@ -10,7 +10,7 @@
 //     anything else -> [0, 2);
 //  4. labels are a function of the other inputs: a labels input with as
 //     many elements as an integer (token) input is a fixed permutation of it,
-//     (7 * token + 3) mod C (a token model learns the map; the identity would
+//     (m * token + 3) mod C with m the first integer from 7 up coprime with C (a token model learns the map; the identity would
 //     be trivial for tied embeddings); otherwise, if there is a float
 //     input with the same first dim, label[b] = argmax over C of a fixed random
 //     projection of sample b (a linear classifier can fit it); otherwise the

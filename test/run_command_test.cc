@@ -300,8 +300,10 @@ TEST(DataFeedTest, SyntheticRangesComeFromTheGraphAndLabelsAreLearnable) {
     EXPECT_EQ(m, f->batch(k + kSyntheticPool));  // the pool repeats
     std::vector<int64_t> ids = ints_of(m.at("ids")), tok = ints_of(m.at("tok_labels"));
     for (int64_t v : ids) EXPECT_TRUE(v >= 0 && v < 10) << v;
-    // Token labels copy the token ids (same element count) modulo 7.
-    for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(tok[i], ids[i] % 7);
+    // Token labels are a fixed permutation of the token ids (same element
+    // count): (m * id + 3) mod C with m the first multiplier from 7 coprime
+    // with C; C = 7 classes here, so m = 8.
+    for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(tok[i], (ids[i] * 8 + 3) % 7);
     for (int64_t v : ints_of(m.at("labels"))) EXPECT_TRUE(v >= 0 && v < 3) << v;
     EXPECT_EQ(m.at("x").size(), 64u);
   }
