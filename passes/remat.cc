@@ -7,6 +7,8 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <cstdlib>
 
 #include "passes/lifetimes.h"
 #include "passes/remat_exact.h"
@@ -22,6 +24,7 @@ constexpr int32_t kNoLimit = std::numeric_limits<int32_t>::max();
 /// The problem built from the graph, with what applying a solution needs.
 struct Built {
   std::vector<NodeId> order;  // problem index -> node
+  std::vector<char> pseudo;   // entry stands for an extra output of order[i] (never runs)
   RematProblem p;
   std::vector<int32_t> limit;  // last stage at which node i may be recomputed
   int64_t max_workspace = 0;
@@ -48,11 +51,9 @@ std::vector<TensorId> alias_chain(const Graph& g, TensorId t) {
 
 Built build_problem(const Graph& g, const RematOptions& o) {
   Built b;
-  b.order = schedule(g, {.method = ScheduleMethod::best, .alignment = o.alignment}).order;
-  const size_t n = b.order.size();
-  Lifetimes lt = compute_lifetimes(g, b.order, o.alignment);
-  std::vector<int32_t> pos(g.num_nodes(), -1);
-  for (size_t i = 0; i < n; ++i) pos[b.order[i].v] = static_cast<int32_t>(i);
+  const std::vector<NodeId> base =
+      schedule(g, {.method = ScheduleMethod::best, .alignment = o.alignment}).order;
+  Lifetimes lt = compute_lifetimes(g, base, o.alignment);
   for (int64_t w : lt.workspace) b.max_workspace = std::max(b.max_workspace, w);
 
   // Fixed: resident storage and graph inputs, aligned as plan_memory counts them.
@@ -63,50 +64,115 @@ Built build_problem(const Graph& g, const RematOptions& o) {
   for (TensorId t : g.inputs)
     if (lt.in_arena[t.v]) b.p.fixed_bytes += align_up(g.tensor(t).bytes(), o.alignment);
 
-  // In-place overwrites: the stage of the first overwrite of each tensor.
-  std::vector<int32_t> overwritten_at(g.num_tensors(), kNoLimit);
-  std::vector<char> fixed_node(g.num_nodes(), 0), keep(g.num_nodes(), 0);
-  for (size_t i = 0; i < n; ++i) {
-    const Node& nd = g.node(b.order[i]);
+  // Not recomputable: in-place writers, producers of overwritten storage,
+  // nodes with a graph output. Kept to the end: owners of graph outputs' storage.
+  std::vector<int32_t> base_pos(g.num_nodes(), -1);
+  for (size_t i = 0; i < base.size(); ++i) base_pos[base[i].v] = static_cast<int32_t>(i);
+  std::vector<int32_t> overwritten_at(g.num_tensors(), kNoLimit);  // base position of the first overwrite
+  std::vector<char> fixed_node(g.num_nodes(), 0), keep_tensor(g.num_tensors(), 0);
+  for (NodeId id : base) {
+    const Node& nd = g.node(id);
     for (size_t k = 0; k < nd.outputs.size(); ++k) {
       if (!nd.outputs[k].valid()) continue;
       OutputAlias a = output_alias(nd.op, k);
       if (a.kind != AliasKind::inplace) continue;
-      fixed_node[b.order[i].v] = 1;
+      fixed_node[id.v] = 1;
       TensorId in = nd.inputs[a.input];
       if (!in.valid()) continue;
       for (TensorId c : alias_chain(g, in)) {
-        overwritten_at[c.v] = std::min(overwritten_at[c.v], static_cast<int32_t>(i));
+        overwritten_at[c.v] = std::min(overwritten_at[c.v], base_pos[id.v]);
         if (g.tensor(c).producer.valid()) fixed_node[g.tensor(c).producer.v] = 1;
       }
     }
   }
-  for (TensorId t : g.outputs)
-    for (TensorId c : alias_chain(g, t))
-      if (g.tensor(c).producer.valid()) keep[g.tensor(c).producer.v] = 1;
+  for (TensorId t : g.outputs) {
+    if (g.tensor(t).producer.valid()) fixed_node[g.tensor(t).producer.v] = 1;
+    for (TensorId c : alias_chain(g, t)) {
+      if (g.tensor(c).producer.valid()) fixed_node[g.tensor(c).producer.v] = 1;
+      if (lt.in_arena[c.v] && lt.root[c.v] == c) keep_tensor[c.v] = 1;
+    }
+  }
 
-  b.p.nodes.resize(n);
-  b.limit.assign(n, kNoLimit);
-  for (size_t i = 0; i < n; ++i) {
-    const Node& nd = g.node(b.order[i]);
-    RematNode& rn = b.p.nodes[i];
-    for (TensorId t : nd.outputs)
-      if (t.valid() && lt.in_arena[t.v] && lt.root[t.v] == t)
-        rn.bytes += align_up(g.tensor(t).bytes(), o.alignment);
+  // Problem entries: one per node; a non-recomputable node with several
+  // storage-owning outputs gets one entry per output (the extra ones are
+  // pseudo entries that never run), so each output dies at its own last use
+  // (BatchNorm's output vs. its saved statistics).
+  std::vector<int32_t> entry_of(g.num_tensors(), -1);
+  for (NodeId id : base) {
+    const Node& nd = g.node(id);
+    const bool fixed = fixed_node[id.v] != 0;
+    // The op's workspace: a pseudo entry just before it, reading what it
+    // reads, that it depends on: live exactly while the op runs (and free to
+    // recompute before a recomputation of the op).
+    int32_t ws_entry = -1;
+    if (const int64_t ws = lt.workspace[base_pos[id.v]]; ws > 0) {
+      ws_entry = static_cast<int32_t>(b.p.nodes.size());
+      b.order.push_back(id);
+      b.pseudo.push_back(1);
+      b.limit.push_back(kNoLimit);
+      RematNode w;
+      w.bytes = ws;
+      w.cost = 1e-12;
+      for (TensorId t : nd.inputs)
+        if (t.valid())
+          for (TensorId c : alias_chain(g, t))
+            if (entry_of[c.v] >= 0) w.deps.push_back(entry_of[c.v]);
+      std::sort(w.deps.begin(), w.deps.end());
+      w.deps.erase(std::unique(w.deps.begin(), w.deps.end()), w.deps.end());
+      b.p.nodes.push_back(w);
+    }
+    const int32_t main = static_cast<int32_t>(b.p.nodes.size());
+    b.order.push_back(id);
+    b.pseudo.push_back(0);
+    b.p.nodes.emplace_back();
+    b.limit.push_back(kNoLimit);
+    {
+      RematNode& rn = b.p.nodes.back();
+      rn.cost = node_time(g, nd, o.device);
+      rn.recomputable = !fixed;
+    }
+    bool first = true;
+    for (TensorId t : nd.outputs) {
+      if (!t.valid()) continue;
+      entry_of[t.v] = main;
+      if (!(lt.in_arena[t.v] && lt.root[t.v] == t)) continue;
+      const int64_t bytes = align_up(g.tensor(t).bytes(), o.alignment);
+      if (first || !fixed) {
+        b.p.nodes[main].bytes += bytes;
+        b.p.nodes[main].keep_to_end |= keep_tensor[t.v] != 0;
+        first = false;
+        continue;
+      }
+      const int32_t e = static_cast<int32_t>(b.p.nodes.size());
+      b.order.push_back(id);
+      b.pseudo.push_back(1);
+      b.limit.push_back(kNoLimit);
+      RematNode rn;
+      rn.deps = {main};
+      rn.bytes = bytes;
+      rn.recomputable = false;
+      rn.keep_to_end = keep_tensor[t.v] != 0;
+      b.p.nodes.push_back(rn);
+      entry_of[t.v] = e;
+    }
+    RematNode& rn = b.p.nodes[main];
+    if (ws_entry >= 0) rn.deps.push_back(ws_entry);
     for (TensorId t : nd.inputs) {
       if (!t.valid()) continue;
       for (TensorId c : alias_chain(g, t)) {
-        b.limit[i] = std::min(b.limit[i], overwritten_at[c.v]);
-        NodeId pr = g.tensor(c).producer;
-        if (pr.valid()) rn.deps.push_back(pos[pr.v]);
+        if (overwritten_at[c.v] != kNoLimit) b.limit[main] = std::min(b.limit[main], overwritten_at[c.v]);
+        if (entry_of[c.v] >= 0) rn.deps.push_back(entry_of[c.v]);
       }
     }
     std::sort(rn.deps.begin(), rn.deps.end());
     rn.deps.erase(std::unique(rn.deps.begin(), rn.deps.end()), rn.deps.end());
-    rn.cost = node_time(g, nd, o.device);
-    rn.keep_to_end = keep[b.order[i].v] != 0;
-    rn.recomputable = !fixed_node[b.order[i].v] && !rn.keep_to_end;
   }
+  // Limits were base positions of the overwriting node; make them entry indices.
+  std::vector<int32_t> entry_pos(base.size(), 0);
+  for (size_t e = 0; e < b.order.size(); ++e)
+    if (!b.pseudo[e]) entry_pos[base_pos[b.order[e].v]] = static_cast<int32_t>(e);
+  for (int32_t& l : b.limit)
+    if (l != kNoLimit) l = entry_pos[l];
   return b;
 }
 
@@ -186,7 +252,7 @@ struct Applier {
       bytes += nt.bytes();
       t = g.add_tensor(std::move(nt));
     }
-    while (g.find_tensor(c.name) || std::any_of(g.nodes().begin(), g.nodes().end(),
+    while (std::any_of(g.nodes().begin(), g.nodes().end(),
                                                 [&](const Node& x) { return x.name == c.name; }))
       c.name += "'";
     const std::vector<TensorId> new_outs = c.outputs;
@@ -214,7 +280,15 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   RematResult r;
   Built b = build_problem(g, o);
   r.fixed_bytes = b.p.fixed_bytes;
-  b.p.budget = o.budget_bytes - b.p.fixed_bytes - b.max_workspace;
+  if (std::getenv("REMAT_DEBUG")) {
+    fmt::print(stderr, "fixed {} maxws {} floor {}\n", b.p.fixed_bytes, b.max_workspace, remat_floor(b.p));
+    for (size_t i = 0; i < b.p.nodes.size(); ++i) {
+      const auto& rn = b.p.nodes[i];
+      fmt::print(stderr, "{} {} {} bytes {} rec {} keep {} lim {} deps {}\n", i, g.node(b.order[i]).name,
+                 g.node(b.order[i]).op, rn.bytes, rn.recomputable, rn.keep_to_end, b.limit[i], fmt::join(rn.deps, ","));
+    }
+  }
+  b.p.budget = o.budget_bytes - b.p.fixed_bytes;  // workspaces are modeled (pseudo entries)
   RematSolution s;
   for (int tries = 0;; ++tries) {
     s = solve(b.p, o);
@@ -229,15 +303,16 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   if (first_violation(b, s) >= 0) s.stages = no_remat_stages(b.p);
   r.fits = s.feasible;
   r.note = s.note;
-  r.problem_peak = s.peak + b.max_workspace;
+  r.problem_peak = s.peak;
 
-  Applier ap{g, b, r, {}, {}, std::vector<int32_t>(g.num_nodes(), 0)};
+  Applier ap{g, b, r, {}, {}, std::vector<int32_t>(g.num_nodes(), 0), {}};
   ap.cur.resize(g.num_tensors());
   ap.built_from.resize(g.num_tensors());
   for (uint32_t i = 0; i < g.num_tensors(); ++i) ap.cur[i] = TensorId(i);
   for (size_t t = 0; t < s.stages.size(); ++t) {
     const std::string stage_name = g.node(b.order[t]).name;
     for (int32_t v : s.stages[t]) {
+      if (b.pseudo[v]) continue;  // an extra output of a node that ran already
       const bool recompute = v != static_cast<int32_t>(t);
       if (recompute) {
         const double secs = b.p.nodes[v].cost;
@@ -264,13 +339,12 @@ RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpti
   int64_t best_peak = f.plan.summary.peak_bytes;
   int64_t target = o.budget_bytes;
   std::string last_note;
-  for (int attempt = 0; attempt < 6; ++attempt) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
     Graph h = original;
     RematOptions ro = o;
     ro.budget_bytes = target;
     RematResult rr = rematerialize(h, ro);
     last_note = rr.note;
-    if (rr.recomputed_nodes == 0 && !rr.fits) break;  // nothing to gain
     PlanMemoryOptions pr = po;
     pr.order = rr.schedule;
     Plan p = plan_memory(h, pr);
@@ -282,14 +356,11 @@ RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpti
       f.remat = std::move(rr);
       return f;
     }
+    if (!rr.fits) break;  // the solver bottomed out: lower targets cannot help
     const int64_t over = p.summary.peak_bytes - o.budget_bytes;
     const int64_t next = std::min(target - over, target - (target - rr.fixed_bytes) / 16);
-    if (next <= rr.fixed_bytes || !rr.fits) {
-      if (!rr.fits) break;
-      target = rr.fixed_bytes + 1;
-    } else {
-      target = next;
-    }
+    if (next <= rr.fixed_bytes) break;
+    target = next;
   }
   throw Error(fmt::format(
       "cannot fit {} bytes: the smallest peak found is {} bytes (rematerialization bottomed "

@@ -16,8 +16,14 @@
 //    recomputed only up to stage s: solutions that do so later are re-solved
 //    with that node fixed (the replay would read a changed value);
 //  - fixed_bytes: resident tensors and graph inputs (aligned);
-//  - budget: budget_bytes - fixed_bytes - the largest op workspace (margin;
-//    the caller re-plans and checks the real arena plan).
+//  - workspaces: an op with scratch bytes gets a pseudo entry just before it
+//    (bytes = workspace, deps = the op's deps, cost ~0) that the op depends
+//    on, so the scratch is counted exactly while the op runs (not held like
+//    an output; re-made for free before a recomputation of the op);
+//  - a non-recomputable node with several storage-owning outputs gets a
+//    pseudo entry per extra output so each dies at its own last use;
+//  - budget: budget_bytes - fixed_bytes (the caller re-plans and checks the
+//    real arena plan).
 // The solution is applied to the Graph: the first run of each node is the
 // original; each later run is a clone "<name>/remat<k>" (same op and attrs,
 // attr rng_key = the original's name so Dropout reproduces its mask) with new
@@ -28,7 +34,9 @@
 // fit_to_budget() is the pipeline's driver: plan without recomputation; if the
 // arena plan exceeds the budget, rematerialize with decreasing internal
 // targets until the real plan (plan_memory with the remat schedule) fits, or
-// throw Error naming the smallest peak found.
+// throw Error naming the smallest peak found. Targets: the budget, then each
+// time lower by the real plan's overshoot (at least 1/16 of the room above
+// the fixed bytes), until the solver reports the target infeasible.
 #pragma once
 
 #include <cstdint>
@@ -58,7 +66,7 @@ struct RematResult {
   std::vector<std::string> decisions;  // "recompute 'X' (N bytes) before 'Y': +T s"
   std::string note;
   int64_t fixed_bytes = 0;    // resident + inputs (aligned)
-  int64_t problem_peak = 0;   // the solver's replayed peak (incl. fixed)
+  int64_t problem_peak = 0;   // the solver's replayed peak (incl. fixed and the margin)
 };
 
 /// Rewrites g (adds clones, rewires readers). Call on a fresh copy per try.

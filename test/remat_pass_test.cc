@@ -52,7 +52,7 @@ struct Sample {
 };
 
 Sample cnn() { return {tiny_cnn(), {{"batch", 4}}}; }
-Sample transformer() { return {tiny_transformer(), {{"batch", 4}, {"seq", 16}}}; }
+Sample transformer() { return {tiny_transformer(), {{"batch", 8}, {"seq", 32}}}; }
 
 CompileResult compile_at(const Sample& s, std::optional<int64_t> budget) {
   CompileOptions o;
