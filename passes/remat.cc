@@ -30,6 +30,12 @@ struct Built {
   int64_t max_workspace = 0;
 };
 
+/// BatchNormTraining can be recomputed in a side-effect-free form: a clone
+/// with only output 0 (Y) and the running-statistics outputs omitted (the
+/// kernel skips omitted outputs; Y depends only on X, scale and B). Its saved
+/// statistics are never recomputed (pseudo entries held until backward).
+bool y_only_recompute(const Node& n) { return n.op == "BatchNormTraining"; }
+
 /// Tensors along t's alias chain, t first (t, the viewed/overwritten input, ...).
 std::vector<TensorId> alias_chain(const Graph& g, TensorId t) {
   std::vector<TensorId> chain;
@@ -76,7 +82,7 @@ Built build_problem(const Graph& g, const RematOptions& o) {
       if (!nd.outputs[k].valid()) continue;
       OutputAlias a = output_alias(nd.op, k);
       if (a.kind != AliasKind::inplace) continue;
-      fixed_node[id.v] = 1;
+      if (!y_only_recompute(nd)) fixed_node[id.v] = 1;
       TensorId in = nd.inputs[a.input];
       if (!in.valid()) continue;
       for (TensorId c : alias_chain(g, in)) {
@@ -86,9 +92,12 @@ Built build_problem(const Graph& g, const RematOptions& o) {
     }
   }
   for (TensorId t : g.outputs) {
-    if (g.tensor(t).producer.valid()) fixed_node[g.tensor(t).producer.v] = 1;
     for (TensorId c : alias_chain(g, t)) {
-      if (g.tensor(c).producer.valid()) fixed_node[g.tensor(c).producer.v] = 1;
+      const NodeId pr = g.tensor(c).producer;
+      // (BatchNormTraining's running statistics are graph outputs, but its
+      // Y-only clones never write them.)
+      if (pr.valid() && !(y_only_recompute(g.node(pr)) && g.node(pr).outputs[0] != c))
+        fixed_node[pr.v] = 1;
       if (lt.in_arena[c.v] && lt.root[c.v] == c) keep_tensor[c.v] = 1;
     }
   }
@@ -137,7 +146,7 @@ Built build_problem(const Graph& g, const RematOptions& o) {
       entry_of[t.v] = main;
       if (!(lt.in_arena[t.v] && lt.root[t.v] == t)) continue;
       const int64_t bytes = align_up(g.tensor(t).bytes(), o.alignment);
-      if (first || !fixed) {
+      if (first || !(fixed || y_only_recompute(nd))) {
         b.p.nodes[main].bytes += bytes;
         b.p.nodes[main].keep_to_end |= keep_tensor[t.v] != 0;
         first = false;
@@ -157,8 +166,9 @@ Built build_problem(const Graph& g, const RematOptions& o) {
     }
     RematNode& rn = b.p.nodes[main];
     if (ws_entry >= 0) rn.deps.push_back(ws_entry);
-    for (TensorId t : nd.inputs) {
-      if (!t.valid()) continue;
+    for (size_t k = 0; k < nd.inputs.size(); ++k) {
+      const TensorId t = nd.inputs[k];
+      if (!t.valid() || (y_only_recompute(nd) && k >= 3)) continue;  // clones read the updated stats
       for (TensorId c : alias_chain(g, t)) {
         if (overwritten_at[c.v] != kNoLimit) b.limit[main] = std::min(b.limit[main], overwritten_at[c.v]);
         if (entry_of[c.v] >= 0) rn.deps.push_back(entry_of[c.v]);
@@ -236,6 +246,14 @@ struct Applier {
     const std::string orig_name = c.name;
     const std::vector<TensorId> orig_outs = c.outputs;
     c.inputs = inputs_of(id);
+    if (y_only_recompute(c)) {
+      // Y only; read the running statistics' updated versions (never
+      // overwritten again), whose values the clone does not use.
+      for (size_t j = 3; j < c.inputs.size() && j - 2 < c.outputs.size(); ++j)
+        if (c.outputs[j - 2].valid()) c.inputs[j] = c.outputs[j - 2];
+      c.outputs.resize(std::min<size_t>(c.outputs.size(), 3));
+      for (size_t j = 1; j < c.outputs.size(); ++j) c.outputs[j] = TensorId();
+    }
     for (TensorId& t : c.inputs) t = resolve(t);
     std::string suffix = "/remat" + std::to_string(k);
     c.name = orig_name + suffix;
@@ -261,7 +279,7 @@ struct Applier {
     cur.resize(g.num_tensors());
     built_from.resize(g.num_tensors());
     for (size_t j = 0; j < orig_outs.size(); ++j)
-      if (orig_outs[j].valid()) {
+      if (orig_outs[j].valid() && j < new_outs.size() && new_outs[j].valid()) {
         cur[orig_outs[j].v] = new_outs[j];
         cur[new_outs[j].v] = new_outs[j];
       }
