@@ -306,7 +306,7 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
                  g.node(b.order[i]).op, rn.bytes, rn.recomputable, rn.keep_to_end, b.limit[i], fmt::join(rn.deps, ","));
     }
   }
-  b.p.budget = o.budget_bytes - b.p.fixed_bytes;  // workspaces are modeled (pseudo entries)
+  b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
   RematSolution s;
   for (int tries = 0;; ++tries) {
     s = solve(b.p, o);

@@ -22,8 +22,8 @@
 //    an output; re-made for free before a recomputation of the op);
 //  - a non-recomputable node with several storage-owning outputs gets a
 //    pseudo entry per extra output so each dies at its own last use;
-//  - budget: budget_bytes - fixed_bytes (the caller re-plans and checks the
-//    real arena plan).
+//  - budget: budget_bytes (the problem's peak includes fixed_bytes); the
+//    caller re-plans and checks the real arena plan.
 // The solution is applied to the Graph: the first run of each node is the
 // original; each later run is a clone "<name>/remat<k>" (same op and attrs,
 // attr rng_key = the original's name so Dropout reproduces its mask) with new
