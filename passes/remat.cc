@@ -203,6 +203,7 @@ RematSolution solve(const RematProblem& p, const RematOptions& o) {
   if (fast.feasible) eo.start = fast.stages;
   RematSolution ex = solve_remat_exact(p, eo);
   if (ex.feasible && (!fast.feasible || ex.extra_cost <= fast.extra_cost)) return ex;
+  if (!ex.note.empty()) fast.note += "; exact: " + ex.note;
   return fast;
 }
 

@@ -222,7 +222,7 @@ TEST_P(RematPassCorpus, SmallTrainingFits70Percent) {
             << " +" << r.remat_extra_seconds << " s\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(All, RematPassCorpus, ::testing::ValuesIn(corpus_models()),
+INSTANTIATE_TEST_SUITE_P(RematPassSmall, RematPassCorpus, ::testing::ValuesIn(corpus_models()),
                          [](const ::testing::TestParamInfo<CorpusModel>& i) {
                            return i.param.opset + "_" + i.param.name;
                          });
