@@ -7,8 +7,6 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <cstdlib>
 
 #include "passes/lifetimes.h"
 #include "passes/remat_exact.h"
@@ -299,15 +297,6 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   RematResult r;
   Built b = build_problem(g, o);
   r.fixed_bytes = b.p.fixed_bytes;
-  if (std::getenv("REMAT_DEBUG")) {
-    fmt::print(stderr, "fixed {} maxws {} floor {}\n", b.p.fixed_bytes, b.max_workspace, remat_floor(b.p));
-    for (size_t i = 0; i < b.p.nodes.size(); ++i) {
-      const auto& rn = b.p.nodes[i];
-      fmt::print(stderr, "{} {} {} bytes {} rec {} keep {} lim {} deps {}\n", i, g.node(b.order[i]).name,
-                 g.node(b.order[i]).op, rn.bytes, rn.recomputable, rn.keep_to_end, b.limit[i], fmt::join(rn.deps, ","));
-    }
-  }
-  b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
   RematSolution s;
   for (int tries = 0;; ++tries) {
     s = solve(b.p, o);
