@@ -297,6 +297,7 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   RematResult r;
   Built b = build_problem(g, o);
   r.fixed_bytes = b.p.fixed_bytes;
+  b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
   RematSolution s;
   for (int tries = 0;; ++tries) {
     s = solve(b.p, o);
