@@ -12,6 +12,8 @@
 #include "compiler/ir_text.h"
 #include "compiler/pipeline.h"
 #include "compiler/plan_verify.h"
+#include "compiler/cost_model.h"
+#include "compiler/size_parse.h"
 #include "passes/bind_dims.h"
 #include "runtime/run_command.h"
 
@@ -81,6 +83,8 @@ struct CompileArgs {
   double lr = 1e-3, momentum = 0, dampening = 0, weight_decay = -1 /* optimizer's default */, beta1 = 0.9, beta2 = 0.999,
          eps = 1e-8, clip = 0;
   bool nesterov = false;
+  // memory budget
+  std::string budget, remat_solver = "fast", device = "h100";
 };
 
 OptimizerKind parse_optimizer(const std::string& s) {
@@ -149,6 +153,10 @@ int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
   if (!om) throw Error("--offset-method " + a.offsets + ": use greedy-size or best-of");
   o.plan.offsets = *om;
   if (a.no_fold) o.disabled.insert("fold");
+  if (!a.budget.empty()) o.budget_bytes = parse_size(a.budget, "--budget");
+  o.remat_solver = a.remat_solver;
+  o.device = a.device;
+  (void)builtin_device(a.device);  // Error listing the known devices
   o.dump_after.insert(a.dump_after.begin(), a.dump_after.end());
   o.dump = [&err](const std::string& pass, const std::string& text) {
     err << "// ----- IR after " << pass << "\n" << text;
@@ -170,6 +178,14 @@ int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
                      a.model, r.plan.mode, dims_str(r.plan.dims), r.plan.ops.size(),
                      r.nodes_folded, r.plan.tensors.size());
   print_summary(out, r.plan);
+  if (r.plan.budget_bytes) {
+    out << fmt::format("budget    {:>12}  peak {} fits; {} recomputed node runs, +{:.3g} s estimated ({})\n",
+                       human(*r.plan.budget_bytes), human(r.plan.summary.peak_bytes),
+                       r.remat_recomputed, r.remat_extra_seconds, a.device);
+    for (size_t i = 0; i < r.remat_decisions.size() && i < 5; ++i)
+      out << "  " << r.remat_decisions[i] << "\n";
+    if (r.remat_decisions.size() > 5) out << "  ... " << r.remat_decisions.size() - 5 << " more\n";
+  }
   out << "wrote " << a.output << "\n";
   return 0;
 }
@@ -367,6 +383,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   compile->add_option("--offset-method", ca.offsets, "Offset assignment: greedy-size or best-of")
       ->capture_default_str();
   compile->add_flag("--no-fold", ca.no_fold, "Do not fold constant subgraphs");
+  compile->add_option("--budget", ca.budget,
+                      "Memory budget, e.g. 16GiB, 16GB, 800MiB: recompute activations until the "
+                      "plan's peak fits");
+  compile->add_option("--remat-solver", ca.remat_solver, "Rematerialization solver: fast or exact")
+      ->check(CLI::IsMember({"fast", "exact"}))
+      ->capture_default_str();
+  compile->add_option("--device", ca.device, "Device profile for the cost model (h100, a100-80g, ...)")
+      ->capture_default_str();
   compile->add_option("--dump-after", ca.dump_after,
                       "Print the IR (plan for plan-memory) to stderr after a pass: import, "
                       "bind-dims, infer-shapes, plan-memory (repeatable)");

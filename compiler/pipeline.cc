@@ -8,6 +8,7 @@
 #include "compiler/ir_text.h"
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
+#include "passes/remat.h"
 #include "python-free-frontends/onnx_importer.h"
 
 namespace memplan {
@@ -109,7 +110,18 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
     }
 
     check_total_size(r.graph, opts);
-    r.plan = plan_memory(r.graph, opts.plan);
+    if (opts.budget_bytes) {
+      // Memory budget: plan, and rematerialize when the plan does not fit.
+      RematOptions ro{.budget_bytes = *opts.budget_bytes, .solver = opts.remat_solver,
+                      .device = builtin_device(opts.device), .alignment = opts.plan.alignment};
+      RematFit fit = fit_to_budget(r.graph, opts.plan, ro);
+      r.plan = std::move(fit.plan);
+      r.remat_recomputed = fit.remat.recomputed_nodes;
+      r.remat_extra_seconds = fit.remat.extra_seconds;
+      r.remat_decisions = std::move(fit.remat.decisions);
+    } else {
+      r.plan = plan_memory(r.graph, opts.plan);
+    }
   } catch (const Error& e) {
     throw Error(onnx_path + ": " + e.what());
   }

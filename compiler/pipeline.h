@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ struct CompileOptions {
   std::set<std::string> disabled;   // pass names to skip ("fold")
   std::set<std::string> dump_after; // pass names after which to print the IR
   std::function<void(const std::string& pass, const std::string& ir)> dump;  // sink for dumps
+  // --- memory budget (passes/remat.h) -------------------------------------
+  std::optional<int64_t> budget_bytes;  // --budget: the plan's peak must fit
+  std::string remat_solver = "fast";    // --remat-solver fast|exact
+  std::string device = "h100";          // --device: cost-model profile
 };
 
 struct CompileResult {
@@ -42,6 +47,10 @@ struct CompileResult {
   int64_t nodes_imported = 0;
   int64_t nodes_folded = 0;
   TrainingStats training;  // training mode only
+  // --- memory budget: what rematerialization did (empty without one) ------
+  int64_t remat_recomputed = 0;        // extra node runs
+  double remat_extra_seconds = 0;      // estimated by the cost model
+  std::vector<std::string> remat_decisions;
 };
 
 /// Names of the pipeline's passes, in order.

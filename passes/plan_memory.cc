@@ -7,7 +7,11 @@
 namespace memplan {
 
 Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
-  ScheduleResult sched = schedule(g, {.method = opts.schedule, .alignment = opts.alignment});
+  ScheduleResult sched;
+  if (opts.order)
+    sched.order = *opts.order;
+  else
+    sched = schedule(g, {.method = opts.schedule, .alignment = opts.alignment});
   Lifetimes lt = compute_lifetimes(g, sched.order, opts.alignment);
 
   std::vector<Buffer> bufs;
@@ -28,7 +32,7 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
 
   Plan p;
   p.alignment = opts.alignment;
-  p.schedule_method = std::string(schedule_method_name(sched.chosen));
+  p.schedule_method = opts.order ? "given" : std::string(schedule_method_name(sched.chosen));
   p.offset_method = std::string(offset_method_name(opts.offsets)) + ":" + off.order;
   p.budget_bytes = opts.budget_bytes;
   p.tensors.resize(g.num_tensors());

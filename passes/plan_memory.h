@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "compiler/ir.h"
 #include "compiler/plan.h"
@@ -25,6 +26,9 @@ struct PlanMemoryOptions {
   ScheduleMethod schedule = ScheduleMethod::best;
   OffsetMethod offsets = OffsetMethod::best_of;
   std::optional<int64_t> budget_bytes;
+  /// A given run order (e.g. rematerialize's): used instead of scheduling;
+  /// must be a topological order of every node. Recorded as schedule "given".
+  std::optional<std::vector<NodeId>> order;
 };
 
 Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts = {});

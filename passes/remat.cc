@@ -1,0 +1,380 @@
+#include "passes/remat.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "passes/lifetimes.h"
+#include "passes/remat_exact.h"
+#include "passes/remat_fast.h"
+#include "passes/schedule.h"
+
+namespace memplan {
+
+namespace {
+
+constexpr int32_t kNoLimit = std::numeric_limits<int32_t>::max();
+
+/// The problem built from the graph, with what applying a solution needs.
+struct Built {
+  std::vector<NodeId> order;  // problem index -> node
+  std::vector<char> pseudo;   // entry stands for an extra output of order[i] (never runs)
+  RematProblem p;
+  std::vector<int32_t> limit;  // last stage at which node i may be recomputed
+  int64_t max_workspace = 0;
+};
+
+/// BatchNormTraining can be recomputed in a side-effect-free form: a clone
+/// with only output 0 (Y) and the running-statistics outputs omitted (the
+/// kernel skips omitted outputs; Y depends only on X, scale and B). Its saved
+/// statistics are never recomputed (pseudo entries held until backward).
+bool y_only_recompute(const Node& n) { return n.op == "BatchNormTraining"; }
+
+/// Tensors along t's alias chain, t first (t, the viewed/overwritten input, ...).
+std::vector<TensorId> alias_chain(const Graph& g, TensorId t) {
+  std::vector<TensorId> chain;
+  while (t.valid()) {
+    chain.push_back(t);
+    const Tensor& x = g.tensor(t);
+    if (!x.producer.valid()) break;
+    const Node& n = g.node(x.producer);
+    TensorId next;
+    for (size_t k = 0; k < n.outputs.size(); ++k)
+      if (n.outputs[k] == t) {
+        OutputAlias a = output_alias(n.op, k);
+        if (a.kind != AliasKind::none) next = n.inputs[a.input];
+      }
+    t = next;
+  }
+  return chain;
+}
+
+Built build_problem(const Graph& g, const RematOptions& o) {
+  Built b;
+  const std::vector<NodeId> base =
+      schedule(g, {.method = ScheduleMethod::best, .alignment = o.alignment}).order;
+  Lifetimes lt = compute_lifetimes(g, base, o.alignment);
+  for (int64_t w : lt.workspace) b.max_workspace = std::max(b.max_workspace, w);
+
+  // Fixed: resident storage and graph inputs, aligned as plan_memory counts them.
+  for (uint32_t i = 0; i < g.num_tensors(); ++i) {
+    const Tensor& t = g.tensor(TensorId(i));
+    if (lt.root[i].v == i && is_resident(t.role)) b.p.fixed_bytes += align_up(t.bytes(), o.alignment);
+  }
+  for (TensorId t : g.inputs)
+    if (lt.in_arena[t.v]) b.p.fixed_bytes += align_up(g.tensor(t).bytes(), o.alignment);
+
+  // Not recomputable: in-place writers, producers of overwritten storage,
+  // nodes with a graph output. Kept to the end: owners of graph outputs' storage.
+  std::vector<int32_t> base_pos(g.num_nodes(), -1);
+  for (size_t i = 0; i < base.size(); ++i) base_pos[base[i].v] = static_cast<int32_t>(i);
+  std::vector<int32_t> overwritten_at(g.num_tensors(), kNoLimit);  // base position of the first overwrite
+  std::vector<char> fixed_node(g.num_nodes(), 0), keep_tensor(g.num_tensors(), 0);
+  for (NodeId id : base) {
+    const Node& nd = g.node(id);
+    for (size_t k = 0; k < nd.outputs.size(); ++k) {
+      if (!nd.outputs[k].valid()) continue;
+      OutputAlias a = output_alias(nd.op, k);
+      if (a.kind != AliasKind::inplace) continue;
+      if (!y_only_recompute(nd)) fixed_node[id.v] = 1;
+      TensorId in = nd.inputs[a.input];
+      if (!in.valid()) continue;
+      for (TensorId c : alias_chain(g, in)) {
+        overwritten_at[c.v] = std::min(overwritten_at[c.v], base_pos[id.v]);
+        if (g.tensor(c).producer.valid()) fixed_node[g.tensor(c).producer.v] = 1;
+      }
+    }
+  }
+  for (TensorId t : g.outputs) {
+    for (TensorId c : alias_chain(g, t)) {
+      const NodeId pr = g.tensor(c).producer;
+      // (BatchNormTraining's running statistics are graph outputs, but its
+      // Y-only clones never write them.)
+      if (pr.valid() && !(y_only_recompute(g.node(pr)) && g.node(pr).outputs[0] != c))
+        fixed_node[pr.v] = 1;
+      if (lt.in_arena[c.v] && lt.root[c.v] == c) keep_tensor[c.v] = 1;
+    }
+  }
+
+  // Problem entries: one per node; a non-recomputable node with several
+  // storage-owning outputs gets one entry per output (the extra ones are
+  // pseudo entries that never run), so each output dies at its own last use
+  // (BatchNorm's output vs. its saved statistics).
+  std::vector<int32_t> entry_of(g.num_tensors(), -1);
+  for (NodeId id : base) {
+    const Node& nd = g.node(id);
+    const bool fixed = fixed_node[id.v] != 0;
+    // The op's workspace: a pseudo entry just before it, reading what it
+    // reads, that it depends on: live exactly while the op runs (and free to
+    // recompute before a recomputation of the op).
+    int32_t ws_entry = -1;
+    if (const int64_t ws = lt.workspace[base_pos[id.v]]; ws > 0) {
+      ws_entry = static_cast<int32_t>(b.p.nodes.size());
+      b.order.push_back(id);
+      b.pseudo.push_back(1);
+      b.limit.push_back(kNoLimit);
+      RematNode w;
+      w.bytes = ws;
+      w.cost = 1e-12;
+      for (TensorId t : nd.inputs)
+        if (t.valid())
+          for (TensorId c : alias_chain(g, t))
+            if (entry_of[c.v] >= 0) w.deps.push_back(entry_of[c.v]);
+      std::sort(w.deps.begin(), w.deps.end());
+      w.deps.erase(std::unique(w.deps.begin(), w.deps.end()), w.deps.end());
+      b.p.nodes.push_back(w);
+    }
+    const int32_t main = static_cast<int32_t>(b.p.nodes.size());
+    b.order.push_back(id);
+    b.pseudo.push_back(0);
+    b.p.nodes.emplace_back();
+    b.limit.push_back(kNoLimit);
+    {
+      RematNode& rn = b.p.nodes.back();
+      rn.cost = node_time(g, nd, o.device);
+      rn.recomputable = !fixed;
+    }
+    bool first = true;
+    for (TensorId t : nd.outputs) {
+      if (!t.valid()) continue;
+      entry_of[t.v] = main;
+      if (!(lt.in_arena[t.v] && lt.root[t.v] == t)) continue;
+      const int64_t bytes = align_up(g.tensor(t).bytes(), o.alignment);
+      if (first || !(fixed || y_only_recompute(nd))) {
+        b.p.nodes[main].bytes += bytes;
+        b.p.nodes[main].keep_to_end |= keep_tensor[t.v] != 0;
+        first = false;
+        continue;
+      }
+      const int32_t e = static_cast<int32_t>(b.p.nodes.size());
+      b.order.push_back(id);
+      b.pseudo.push_back(1);
+      b.limit.push_back(kNoLimit);
+      RematNode rn;
+      rn.deps = {main};
+      rn.bytes = bytes;
+      rn.recomputable = false;
+      rn.keep_to_end = keep_tensor[t.v] != 0;
+      b.p.nodes.push_back(rn);
+      entry_of[t.v] = e;
+    }
+    RematNode& rn = b.p.nodes[main];
+    if (ws_entry >= 0) rn.deps.push_back(ws_entry);
+    for (size_t k = 0; k < nd.inputs.size(); ++k) {
+      const TensorId t = nd.inputs[k];
+      if (!t.valid() || (y_only_recompute(nd) && k >= 3)) continue;  // clones read the updated stats
+      for (TensorId c : alias_chain(g, t)) {
+        if (overwritten_at[c.v] != kNoLimit) b.limit[main] = std::min(b.limit[main], overwritten_at[c.v]);
+        if (entry_of[c.v] >= 0) rn.deps.push_back(entry_of[c.v]);
+      }
+    }
+    std::sort(rn.deps.begin(), rn.deps.end());
+    rn.deps.erase(std::unique(rn.deps.begin(), rn.deps.end()), rn.deps.end());
+  }
+  // Limits were base positions of the overwriting node; make them entry indices.
+  std::vector<int32_t> entry_pos(base.size(), 0);
+  for (size_t e = 0; e < b.order.size(); ++e)
+    if (!b.pseudo[e]) entry_pos[base_pos[b.order[e].v]] = static_cast<int32_t>(e);
+  for (int32_t& l : b.limit)
+    if (l != kNoLimit) l = entry_pos[l];
+  return b;
+}
+
+/// Index of a recomputation of node v in a stage later than its limit, or -1.
+int32_t first_violation(const Built& b, const RematSolution& s) {
+  for (size_t t = 0; t < s.stages.size(); ++t)
+    for (int32_t v : s.stages[t])
+      if (v != static_cast<int32_t>(t) && static_cast<int32_t>(t) > b.limit[v]) return v;
+  return -1;
+}
+
+RematSolution solve(const RematProblem& p, const RematOptions& o) {
+  RematSolution fast = solve_remat_fast(p);
+  if (o.solver == "fast") return fast;
+  if (o.solver != "exact") throw Error("--remat-solver " + o.solver + ": use fast or exact");
+  ExactOptions eo;
+  eo.time_limit_s = o.exact_time_limit_s;
+  if (fast.feasible) eo.start = fast.stages;
+  RematSolution ex = solve_remat_exact(p, eo);
+  if (ex.feasible && (!fast.feasible || ex.extra_cost <= fast.extra_cost)) return ex;
+  if (!ex.note.empty()) fast.note += "; exact: " + ex.note;
+  return fast;
+}
+
+/// Applies the stages to g (see the banner); returns the run order.
+struct Applier {
+  Graph& g;
+  const Built& b;
+  RematResult& r;
+  std::vector<TensorId> cur;        // original tensor -> its current copy
+  std::vector<TensorId> built_from; // view output (original id) -> input copy its current copy views
+  std::vector<int32_t> runs;        // per graph node: runs so far
+  std::map<uint32_t, std::vector<TensorId>> orig_in;  // node -> inputs before rewiring
+
+  const std::vector<TensorId>& inputs_of(NodeId id) {
+    auto it = orig_in.find(id.v);
+    return it != orig_in.end() ? it->second : g.node(id).inputs;
+  }
+
+  TensorId resolve(TensorId t) {
+    if (!t.valid()) return t;
+    NodeId p = g.tensor(t).producer;
+    if (p.valid() && is_view_op(g.node(p).op) && g.node(p).outputs[0] == t) {
+      TensorId src = resolve(inputs_of(p)[0]);
+      if (src != built_from[t.v]) run(p, std::nullopt);  // stale view: clone it (free)
+    }
+    return cur[t.v];
+  }
+
+  void run(NodeId id, std::optional<std::string> before) {
+    const int32_t k = runs[id.v]++;
+    if (k == 0) {
+      orig_in[id.v] = g.node(id).inputs;
+      std::vector<TensorId> ins = g.node(id).inputs;
+      for (TensorId& t : ins) t = resolve(t);
+      g.node(id).inputs = ins;
+      r.schedule.push_back(id);
+      if (is_view_op(g.node(id).op)) built_from[g.node(id).outputs[0].v] = ins[0];
+      return;
+    }
+    Node c = g.node(id);  // copy: add_node may reallocate
+    const std::string orig_name = c.name;
+    const std::vector<TensorId> orig_outs = c.outputs;
+    c.inputs = inputs_of(id);
+    if (y_only_recompute(c)) {
+      // Y only; read the running statistics' updated versions (never
+      // overwritten again), whose values the clone does not use.
+      for (size_t j = 3; j < c.inputs.size() && j - 2 < c.outputs.size(); ++j)
+        if (c.outputs[j - 2].valid()) c.inputs[j] = c.outputs[j - 2];
+      c.outputs.resize(std::min<size_t>(c.outputs.size(), 3));
+      for (size_t j = 1; j < c.outputs.size(); ++j) c.outputs[j] = TensorId();
+    }
+    for (TensorId& t : c.inputs) t = resolve(t);
+    std::string suffix = "/remat" + std::to_string(k);
+    c.name = orig_name + suffix;
+    if (!c.attrs.count("rng_key")) c.attrs["rng_key"] = orig_name;
+    int64_t bytes = 0;
+    for (TensorId& t : c.outputs) {
+      if (!t.valid()) continue;
+      Tensor nt = g.tensor(t);
+      nt.name += suffix;
+      while (g.find_tensor(nt.name)) nt.name += "'";
+      nt.role = Role::activation;
+      nt.producer = NodeId();
+      nt.data = nullptr;
+      bytes += nt.bytes();
+      t = g.add_tensor(std::move(nt));
+    }
+    while (std::any_of(g.nodes().begin(), g.nodes().end(),
+                                                [&](const Node& x) { return x.name == c.name; }))
+      c.name += "'";
+    const std::vector<TensorId> new_outs = c.outputs;
+    const std::string op = c.op;
+    NodeId nid = g.add_node(std::move(c));
+    cur.resize(g.num_tensors());
+    built_from.resize(g.num_tensors());
+    for (size_t j = 0; j < orig_outs.size(); ++j)
+      if (orig_outs[j].valid() && j < new_outs.size() && new_outs[j].valid()) {
+        cur[orig_outs[j].v] = new_outs[j];
+        cur[new_outs[j].v] = new_outs[j];
+      }
+    if (is_view_op(op)) built_from[orig_outs[0].v] = g.node(nid).inputs[0];
+    runs.push_back(1);
+    r.schedule.push_back(nid);
+    ++r.recomputed_nodes;
+    if (before)
+      r.decisions.push_back(fmt::format("recompute '{}' ({} bytes) before '{}'", orig_name, bytes, *before));
+  }
+};
+
+}  // namespace
+
+RematResult rematerialize(Graph& g, const RematOptions& o) {
+  RematResult r;
+  Built b = build_problem(g, o);
+  r.fixed_bytes = b.p.fixed_bytes;
+  b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
+  RematSolution s;
+  for (int tries = 0;; ++tries) {
+    s = solve(b.p, o);
+    int32_t v = first_violation(b, s);
+    if (v < 0 || tries >= 8) break;
+    for (size_t i = 0; i < b.p.nodes.size(); ++i)  // fix every violator, then re-solve
+      for (size_t t = 0; t < s.stages.size(); ++t)
+        for (int32_t x : s.stages[t])
+          if (x != static_cast<int32_t>(t) && static_cast<int32_t>(t) > b.limit[x])
+            b.p.nodes[x].recomputable = false;
+  }
+  if (first_violation(b, s) >= 0) s.stages = no_remat_stages(b.p);
+  r.fits = s.feasible;
+  r.note = s.note;
+  r.problem_peak = s.peak;
+
+  Applier ap{g, b, r, {}, {}, std::vector<int32_t>(g.num_nodes(), 0), {}};
+  ap.cur.resize(g.num_tensors());
+  ap.built_from.resize(g.num_tensors());
+  for (uint32_t i = 0; i < g.num_tensors(); ++i) ap.cur[i] = TensorId(i);
+  for (size_t t = 0; t < s.stages.size(); ++t) {
+    const std::string stage_name = g.node(b.order[t]).name;
+    for (int32_t v : s.stages[t]) {
+      if (b.pseudo[v]) continue;  // an extra output of a node that ran already
+      const bool recompute = v != static_cast<int32_t>(t);
+      if (recompute) {
+        const double secs = b.p.nodes[v].cost;
+        r.extra_seconds += secs;
+        ap.run(b.order[v], stage_name);
+        r.decisions.back() += fmt::format(": +{:.3g} s", secs);
+      } else {
+        ap.run(b.order[v], std::nullopt);
+      }
+    }
+  }
+  return r;
+}
+
+RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
+  RematFit f;
+  PlanMemoryOptions po = popts;
+  po.budget_bytes = o.budget_bytes;
+  f.plan = plan_memory(g, po);
+  if (f.plan.summary.peak_bytes <= o.budget_bytes) return f;
+
+  const Graph original = g;
+  const int64_t resident = f.plan.summary.resident_bytes;
+  int64_t best_peak = f.plan.summary.peak_bytes;
+  int64_t target = o.budget_bytes;
+  std::string last_note;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    Graph h = original;
+    RematOptions ro = o;
+    ro.budget_bytes = target;
+    RematResult rr = rematerialize(h, ro);
+    last_note = rr.note;
+    PlanMemoryOptions pr = po;
+    pr.order = rr.schedule;
+    Plan p = plan_memory(h, pr);
+    best_peak = std::min(best_peak, p.summary.peak_bytes);
+    if (p.summary.peak_bytes <= o.budget_bytes) {
+      g = std::move(h);
+      f.plan = std::move(p);
+      f.used_remat = true;
+      f.remat = std::move(rr);
+      return f;
+    }
+    if (!rr.fits) break;  // the solver bottomed out: lower targets cannot help
+    const int64_t over = p.summary.peak_bytes - o.budget_bytes;
+    const int64_t next = std::min(target - over, target - (target - rr.fixed_bytes) / 16);
+    if (next <= rr.fixed_bytes) break;
+    target = next;
+  }
+  throw Error(fmt::format(
+      "cannot fit {} bytes: the smallest peak found is {} bytes (rematerialization bottomed "
+      "out{}; resident storage alone is {} bytes)",
+      o.budget_bytes, best_peak, last_note.empty() ? "" : ": " + last_note, resident));
+}
+
+}  // namespace memplan

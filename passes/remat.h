@@ -1,0 +1,85 @@
+// Pass: rematerialization (recompute activations instead of keeping them) so
+// that the memory plan fits a budget.
+//
+// rematerialize() turns the graph into a RematProblem (remat_problem.h):
+//  - base order: schedule() (schedule.h, method best); problem node i is the
+//    i-th graph node of that order;
+//  - bytes: aligned arena bytes of the node's outputs that own storage (views,
+//    in-place and resident outputs add 0);
+//  - deps: producers of its inputs and of every tensor along their alias chains
+//    (a view keeps its root's storage alive, so a reader of the view needs the
+//    root's producer in memory);
+//  - cost: node_time (cost_model.h);
+//  - not recomputable: nodes with an in-place output, nodes whose output some
+//    in-place op overwrites, nodes feeding graph outputs (keep_to_end). A node
+//    reading a tensor that an in-place op overwrites at stage s may be
+//    recomputed only up to stage s: solutions that do so later are re-solved
+//    with that node fixed (the replay would read a changed value);
+//  - fixed_bytes: resident tensors and graph inputs (aligned);
+//  - workspaces: an op with scratch bytes gets a pseudo entry just before it
+//    (bytes = workspace, deps = the op's deps, cost ~0) that the op depends
+//    on, so the scratch is counted exactly while the op runs (not held like
+//    an output; re-made for free before a recomputation of the op);
+//  - a non-recomputable node with several storage-owning outputs gets a
+//    pseudo entry per extra output so each dies at its own last use;
+//  - budget: budget_bytes (the problem's peak includes fixed_bytes); the
+//    caller re-plans and checks the real arena plan.
+// The solution is applied to the Graph: the first run of each node is the
+// original; each later run is a clone "<name>/remat<k>" (same op and attrs,
+// attr rng_key = the original's name so Dropout reproduces its mask) with new
+// activation outputs "<tensor>/remat<k>"; readers that run after a clone read
+// its outputs. A view whose source was recomputed is cloned again (free) when
+// it is next read, so no reader keeps an old copy alive.
+//
+// fit_to_budget() is the pipeline's driver: plan without recomputation; if the
+// arena plan exceeds the budget, rematerialize with decreasing internal
+// targets until the real plan (plan_memory with the remat schedule) fits, or
+// throw Error naming the smallest peak found. Targets: the budget, then each
+// time lower by the real plan's overshoot (at least 1/16 of the room above
+// the fixed bytes), until the solver reports the target infeasible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/cost_model.h"
+#include "compiler/ir.h"
+#include "compiler/plan.h"
+#include "passes/plan_memory.h"
+
+namespace memplan {
+
+struct RematOptions {
+  int64_t budget_bytes = 0;
+  std::string solver = "fast";  // or "exact"
+  DeviceProfile device = builtin_device("h100");
+  double exact_time_limit_s = 10;
+  int64_t alignment = 256;
+};
+
+struct RematResult {
+  bool fits = false;  // the solver's schedule fits the problem budget
+  int64_t recomputed_nodes = 0;  // runs beyond the first
+  double extra_seconds = 0;      // estimated (cost model)
+  std::vector<NodeId> schedule;  // run order after applying (one entry per run)
+  std::vector<std::string> decisions;  // "recompute 'X' (N bytes) before 'Y': +T s"
+  std::string note;
+  int64_t fixed_bytes = 0;    // resident + inputs (aligned)
+  int64_t problem_peak = 0;   // the solver's replayed peak (incl. fixed and the margin)
+};
+
+/// Rewrites g (adds clones, rewires readers). Call on a fresh copy per try.
+RematResult rematerialize(Graph& g, const RematOptions& o);
+
+struct RematFit {
+  Plan plan;
+  bool used_remat = false;
+  RematResult remat;
+};
+
+/// See the banner. On success g is the rewritten graph the plan belongs to.
+/// Throws Error "cannot fit BUDGET: the smallest peak found is X ..." otherwise.
+RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
+
+}  // namespace memplan

@@ -1,0 +1,248 @@
+// Rematerialization pass (passes/remat.h) through the pipeline (--budget).
+//
+//  - size parsing: each unit's multiplier written out (GiB = 2^30, GB = 10^9);
+//  - samples (training mode): the unconstrained peak P is compiled first; at
+//    budgets 90%, 70%, 50% of P and at the smallest budget bisection finds,
+//    the plan verifies, its peak is within the budget, and executing it on the
+//    CPU for 2 steps gives bit-identical losses and parameters to the
+//    unconstrained plan (recomputation runs the same kernels on the same
+//    values; the tiny transformer's Dropout must reproduce its mask through
+//    the clone's rng_key, else the parameters would differ);
+//  - a budget below the resident bytes is an Error naming the smallest peak;
+//  - every corpus model, small binding, training, fits 70% of its peak.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "compiler/plan_verify.h"
+#include "compiler/pipeline.h"
+#include "compiler/size_parse.h"
+#include "python-free-frontends/onnx_importer.h"
+#include "runtime/data_feed.h"
+#include "runtime/executor.h"
+#include "runtime/weights.h"
+#include "test/cli_test_util.h"
+
+namespace memplan::testing {
+namespace {
+
+TEST(RematPassSizeParse, UnitsAndErrors) {
+  EXPECT_EQ(parse_size("16GiB"), int64_t{16} << 30);
+  EXPECT_EQ(parse_size("16GB"), int64_t{16} * 1000 * 1000 * 1000);
+  EXPECT_EQ(parse_size("800MiB"), int64_t{800} << 20);
+  EXPECT_EQ(parse_size("1.5GiB"), (int64_t{3} << 30) / 2);
+  EXPECT_EQ(parse_size("4096"), 4096);
+  EXPECT_EQ(parse_size("4096B"), 4096);
+  EXPECT_EQ(parse_size("2kib"), 2048);
+  EXPECT_EQ(parse_size("3KB"), 3000);
+  EXPECT_EQ(parse_size("1TiB"), int64_t{1} << 40);
+  for (const char* bad : {"", "GiB", "-1GiB", "16XB", "1.2.3GB", "1.5", "99999999999TiB", "16 GiB"})
+    EXPECT_THROW(parse_size(bad, "--budget"), Error) << bad;
+  try {
+    parse_size("16XB", "--budget");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--budget '16XB'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown unit"), std::string::npos) << e.what();
+  }
+}
+
+struct Sample {
+  std::string path;
+  std::map<std::string, int64_t> dims;
+};
+
+Sample cnn() { return {tiny_cnn(), {{"batch", 16}}}; }
+Sample transformer() { return {tiny_transformer(), {{"batch", 8}, {"seq", 32}}}; }
+
+CompileResult compile_at(const Sample& s, std::optional<int64_t> budget) {
+  CompileOptions o;
+  o.dims = s.dims;
+  o.budget_bytes = budget;
+  return compile_model(s.path, o);
+}
+
+/// Losses of 2 steps and every resident tensor's bytes after them.
+struct Trace {
+  std::vector<double> losses;
+  std::map<std::string, std::vector<uint8_t>> resident;
+};
+
+Trace execute(const Plan& p) {
+  auto ex = make_cpu_executor(p, {.seed = 11});
+  init_random(*ex, 5);
+  auto feed = make_synthetic_feed(ex->graph(), 3);
+  Trace t;
+  for (uint64_t k = 0; k < 2; ++k) {
+    StepResult r = ex->step(feed->batch(k));
+    EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
+    t.losses.push_back(r.loss);
+  }
+  for (const PlanTensor& pt : p.tensors)
+    if (pt.role == Role::parameter || pt.role == Role::optimizer_state || pt.role == Role::state)
+      if (pt.placement == Placement::resident) t.resident[pt.name] = ex->read(pt.name);
+  return t;
+}
+
+void expect_same(const Trace& a, const Trace& b, const std::string& what) {
+  ASSERT_EQ(a.losses.size(), b.losses.size());
+  for (size_t i = 0; i < a.losses.size(); ++i)
+    EXPECT_EQ(std::memcmp(&a.losses[i], &b.losses[i], sizeof(double)), 0)
+        << what << " step " << i << ": " << a.losses[i] << " vs " << b.losses[i];
+  ASSERT_EQ(a.resident.size(), b.resident.size()) << what;
+  for (const auto& [name, bytes] : a.resident) {
+    auto it = b.resident.find(name);
+    ASSERT_NE(it, b.resident.end()) << what << ": " << name;
+    EXPECT_TRUE(bytes == it->second) << what << ": '" << name << "' differs after 2 steps";
+  }
+}
+
+bool has_dropout(const Plan& p) {
+  return std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& o) { return o.op == "Dropout"; });
+}
+
+void check_sample(const Sample& s, bool expect_dropout, int min_fitting_pct) {
+  CompileResult base = compile_at(s, std::nullopt);
+  const int64_t P = base.plan.summary.peak_bytes;
+  const int64_t R = base.plan.summary.resident_bytes;
+  ASSERT_TRUE(verify_plan(base.plan).ok());
+  const Trace ref = execute(base.plan);
+  EXPECT_EQ(has_dropout(base.plan), expect_dropout);
+
+  auto check_budget = [&](int64_t budget, const std::string& what) {
+    CompileResult r = compile_at(s, budget);
+    PlanVerifyResult v = verify_plan(r.plan);
+    ASSERT_TRUE(v.ok()) << what << ": " << v.errors.front();
+    ASSERT_TRUE(r.plan.budget_bytes.has_value());
+    EXPECT_LE(r.plan.summary.peak_bytes, budget) << what;
+    EXPECT_GT(r.remat_recomputed, 0) << what << ": a budget below P needs recomputation";
+    std::cout << s.path << " " << what << ": budget " << budget << " peak "
+              << r.plan.summary.peak_bytes << " (P " << P << ", resident " << R << "), "
+              << r.remat_recomputed << " recomputed runs, +" << r.remat_extra_seconds << " s\n";
+    for (const PlanOp& o : r.plan.ops)
+      if (o.op == "BatchNormTraining" && o.name.find("/remat") != std::string::npos)
+        std::cout << "  (a BatchNormTraining is recomputed: " << o.name << ")\n";
+    if (expect_dropout) {
+      bool cloned_dropout = false;
+      for (const PlanOp& o : r.plan.ops)
+        if (o.op == "Dropout" && o.name.find("/remat") != std::string::npos) cloned_dropout = true;
+      if (cloned_dropout) std::cout << "  (a Dropout is recomputed)\n";
+    }
+    expect_same(ref, execute(r.plan), what);
+  };
+  for (int pct : {90, 70, 50}) {
+    const int64_t budget = P * pct / 100;
+    if (pct >= min_fitting_pct) {
+      check_budget(budget, std::to_string(pct) + "% of P");
+      continue;
+    }
+    // Below what the runtime allows (see the callers): the error must say so.
+    try {
+      compile_at(s, budget);
+      ADD_FAILURE() << pct << "% of P was expected not to fit; update the test";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      std::cout << s.path << " " << pct << "% of P (" << budget << "): " << m << "\n";
+      EXPECT_NE(m.find("cannot fit " + std::to_string(budget) + " bytes: the smallest peak found is"),
+                std::string::npos)
+          << m;
+    }
+  }
+
+  // Smallest budget that works: bisection between R (never enough: the
+  // arena holds at least the inputs) and the smallest percentage that fits.
+  int64_t lo = R, hi = P * min_fitting_pct / 100;
+  for (int i = 0; i < 8 && hi - lo > 4096; ++i) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    try {
+      compile_at(s, mid);
+      hi = mid;
+    } catch (const Error&) {
+      lo = mid;
+    }
+  }
+  check_budget(hi, "smallest found");
+
+  // Infeasible: below the resident bytes.
+  try {
+    compile_at(s, R / 2);
+    ADD_FAILURE() << "a budget of half the resident bytes cannot fit";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cannot fit " + std::to_string(R / 2) + " bytes"), std::string::npos) << m;
+    EXPECT_NE(m.find("the smallest peak found is"), std::string::npos) << m;
+    EXPECT_NE(m.find("resident storage alone is " + std::to_string(R)), std::string::npos) << m;
+  }
+}
+
+// tiny_cnn (batch 16): P = 7211008 (6.88 MiB). 50% (3605504) is below the
+// problem's floor of 3671808 bytes: the largest single step (an op's inputs,
+// output and im2col workspace, plus resident storage, inputs and the saved
+// BatchNorm statistics that must stay live) cannot be reduced by
+// recomputation. 90% and 70% fit; at the smallest budget found a
+// BatchNormTraining is recomputed (its Y-only clone), so that path runs too.
+TEST(RematPass, TinyCnnFitsAndTrainsIdentically) { check_sample(cnn(), false, 70); }
+// tiny_transformer (batch 8, seq 32): P = 6413056 with 1466880 resident;
+// 50% (3206528) is out of reach of recomputation (smallest found ~3.26 MB).
+TEST(RematPass, TinyTransformerFitsAndTrainsIdentically) { check_sample(transformer(), true, 70); }
+
+TEST(RematPass, CliBudgetFlag) {
+  TempDir dir;
+  CliRun bad = run({"compile", tiny_cnn(), "--dim", "batch=16", "--budget", "12XB", "-o", dir.file("p.json")});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("unknown unit"), std::string::npos) << bad.err;
+  CompileResult base = compile_at(cnn(), std::nullopt);
+  const std::string budget = std::to_string(base.plan.summary.peak_bytes * 9 / 10);
+  CliRun ok = run({"compile", tiny_cnn(), "--dim", "batch=16", "--budget", budget, "-o", dir.file("p.json")});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_NE(ok.out.find("recomputed node runs"), std::string::npos) << ok.out;
+  Plan p = read_plan_file(dir.file("p.json"));
+  EXPECT_EQ(p.budget_bytes, std::stoll(budget));
+  EXPECT_TRUE(verify_plan(p).ok());
+}
+
+class RematPassCorpus : public ::testing::TestWithParam<CorpusModel> {};
+
+TEST_P(RematPassCorpus, SmallTrainingFits70Percent) {
+  const CorpusModel& m = GetParam();
+  Sample s{m.path, {}};
+  // The small binding: batch 2, seq 64 where the model has a seq dim.
+  {
+    ImportResult imp = import_onnx_file(m.path);
+    for (TensorId id : imp.graph.inputs)
+      for (const std::string& d : imp.graph.tensor(id).sym) {
+        if (d == "batch") s.dims["batch"] = 2;
+        if (d == "seq") s.dims["seq"] = 64;
+      }
+  }
+  CompileResult base = compile_at(s, std::nullopt);
+  const int64_t P = base.plan.summary.peak_bytes;
+  const int64_t budget = P * 7 / 10;
+  const int64_t R = base.plan.summary.resident_bytes;
+  CompileResult r;
+  try {
+    r = compile_at(s, budget);
+  } catch (const Error& e) {
+    // Fails, as it must; say why. At batch 2 the resident storage (parameters
+    // and AdamW's two moments) is most of P for the large models, and
+    // recomputation cannot shrink it.
+    FAIL() << m.name << ": 70% of P = " << budget << " (P " << P << ", resident " << R << " = "
+           << 100 * R / P << "% of P)"
+           << (budget < R ? ": below the resident storage alone, impossible for rematerialization"
+                          : ": above the resident storage")
+           << "\n  " << e.what();
+  }
+  PlanVerifyResult v = verify_plan(r.plan);
+  ASSERT_TRUE(v.ok()) << v.errors.front();
+  EXPECT_LE(r.plan.summary.peak_bytes, budget);
+  std::cout << m.name << ": P " << P << " budget " << budget << " peak " << r.plan.summary.peak_bytes
+            << " resident " << r.plan.summary.resident_bytes << " recomputed " << r.remat_recomputed
+            << " +" << r.remat_extra_seconds << " s\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(RematPassSmall, RematPassCorpus, ::testing::ValuesIn(corpus_models()),
+                         [](const ::testing::TestParamInfo<CorpusModel>& i) {
+                           return i.param.opset + "_" + i.param.name;
+                         });
+
+}  // namespace
+}  // namespace memplan::testing
