@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "compiler/ops_common.h"  // ops::slice_range: the registry's clamping rules
 #include "runtime/cpu/cpu_util.h"
 
 namespace memplan::kernels {
@@ -17,23 +18,6 @@ namespace memplan::kernels {
 namespace {
 
 // ---------------------------------------------------------------- Slice
-
-/// ONNX Slice clamping for one dim; returns the first index and the count.
-int64_t slice_dim(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t* first) {
-  if (start < 0) start += dim;
-  if (end < 0) end += dim;
-  if (step > 0) {
-    start = std::clamp<int64_t>(start, 0, dim);
-    end = std::clamp<int64_t>(end, 0, dim);
-  } else {
-    start = std::clamp<int64_t>(start, 0, dim - 1);
-    end = std::clamp<int64_t>(end, -1, dim - 1);
-  }
-  *first = start;
-  const int64_t span = end - start;
-  if (step > 0) return span <= 0 ? 0 : (span + step - 1) / step;
-  return span >= 0 ? 0 : (-span - step - 1) / -step;
-}
 
 /// How a slice of `data` walks it: the flat offset of the first element and
 /// one stride per dim (data stride times step). `p` is the slot of starts
@@ -67,7 +51,7 @@ SliceWalk slice_walk(const KernelArgs& a, const Shape& data, size_t p) {
     const size_t ax = static_cast<size_t>(norm_axis(a, axes[i], r));
     if (steps[i] == 0) fail(a, "slice step must not be 0");
     int64_t first = 0;
-    w.shape[ax] = slice_dim(data[ax], starts[i], ends[i], steps[i], &first);
+    w.shape[ax] = ops::slice_range(data[ax], starts[i], ends[i], steps[i], &first);
     w.base += first * s[ax];
     w.strides[ax] = s[ax] * steps[i];
   }
