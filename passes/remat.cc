@@ -336,6 +336,46 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   return r;
 }
 
+namespace {
+
+/// Tries to fit `budget`: rematerializes a copy of `original` at decreasing
+/// internal targets until the real arena plan fits. Returns the lowest peak
+/// reached; on success fills *fit (and *fitted_graph) with the fitting plan
+/// and sets fit->used_remat.
+int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const RematOptions& o,
+                   int64_t budget, int max_attempts, RematFit* fit, Graph* fitted_graph,
+                   std::string* note) {
+  int64_t best_peak = INT64_MAX;
+  int64_t target = budget;
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    Graph h = original;
+    RematOptions ro = o;
+    ro.budget_bytes = target;
+    RematResult rr = rematerialize(h, ro);
+    *note = rr.note;
+    PlanMemoryOptions pr = po;
+    pr.budget_bytes = budget;
+    pr.order = rr.schedule;
+    Plan p = plan_memory(h, pr);
+    best_peak = std::min(best_peak, p.summary.peak_bytes);
+    if (p.summary.peak_bytes <= budget) {
+      *fitted_graph = std::move(h);
+      fit->plan = std::move(p);
+      fit->used_remat = true;
+      fit->remat = std::move(rr);
+      return best_peak;
+    }
+    if (!rr.fits) break;  // the solver bottomed out: lower targets cannot help
+    const int64_t over = p.summary.peak_bytes - budget;
+    const int64_t next = std::min(target - over, target - (target - rr.fixed_bytes) / 16);
+    if (next <= rr.fixed_bytes) break;
+    target = next;
+  }
+  return best_peak;
+}
+
+}  // namespace
+
 RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
   RematFit f;
   PlanMemoryOptions po = popts;
@@ -345,36 +385,34 @@ RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpti
 
   const Graph original = g;
   const int64_t resident = f.plan.summary.resident_bytes;
-  int64_t best_peak = f.plan.summary.peak_bytes;
-  int64_t target = o.budget_bytes;
+  const int64_t unconstrained = f.plan.summary.peak_bytes;
   std::string last_note;
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    Graph h = original;
-    RematOptions ro = o;
-    ro.budget_bytes = target;
-    RematResult rr = rematerialize(h, ro);
-    last_note = rr.note;
-    PlanMemoryOptions pr = po;
-    pr.order = rr.schedule;
-    Plan p = plan_memory(h, pr);
-    best_peak = std::min(best_peak, p.summary.peak_bytes);
-    if (p.summary.peak_bytes <= o.budget_bytes) {
-      g = std::move(h);
-      f.plan = std::move(p);
-      f.used_remat = true;
-      f.remat = std::move(rr);
-      return f;
-    }
-    if (!rr.fits) break;  // the solver bottomed out: lower targets cannot help
-    const int64_t over = p.summary.peak_bytes - o.budget_bytes;
-    const int64_t next = std::min(target - over, target - (target - rr.fixed_bytes) / 16);
-    if (next <= rr.fixed_bytes) break;
-    target = next;
+  Graph fitted;
+  (void)try_budget(original, po, o, o.budget_bytes, 10, &f, &fitted, &last_note);
+  if (f.used_remat) {
+    g = std::move(fitted);
+    return f;
+  }
+  // Infeasible. Find the smallest budget that does fit, by bisection between
+  // the requested budget and the smallest peak known to be achievable, so
+  // the error names a figure that compiling with --budget FIGURE meets.
+  int64_t lo = std::max(o.budget_bytes, resident), hi = unconstrained;
+  for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    RematFit probe;
+    Graph probe_graph;
+    std::string note;
+    (void)try_budget(original, po, o, mid, 4, &probe, &probe_graph, &note);
+    if (probe.used_remat)
+      hi = probe.plan.summary.peak_bytes;
+    else
+      lo = mid;
   }
   throw Error(fmt::format(
-      "cannot fit {} bytes: the smallest peak found is {} bytes (rematerialization bottomed "
-      "out{}; resident storage alone is {} bytes)",
-      o.budget_bytes, best_peak, last_note.empty() ? "" : ": " + last_note, resident));
+      "cannot fit {} bytes: the smallest budget found that fits is {} bytes (rematerialization "
+      "bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "
+      "is {} bytes)",
+      o.budget_bytes, hi, last_note.empty() ? "" : ": " + last_note, resident, unconstrained));
 }
 
 }  // namespace memplan

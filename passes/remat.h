@@ -34,9 +34,11 @@
 // fit_to_budget() is the pipeline's driver: plan without recomputation; if the
 // arena plan exceeds the budget, rematerialize with decreasing internal
 // targets until the real plan (plan_memory with the remat schedule) fits, or
-// throw Error naming the smallest peak found. Targets: the budget, then each
-// time lower by the real plan's overshoot (at least 1/16 of the room above
-// the fixed bytes), until the solver reports the target infeasible.
+// throw Error naming the smallest budget found that fits (bisection between
+// the budget and the unconstrained peak, so `--budget FIGURE` then works).
+// Targets: the budget, then each time lower by the real plan's overshoot (at
+// least 1/16 of the room above the fixed bytes), until the solver reports the
+// target infeasible.
 #pragma once
 
 #include <cstdint>
@@ -79,7 +81,7 @@ struct RematFit {
 };
 
 /// See the banner. On success g is the rewritten graph the plan belongs to.
-/// Throws Error "cannot fit BUDGET: the smallest peak found is X ..." otherwise.
+/// Throws Error "cannot fit BUDGET: the smallest budget found that fits is X ..." otherwise.
 RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
 
 }  // namespace memplan

@@ -143,7 +143,7 @@ void check_sample(const Sample& s, bool expect_dropout, int min_fitting_pct) {
     } catch (const Error& e) {
       const std::string m = e.what();
       std::cout << s.path << " " << pct << "% of P (" << budget << "): " << m << "\n";
-      EXPECT_NE(m.find("cannot fit " + std::to_string(budget) + " bytes: the smallest peak found is"),
+      EXPECT_NE(m.find("cannot fit " + std::to_string(budget) + " bytes: the smallest budget found that fits is"),
                 std::string::npos)
           << m;
     }
@@ -170,7 +170,7 @@ void check_sample(const Sample& s, bool expect_dropout, int min_fitting_pct) {
   } catch (const Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("cannot fit " + std::to_string(R / 2) + " bytes"), std::string::npos) << m;
-    EXPECT_NE(m.find("the smallest peak found is"), std::string::npos) << m;
+    EXPECT_NE(m.find("the smallest budget found that fits is"), std::string::npos) << m;
     EXPECT_NE(m.find("resident storage alone is " + std::to_string(R)), std::string::npos) << m;
   }
 }
@@ -203,7 +203,7 @@ TEST(RematPass, CliBudgetFlag) {
 
 class RematPassCorpus : public ::testing::TestWithParam<CorpusModel> {};
 
-/// The number after `key` in an error message ("... the smallest peak found is 123 ...").
+/// The number after `key` in an error message ("... the smallest budget found that fits is 123 ...").
 int64_t number_after(const std::string& text, const std::string& key) {
   size_t at = text.find(key);
   if (at == std::string::npos) return -1;
@@ -237,7 +237,7 @@ TEST_P(RematPassCorpus, SmallTrainingFitsOrNamesAnAchievableBudget) {
     r = compile_at(s, budget);
   } catch (const Error& e) {
     const std::string msg = e.what();
-    const int64_t smallest = number_after(msg, "the smallest peak found is ");
+    const int64_t smallest = number_after(msg, "the smallest budget found that fits is ");
     ASSERT_GT(smallest, budget) << msg;
     // Equal to P where the peak is already at the floor (vgg16: one op's
     // inputs, outputs and workspace plus resident storage).
