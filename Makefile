@@ -1,5 +1,6 @@
 # Thin wrapper over CMake. Each target does all of its own set-up.
-#   make demo   install deps, build, compile a bundled sample model, show its plan
+#   make demo   install deps, build, compile a bundled sample model, show its plan, run it,
+#               and fit it to a smaller memory budget
 #   make test   install deps, build, run the whole test suite (CTest), including the
 #               bad-input tests again under AddressSanitizer + UBSan
 BUILD ?= build
@@ -25,6 +26,9 @@ demo: build
 	$(BUILD)/memplan verify $(BUILD)/tiny_cnn.plan.json
 	$(BUILD)/memplan inspect $(BUILD)/tiny_cnn.plan.json --top 8
 	$(BUILD)/memplan run $(BUILD)/tiny_cnn.plan.json --init random --synthetic --steps 20 --no-progress
+	@echo "--- the same step under a 10 MiB budget (unconstrained peak above: 13.44 MiB)"
+	$(BUILD)/memplan compile samples/tiny_cnn.onnx --dim batch=32 --budget 10MiB -o $(BUILD)/tiny_cnn.10MiB.plan.json
+	$(BUILD)/memplan run $(BUILD)/tiny_cnn.10MiB.plan.json --init random --synthetic --steps 20 --no-progress
 
 test: build test-asan
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
