@@ -8,27 +8,9 @@ namespace memplan::gradcheck {
 
 namespace {
 
-InputSpec rnd(Shape s, double lo = -1.0, double hi = 1.0) {
-  InputSpec in;
-  in.shape = std::move(s);
-  in.lo = lo;
-  in.hi = hi;
-  return in;
-}
 InputSpec ints(std::vector<double> v, std::optional<Shape> s = {}, DType d = DType::i64) {
-  InputSpec in;
-  in.shape = s ? *s : Shape{static_cast<int64_t>(v.size())};
-  in.dtype = d;
-  in.kind = InputSpec::values;
-  in.data = std::move(v);
-  in.differentiable = false;
-  return in;
-}
-InputSpec omitted() {
-  InputSpec in;
-  in.omitted = true;
-  in.differentiable = false;
-  return in;
+  Shape shape = s ? *s : Shape{static_cast<int64_t>(v.size())};
+  return constant(std::move(shape), std::move(v), d);
 }
 
 }  // namespace

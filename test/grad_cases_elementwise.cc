@@ -10,27 +10,8 @@ namespace memplan::gradcheck {
 
 namespace {
 
-InputSpec rnd(Shape s, double lo = -1.0, double hi = 1.0) {
-  InputSpec in;
-  in.shape = std::move(s);
-  in.lo = lo;
-  in.hi = hi;
-  return in;
-}
 InputSpec cst(Shape s, std::vector<double> v, DType d = DType::f64) {
-  InputSpec in;
-  in.shape = std::move(s);
-  in.dtype = d;
-  in.kind = InputSpec::values;
-  in.data = std::move(v);
-  in.differentiable = false;
-  return in;
-}
-InputSpec omitted() {
-  InputSpec in;
-  in.omitted = true;
-  in.differentiable = false;
-  return in;
+  return constant(std::move(s), std::move(v), d);
 }
 
 GradCase unary(std::string name, std::string op, double lo = -1.0, double hi = 1.0, Attrs attrs = {}) {

@@ -7,9 +7,6 @@ namespace memplan::gradcheck {
 
 namespace {
 
-InputSpec rnd(Shape s) {
-  return InputSpec{.shape = std::move(s)};
-}
 /// A random input whose gradient is not checked (running statistics).
 InputSpec fixed(Shape s, double lo, double hi) {
   return InputSpec{.shape = std::move(s), .lo = lo, .hi = hi, .differentiable = false};

@@ -37,6 +37,33 @@ struct GradCase {
   double tol = 1e-6;             // |analytic - numeric| <= tol * (1 + |numeric|)
 };
 
+/// Builders shared by the case files.
+/// A random float input, uniform in [lo, hi).
+inline InputSpec rnd(Shape s, double lo = -1.0, double hi = 1.0) {
+  InputSpec in;
+  in.shape = std::move(s);
+  in.lo = lo;
+  in.hi = hi;
+  return in;
+}
+/// A constant input with exactly `v` (not differentiated).
+inline InputSpec constant(Shape s, std::vector<double> v, DType d) {
+  InputSpec in;
+  in.shape = std::move(s);
+  in.dtype = d;
+  in.kind = InputSpec::values;
+  in.data = std::move(v);
+  in.differentiable = false;
+  return in;
+}
+/// An omitted optional input slot.
+inline InputSpec omitted() {
+  InputSpec in;
+  in.omitted = true;
+  in.differentiable = false;
+  return in;
+}
+
 /// Case lists, one per family (each in its own test/grad_cases_*.cc).
 std::vector<GradCase> elementwise_cases();
 std::vector<GradCase> data_cases();
