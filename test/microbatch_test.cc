@@ -26,6 +26,7 @@
 #include "passes/infer_shapes.h"
 #include "passes/microbatch.h"
 #include "passes/plan_memory.h"
+#include "passes/remat.h"
 #include "python-free-frontends/onnx_importer.h"
 #include "runtime/data_feed.h"
 #include "runtime/executor.h"
@@ -262,10 +263,12 @@ Graph linear(int64_t rows, bool mse) {
   return g;
 }
 
-Graph linear_training(int64_t rows, bool mse, int64_t k, OptimizerKind opt = OptimizerKind::sgd) {
+Graph linear_training(int64_t rows, bool mse, int64_t k, OptimizerKind opt = OptimizerKind::sgd,
+                      double clip = 0.0) {
   Graph g = linear(rows, mse);
   TrainingOptions o = sgd_options(k, mse ? "mse" : "cross-entropy");
   o.optimizer.kind = opt;
+  o.clip_grad_norm = clip;
   build_training_graph(g, o);
   return g;
 }
@@ -311,6 +314,56 @@ TEST(MicroBatchExec, CrossEntropyCountsIgnoredLabelsGlobally) {
 TEST(MicroBatchExec, MseDividesByTheFullElementCount) {
   check_linear(true, 2, {}, {0.5, 0.5});
   check_linear(true, 4, {}, {0.25, 0.25, 0.25, 0.25});
+}
+
+TEST(MicroBatchExec, ClippingSeesTheAccumulatedGradient) {
+  // max_norm 0.01 is far below the gradient norm, so the update is scaled:
+  // a per-replica clip would scale each half differently from k = 1. The
+  // gradients output are the unclipped accumulated ones; parameters' differ.
+  const std::vector<int64_t> labels = {0, -100, -100, 1, 2, 1, 0, -100};
+  const std::map<std::string, Bytes> params = {{"W", pattern(12, 1)}, {"b", pattern(3, 5)}};
+  const Feed feed = {{"x", pattern(32, 3)}, {"labels", i64_bytes(labels)}};
+  Graph g = linear_training(4, false, 2, OptimizerKind::sgd, 0.01);
+  Graph one = linear_training(8, false, 1, OptimizerKind::sgd, 0.01);
+  int norms = 0;
+  for (const Node& n : g.nodes()) norms += n.op == "GlobalNormScale";
+  EXPECT_EQ(norms, 1);
+  const Step got = run_planned(g, plan_graph(g), params, feed);
+  const Step want = run_planned(one, plan_graph(one), params, feed);
+  expect_close(got, want, "clip k=2 vs k=1");
+  // The clipped step moved W by 0.1 * 0.01 in norm, up to the 1e-6 in the
+  // scale's denominator: ||W' - W|| = 1e-3.
+  double d = 0;
+  const auto w0 = as_doubles(params.at("W")), w1 = got.params.at("W");
+  const auto b0 = as_doubles(params.at("b")), b1 = got.params.at("b");
+  for (size_t i = 0; i < w0.size(); ++i) d += (w1[i] - w0[i]) * (w1[i] - w0[i]);
+  for (size_t i = 0; i < b0.size(); ++i) d += (b1[i] - b0[i]) * (b1[i] - b0[i]);
+  EXPECT_NEAR(std::sqrt(d), 1e-3, 1e-6);
+}
+
+TEST(MicroBatchExec, RematOnAMicroBatchedGraph) {
+  // The remat pass runs unchanged on the unrolled graph: tiny_cnn at batch
+  // 16, k = 2, a budget of 90% of its peak forces recomputation inside a
+  // replica (BatchNormTraining clones read running statistics the next
+  // replica overwrites), and the step still matches the plan without remat.
+  Graph g = training_graph(tiny_cnn(), {.dims = {{"batch", 16}}}, 2, sgd_options(2));
+  const Plan base = plan_graph(g);
+  const int64_t budget = base.summary.peak_bytes * 90 / 100;
+  const auto params = random_params(base);
+  const Feed feed = make_synthetic_feed(g, 3)->batch(0);
+  const Step want = run_planned(g, base, params, feed);
+  Graph r = g;
+  RematFit fit = fit_to_budget(r, {}, {.budget_bytes = budget});
+  fit.plan.loss = static_cast<int32_t>(r.outputs.at(0).v);
+  fit.plan.program = print_graph(r, {.max_inline_bytes = INT64_MAX, .max_inline_weight_bytes = 0});
+  PlanVerifyResult v = verify_plan(fit.plan);
+  ASSERT_TRUE(v.ok()) << v.errors.front();
+  EXPECT_LE(fit.plan.summary.peak_bytes, budget);
+  EXPECT_GT(fit.remat.recomputed_nodes, 0);
+  std::cout << "tiny_cnn batch 16 k=2: peak " << base.summary.peak_bytes << ", with remat at "
+            << budget << ": " << fit.plan.summary.peak_bytes << " (" << fit.remat.recomputed_nodes
+            << " recomputed)\n";
+  expect_close(run_planned(r, fit.plan, params, feed), want, "remat k=2");
 }
 
 TEST(MicroBatchGraph, NamesAccumulationAndOrdering) {
