@@ -430,6 +430,35 @@ TEST(MicroBatchPlan, PeakDropsWithK) {
   }
 }
 
+// ---------------------------------------------------------------- BatchSlice
+
+TEST(MicroBatchOp, BatchSliceInferenceAndKernel) {
+  OneNode t;
+  const TensorId x = t.in({6, 2}), after = t.in({3}, DType::i64);
+  // [6,2] in 3 parts -> [2,2]; the ordering input does not change the type.
+  EXPECT_EQ(t.infer("BatchSlice", {x, after}, {{"index", int64_t{2}}, {"count", int64_t{3}}})[0],
+            (TensorType{DType::f32, {2, 2}}));
+  expect_error([&] { t.infer("BatchSlice", {x}, {{"index", int64_t{0}}, {"count", int64_t{4}}}); },
+               "axis 0 of input 0 (6) is not divisible by count 4");
+  expect_error([&] { t.infer("BatchSlice", {x}, {{"index", int64_t{3}}, {"count", int64_t{3}}}); },
+               "index 3 is outside [0, 3)");
+  expect_error([&] { t.infer("BatchSlice", {t.in({})}, {{"index", int64_t{0}}, {"count", int64_t{1}}}); },
+               "scalar");
+  // The cost model counts only input 0 and the output as moved bytes:
+  // 6*2*4 + 2*2*4 = 64, not the 24 bytes of the ordering input on top.
+  const Node& n = t.node("BatchSlice", {x, after}, {{"index", int64_t{1}}, {"count", int64_t{3}}});
+  for (TensorId o : n.outputs) t.g.tensor(o) = Tensor{.name = t.g.tensor(o).name, .shape = {2, 2}, .shape_known = true};
+  EXPECT_EQ(node_bytes_moved(t.g, n), 64);
+  // Kernel: part 1 of 3 of rows 0..5 (row r holds r*10, r*10+1) is rows 2, 3.
+  std::vector<float> xs = {0, 1, 10, 11, 20, 21, 30, 31, 40, 41, 50, 51}, ys(4, -1);
+  KernelArgs a;
+  a.node = &n;
+  a.in = {{xs.data(), DType::f32, {6, 2}, 12}, {nullptr, DType::i64, {3}, 3}};
+  a.out = {{ys.data(), DType::f32, {2, 2}, 4}};
+  find_kernel("BatchSlice")(a);
+  EXPECT_EQ(ys, (std::vector<float>{20, 21, 30, 31}));
+}
+
 // ---------------------------------------------------------------- binding
 
 TEST(MicroBatchBinding, Divisors) {
