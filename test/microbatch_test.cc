@@ -528,6 +528,12 @@ TEST(MicroBatchExec, TinyTransformerMatchesSlicesAndFullBatch) {
                                    [](const Node& n) { return n.op == "Dropout"; });
   std::cout << "tiny_transformer has Dropout: " << dropout << "\n";
   for (int64_t k : {2, 4}) check_model(transformer(), k);
+  // Synthetic data sees through BatchSlice: token ids range over the
+  // vocabulary (256), not the fallback 2, and the full-batch inputs are the
+  // k = 1 graph's.
+  Graph one = training_graph(transformer().path, transformer().full, 1, sgd_options(1));
+  EXPECT_EQ(synthetic_int_range(g, g.inputs[0]), 256);
+  EXPECT_TRUE(make_synthetic_feed(g, 3)->batch(0) == make_synthetic_feed(one, 3)->batch(0));
 }
 
 }  // namespace
