@@ -13,6 +13,14 @@ set(MEMPLAN_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set_property(CACHE MEMPLAN_CUDA PROPERTY STRINGS AUTO ON OFF)
 set(MEMPLAN_CUDA_ARCHS "80-real;90-real;90-virtual" CACHE STRING
     "CUDA architectures for the CUDA backend (CMAKE_CUDA_ARCHITECTURES syntax)")
+option(MEMPLAN_BUNDLE "Binaries look for shared libraries in $ORIGIN/lib first (make gpu-bundle)" OFF)
+if(MEMPLAN_BUNDLE)
+  # Set before any target exists; the bundle copies the binaries next to lib/.
+  set(CMAKE_BUILD_RPATH "\$ORIGIN/lib")
+  # DT_RPATH, not DT_RUNPATH: it also applies to the bundled libraries' own
+  # dependencies (libonnx -> libprotobuf).
+  add_link_options(-Wl,--disable-new-dtags)
+endif()
 
 string(TOUPPER "${MEMPLAN_CUDA}" _mp_cuda)
 if(NOT _mp_cuda MATCHES "^(AUTO|ON|OFF)$")
@@ -80,8 +88,10 @@ list(FILTER MEMPLAN_CUDA_SRC EXCLUDE REGEX ".*/no_cuda\\.cc$")
 add_library(memplan_cuda STATIC ${MEMPLAN_CUDA_SRC} $<TARGET_OBJECTS:memplan_cuda_kernels>)
 target_compile_definitions(memplan_cuda PUBLIC MEMPLAN_HAVE_CUDA)
 target_include_directories(memplan_cuda PRIVATE ${MEMPLAN_CUDNN_INCLUDE_DIR})
+# The CUDA runtime is linked statically (only the driver's libcuda is needed
+# for it); cuBLAS, cuBLASLt and cuDNN are the GPU machine's shared libraries.
 # memplan_runtime (CPU geometry helpers, weights, data feed) and memplan_cuda
 # depend on each other; CMake links such static-library cycles correctly.
 target_link_libraries(memplan_cuda
-  PUBLIC memplan_core memplan_runtime CUDA::cudart CUDA::cublas CUDA::cublasLt
+  PUBLIC memplan_core memplan_runtime CUDA::cudart_static CUDA::cublas CUDA::cublasLt
          ${MEMPLAN_CUDNN_LIBRARY} ${CMAKE_DL_LIBS})
