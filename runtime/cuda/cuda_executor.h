@@ -47,7 +47,7 @@ struct CudaProfile {
   std::string device;
   std::vector<std::string> op_names, op_types;
   std::vector<double> seconds;  // per plan op
-  double step_seconds = 0;      // one graph replay, median
+  double step_seconds = 0;      // one replayed step (Executor::step), median of `repeats`
 };
 CudaProfile cuda_profile_ops(const Plan& plan, const ExecOptions& opts, int repeats);
 
