@@ -5,7 +5,8 @@
 #               architecture, so a broken CUDA build fails CI), run the whole test suite
 #               (CTest; the `gpu` tests report skipped without a GPU), including the
 #               bad-input tests again under AddressSanitizer + UBSan (CUDA off)
-#   make gpu-bundle  a self-contained folder (build/gpu-bundle/) to carry to a GPU machine
+#   make gpu-bundle  a self-contained folder (build-gpu/gpu-bundle/) to carry to a GPU
+#               machine: see docs/cuda-backend.md
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= 2
@@ -61,8 +62,13 @@ bench-cpu: build
 
 # memplan + memplan_gpu_tests + their non-CUDA shared libraries (rpath $ORIGIN/lib),
 # the test data and run-gpu-checks.sh, for a machine with only the driver and toolkit.
-gpu-bundle: build
-	scripts/make-gpu-bundle $(BUILD) $(BUILD)/gpu-bundle
+# Its own build dir: every default architecture (sm_80, sm_90, PTX), rpath $ORIGIN/lib.
+GPU_BUILD ?= build-gpu
+gpu-bundle: deps
+	@cmake -S . -B $(GPU_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPLAN_WERROR=ON -DMEMPLAN_CUDA=ON \
+	  -DMEMPLAN_BUNDLE=ON -DMEMPLAN_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(GPU_BUILD) -j$(JOBS) --target memplan memplan_gpu_tests
+	scripts/make-gpu-bundle $(GPU_BUILD) $(GPU_BUILD)/gpu-bundle
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
