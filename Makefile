@@ -62,11 +62,12 @@ bench-cpu: build
 
 # memplan + memplan_gpu_tests + their non-CUDA shared libraries (rpath $ORIGIN/lib),
 # the test data and run-gpu-checks.sh, for a machine with only the driver and toolkit.
-# Its own build dir: every default architecture (sm_80, sm_90, PTX), rpath $ORIGIN/lib.
+# Its own build dir: every default architecture (sm_80, sm_90, PTX), rpath $ORIGIN/lib,
+# generic BLAS (the bundle ships Debian's small reference libblas, not OpenBLAS).
 GPU_BUILD ?= build-gpu
 gpu-bundle: deps
 	@cmake -S . -B $(GPU_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPLAN_WERROR=ON -DMEMPLAN_CUDA=ON \
-	  -DMEMPLAN_BUNDLE=ON -DMEMPLAN_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	  -DMEMPLAN_BUNDLE=ON -DMEMPLAN_BUILD_BENCH=OFF -DBLA_VENDOR=Generic $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(GPU_BUILD) -j$(JOBS) --target memplan memplan_gpu_tests
 	scripts/make-gpu-bundle $(GPU_BUILD) $(GPU_BUILD)/gpu-bundle
 
