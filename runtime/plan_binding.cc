@@ -40,7 +40,8 @@ void bind_tensors_and_ops(const Plan& plan, PlanBinding& b) {
     b.by_name.emplace(pt.name, i);
   }
   std::unordered_map<std::string, NodeId> nodes;
-  for (uint32_t k = 0; k < b.g.num_nodes(); ++k) nodes.emplace(b.g.node(NodeId(k)).name, NodeId(k));
+  for (uint32_t k = 0; k < b.g.num_nodes(); ++k)
+    nodes.emplace(b.g.node(NodeId(k)).name, NodeId(k));
   if (nodes.size() != plan.ops.size())
     throw Error("the plan has " + std::to_string(plan.ops.size()) + " ops but its program has " +
                 std::to_string(nodes.size()) + " nodes; recompile the plan");
@@ -58,7 +59,8 @@ void bind_tensors_and_ops(const Plan& plan, PlanBinding& b) {
       return true;
     };
     if (nd.op != op.op || !same(op.inputs, nd.inputs) || !same(op.outputs, nd.outputs))
-      throw Error(plan_op_desc(s, op) + " does not match node '" + nd.name + "' of the plan's program");
+      throw Error(plan_op_desc(s, op) + " does not match node '" + nd.name +
+                  "' of the plan's program");
     b.node.push_back(&nd);
   }
   for (int32_t t : plan.inputs)
@@ -88,28 +90,31 @@ void resolve_roots(const Plan& plan, PlanBinding& b) {
   b.readable.assign(n, 0);
   for (int32_t i = 0; i < n; ++i)
     b.readable[i] = plan.tensors[b.root[i]].placement == Placement::resident;
-  for (int32_t t : plan.outputs) b.readable[t] = 1;
+  for (int32_t t : plan.outputs)
+    b.readable[t] = 1;
 }
 
 void check_bounds(const Plan& plan) {
   for (const PlanTensor& t : plan.tensors) {
     if (t.placement == Placement::alias || t.bytes == 0) continue;
-    int64_t limit = t.placement == Placement::arena ? plan.summary.arena_bytes : plan.summary.resident_bytes;
+    int64_t limit =
+        t.placement == Placement::arena ? plan.summary.arena_bytes : plan.summary.resident_bytes;
     if (t.offset < 0 || t.offset > limit - t.bytes)
       throw Error("tensor '" + t.name + "' [" + std::to_string(t.offset) + ", +" +
-                  std::to_string(t.bytes) + ") lies outside its region of " + std::to_string(limit) +
-                  " bytes");
+                  std::to_string(t.bytes) + ") lies outside its region of " +
+                  std::to_string(limit) + " bytes");
   }
   for (size_t s = 0; s < plan.ops.size(); ++s) {
     const PlanOp& op = plan.ops[s];
     if (op.workspace_bytes < 0 ||
-        (op.workspace_bytes > 0 && (op.workspace_offset < 0 ||
-                                    op.workspace_offset > plan.summary.arena_bytes - op.workspace_bytes)))
+        (op.workspace_bytes > 0 &&
+         (op.workspace_offset < 0 ||
+          op.workspace_offset > plan.summary.arena_bytes - op.workspace_bytes)))
       throw Error(plan_op_desc(s, op) + ": its workspace lies outside the arena");
   }
 }
 
-}  // namespace
+} // namespace
 
 void bind_plan(const Plan& plan, PlanBinding& b) {
   if (plan.program.empty())
@@ -120,4 +125,4 @@ void bind_plan(const Plan& plan, PlanBinding& b) {
   check_bounds(plan);
 }
 
-}  // namespace memplan
+} // namespace memplan

@@ -20,15 +20,15 @@
 namespace memplan {
 
 struct PlanBinding {
-  Graph g;                             // the parsed plan.program
-  std::vector<TensorId> gid;           // plan tensor index -> program tensor
+  Graph g;                   // the parsed plan.program
+  std::vector<TensorId> gid; // plan tensor index -> program tensor
   std::map<std::string, int32_t, std::less<>> by_name;
-  std::vector<const Node*> node;       // plan op index -> program node (points into g)
-  std::vector<int32_t> root;           // plan tensor index -> tensor owning its storage
-  std::vector<char> readable;          // resident-rooted tensors and graph outputs
+  std::vector<const Node*> node; // plan op index -> program node (points into g)
+  std::vector<int32_t> root;     // plan tensor index -> tensor owning its storage
+  std::vector<char> readable;    // resident-rooted tensors and graph outputs
 
   PlanBinding() = default;
-  PlanBinding(const PlanBinding&) = delete;  // `node` points into `g`
+  PlanBinding(const PlanBinding&) = delete; // `node` points into `g`
   PlanBinding& operator=(const PlanBinding&) = delete;
   PlanBinding(PlanBinding&&) = default;
   PlanBinding& operator=(PlanBinding&&) = default;
@@ -44,4 +44,4 @@ std::string plan_op_desc(size_t s, const PlanOp& op);
 /// not match, and "recompile the plan" where that is the fix.
 void bind_plan(const Plan& plan, PlanBinding& b);
 
-}  // namespace memplan
+} // namespace memplan

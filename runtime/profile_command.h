@@ -44,9 +44,9 @@ std::string closest_builtin_device(const std::string& device_name, int64_t total
 
 struct ProfileFit {
   double launch_s = 0, efficiency = 0, bw_efficiency = 0;
-  double estimated_step_s = 0;  // sum of the base profile's node_time
-  double measured_step_s = 0;   // sum of the measurements
-  std::vector<double> estimated;  // per node, with the base profile
+  double estimated_step_s = 0;   // sum of the base profile's node_time
+  double measured_step_s = 0;    // sum of the measurements
+  std::vector<double> estimated; // per node, with the base profile
 };
 
 /// Step 2 of the banner: `nodes` in plan order, `measured` seconds per node.
@@ -55,10 +55,10 @@ ProfileFit fit_device_profile(const Graph& g, const std::vector<const Node*>& no
                               const CostOptions& opts = {});
 
 /// PROFILE.json's text for a fit (parse_device_profile accepts it).
-std::string device_profile_json(const std::string& name, const std::string& base,
-                                int64_t mem_bytes, const ProfileFit& f);
+std::string device_profile_json(const std::string& name, const std::string& base, int64_t mem_bytes,
+                                const ProfileFit& f);
 
 int profile_command(const ProfileArgs& a, std::ostream& out, std::ostream& err);
 void add_profile_options(CLI::App& sub, ProfileArgs& a);
 
-}  // namespace memplan
+} // namespace memplan

@@ -44,10 +44,12 @@ TEST(CudaBackendTest, RunOnCudaWithoutAGpuFailsClearly) {
   CliRun r = run({"run", d.file("p.json"), "--init", "random", "--synthetic", "--device", "cuda"});
   EXPECT_EQ(r.rc, 1);
   if (cuda_backend_built())
-    EXPECT_NE(r.err.find("no CUDA device is visible (cudaGetDeviceCount: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("no CUDA device is visible (cudaGetDeviceCount: "), std::string::npos)
+        << r.err;
   else
     EXPECT_NE(r.err.find("built without the CUDA backend; reconfigure with -DMEMPLAN_CUDA=ON"),
-              std::string::npos) << r.err;
+              std::string::npos)
+        << r.err;
 }
 
 TEST(CudaBackendTest, UnknownDeviceAndGuardOnCudaAreRefused) {
@@ -57,8 +59,10 @@ TEST(CudaBackendTest, UnknownDeviceAndGuardOnCudaAreRefused) {
   ASSERT_EQ(c.rc, 0) << c.err;
   CliRun r = run({"run", d.file("p.json"), "--init", "random", "--synthetic", "--device", "tpu"});
   EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.err.find("--device 'tpu' is not supported; use cpu or cuda"), std::string::npos) << r.err;
-  r = run({"run", d.file("p.json"), "--init", "random", "--synthetic", "--device", "cuda", "--guard"});
+  EXPECT_NE(r.err.find("--device 'tpu' is not supported; use cpu or cuda"), std::string::npos)
+      << r.err;
+  r = run(
+      {"run", d.file("p.json"), "--init", "random", "--synthetic", "--device", "cuda", "--guard"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("--guard is supported by the CPU backend only"), std::string::npos) << r.err;
 }
@@ -70,18 +74,19 @@ TEST(CudaBackendTest, EveryOpOfTheTrainingSamplesAndFixturesHasACudaKernel) {
   const std::string src = MEMPLAN_SOURCE_DIR;
   std::vector<Plan> plans;
   plans.push_back(training_plan(src + "/samples/tiny_cnn.onnx", {{"batch", 4}}));
-  plans.push_back(training_plan(src + "/samples/tiny_transformer.onnx", {{"batch", 2}, {"seq", 16}}));
+  plans.push_back(
+      training_plan(src + "/samples/tiny_transformer.onnx", {{"batch", 2}, {"seq", 16}}));
   for (const char* f : {"resnet18_tiny", "gpt2_tiny", "unet_tiny"})
     plans.push_back(training_plan(src + "/test/fixtures/" + f + "/model.onnx"));
   int checked = 0;
   for (const Plan& p : plans)
     for (const PlanOp& op : p.ops) {
-      EXPECT_TRUE(ops.count(op.op)) << p.model << ": op " << op.op << " (node " << op.name
-                                    << ") has no CUDA kernel";
+      EXPECT_TRUE(ops.count(op.op))
+          << p.model << ": op " << op.op << " (node " << op.name << ") has no CUDA kernel";
       ++checked;
     }
-  EXPECT_GT(checked, 500);  // five training steps: hundreds of ops in all
+  EXPECT_GT(checked, 500); // five training steps: hundreds of ops in all
 }
 
-}  // namespace
-}  // namespace memplan::testing
+} // namespace
+} // namespace memplan::testing

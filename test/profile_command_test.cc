@@ -34,8 +34,10 @@ TEST(ProfileFitTest, MeasurementsTwiceTheEstimatesHalveTheEfficiencies) {
   // measured_i = launch + 2 * (estimate_i - launch): the same launch cost,
   // twice the work, so k = 2 and both efficiencies halve (0.6 -> 0.3, 0.8 -> 0.4).
   std::vector<double> est, meas;
-  for (const Node* n : t->b.node) est.push_back(node_time(t->b.g, *n, h100));
-  for (double e : est) meas.push_back(h100.launch_s + 2 * (e - h100.launch_s));
+  for (const Node* n : t->b.node)
+    est.push_back(node_time(t->b.g, *n, h100));
+  for (double e : est)
+    meas.push_back(h100.launch_s + 2 * (e - h100.launch_s));
   ProfileFit f = fit_device_profile(t->b.g, t->b.node, meas, h100);
   EXPECT_NEAR(f.efficiency, h100.efficiency / 2, 1e-3);
   EXPECT_NEAR(f.bw_efficiency, h100.bw_efficiency / 2, 1e-3);
@@ -51,10 +53,11 @@ TEST(ProfileFitTest, WrittenProfileIsReadBackByTheCostModel) {
   std::vector<double> meas(t->b.node.size(), 20e-6);
   ProfileFit f = fit_device_profile(t->b.g, t->b.node, meas, a100);
   DeviceProfile d = parse_device_profile(
-      device_profile_json("NVIDIA A100-SXM4-40GB (measured)", "a100-40g", int64_t{40} << 30, f), "PROFILE.json");
+      device_profile_json("NVIDIA A100-SXM4-40GB (measured)", "a100-40g", int64_t{40} << 30, f),
+      "PROFILE.json");
   EXPECT_EQ(d.name, "NVIDIA A100-SXM4-40GB (measured)");
-  EXPECT_DOUBLE_EQ(d.flops_f32, a100.flops_f32);  // from the base
-  EXPECT_NEAR(d.launch_s, 20e-6, 1e-12);          // every op took 20 us
+  EXPECT_DOUBLE_EQ(d.flops_f32, a100.flops_f32); // from the base
+  EXPECT_NEAR(d.launch_s, 20e-6, 1e-12);         // every op took 20 us
   EXPECT_NEAR(d.efficiency, f.efficiency, 1e-9);
 }
 
@@ -71,5 +74,5 @@ TEST(ProfileFitTest, MismatchedMeasurementsAreAnError) {
   EXPECT_THROW(fit_device_profile(t->b.g, t->b.node, {1e-3}, builtin_device("h100")), Error);
 }
 
-}  // namespace
-}  // namespace memplan
+} // namespace
+} // namespace memplan

@@ -17,13 +17,13 @@
 //     then the graph is replayed and the loss and the NaN flag read back.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <mutex>
-#include <algorithm>
-#include <array>
-#include <climits>
 
 #include "runtime/cuda/cuda_executor.h"
 #include "runtime/cuda/cuda_internal.h"
@@ -60,14 +60,15 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
  public:
   CudaExecutor(const Plan& plan, const ExecOptions& opts) : plan_(plan), opts_(opts) {
     if (opts_.guard)
-      throw Error("--guard is supported by the CPU backend only; use --device cpu --guard to check canaries");
+      throw Error("--guard is supported by the CPU backend only; use --device cpu --guard to check "
+                  "canaries");
     bind_plan(plan_, b_);
     for (size_t s = 0; s < plan_.ops.size(); ++s)
       if (!cuda::op_table().count(plan_.ops[s].op))
         throw Error(plan_op_desc(s, plan_.ops[s]) + " (node '" + b_.node[s]->name +
                     "'): the CUDA backend has no kernel for op " + plan_.ops[s].op +
                     "; run this plan with --device cpu");
-    (void)cuda_device_info();  // Error when no device is visible
+    (void)cuda_device_info(); // Error when no device is visible
     free_before_ = free_bytes();
     slot_ = claim_slot();
     try {
@@ -83,24 +84,28 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
   StepResult step(const std::map<std::string, std::vector<uint8_t>>& inputs) override {
     auto t0 = std::chrono::steady_clock::now();
     StepResult r;
-    if (opts_.poison) check(cudaMemsetAsync(arena_, 0xFF, static_cast<size_t>(arena_size_), stream_), "poison");
+    if (opts_.poison)
+      check(cudaMemsetAsync(arena_, 0xFF, static_cast<size_t>(arena_size_), stream_), "poison");
     stage_inputs(inputs);
     check(cudaGraphLaunch(exec_, stream_), "cudaGraphLaunch");
     cuda::Control ctl{};
-    check(cudaMemcpyAsync(&ctl, control_, sizeof ctl, cudaMemcpyDeviceToHost, stream_), "read control");
+    check(cudaMemcpyAsync(&ctl, control_, sizeof ctl, cudaMemcpyDeviceToHost, stream_),
+          "read control");
     float loss = 0;
     if (plan_.loss >= 0 && plan_.tensors[plan_.loss].bytes == 4)
-      check(cudaMemcpyAsync(&loss, ptr_[plan_.loss], 4, cudaMemcpyDeviceToHost, stream_), "read loss");
+      check(cudaMemcpyAsync(&loss, ptr_[plan_.loss], 4, cudaMemcpyDeviceToHost, stream_),
+            "read loss");
     check(cudaStreamSynchronize(stream_), "the step");
     r.loss = loss;
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (opts_.check_finite && ctl.bad_op != INT32_MAX) {
       const size_t s = static_cast<size_t>(ctl.bad_op);
       r.finite = false;
-      r.first_nonfinite_op = plan_op_desc(s, plan_.ops[s]) + " wrote NaN to '" +
-                             plan_.tensors[plan_.ops[s].outputs[static_cast<size_t>(ctl.bad_out)]].name +
-                             "' (element " + std::to_string(ctl.bad_elem) + ")";
-      reset_control(step_);  // the graph advanced the device step; keep host and device equal
+      r.first_nonfinite_op =
+          plan_op_desc(s, plan_.ops[s]) + " wrote NaN to '" +
+          plan_.tensors[plan_.ops[s].outputs[static_cast<size_t>(ctl.bad_out)]].name +
+          "' (element " + std::to_string(ctl.bad_elem) + ")";
+      reset_control(step_); // the graph advanced the device step; keep host and device equal
       return r;
     }
     if (opts_.check_finite && plan_.loss >= 0 && !std::isfinite(r.loss)) {
@@ -121,7 +126,9 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       throw Error("cannot read tensor '" + t.name + "' (role " + std::string(role_name(t.role)) +
                   "): only resident tensors and graph outputs can be read");
     std::vector<uint8_t> v(static_cast<size_t>(t.bytes));
-    if (t.bytes > 0) check(cudaMemcpy(v.data(), ptr_[i], v.size(), cudaMemcpyDeviceToHost), "read '" + t.name + "'");
+    if (t.bytes > 0)
+      check(cudaMemcpy(v.data(), ptr_[i], v.size(), cudaMemcpyDeviceToHost),
+            "read '" + t.name + "'");
     return v;
   }
 
@@ -132,9 +139,12 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       throw Error("cannot write tensor '" + t.name + "' (role " + std::string(role_name(t.role)) +
                   "): only resident tensors (parameters, state, optimizer state) can be written");
     if (static_cast<int64_t>(bytes.size()) != t.bytes)
-      throw Error("writing tensor '" + t.name + "': " + std::to_string(bytes.size()) + " bytes given, " +
-                  std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " needs " + std::to_string(t.bytes));
-    if (!bytes.empty()) check(cudaMemcpy(ptr_[i], bytes.data(), bytes.size(), cudaMemcpyHostToDevice), "write '" + t.name + "'");
+      throw Error("writing tensor '" + t.name + "': " + std::to_string(bytes.size()) +
+                  " bytes given, " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) +
+                  " needs " + std::to_string(t.bytes));
+    if (!bytes.empty())
+      check(cudaMemcpy(ptr_[i], bytes.data(), bytes.size(), cudaMemcpyHostToDevice),
+            "write '" + t.name + "'");
   }
 
   uint64_t step_count() const override { return step_; }
@@ -162,14 +172,19 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
     arena_size_ = plan_.summary.arena_bytes;
     resident_size_ = plan_.summary.resident_bytes;
     // Step 2: the only two allocations, before handles and graphs exist.
-    check(cudaMalloc(&arena_, static_cast<size_t>(std::max<int64_t>(arena_size_, 1))), "cudaMalloc of the arena (" + std::to_string(arena_size_) + " bytes)");
-    check(cudaMalloc(&resident_, static_cast<size_t>(std::max<int64_t>(resident_size_, 1))), "cudaMalloc of the resident region (" + std::to_string(resident_size_) + " bytes)");
+    check(cudaMalloc(&arena_, static_cast<size_t>(std::max<int64_t>(arena_size_, 1))),
+          "cudaMalloc of the arena (" + std::to_string(arena_size_) + " bytes)");
+    check(cudaMalloc(&resident_, static_cast<size_t>(std::max<int64_t>(resident_size_, 1))),
+          "cudaMalloc of the resident region (" + std::to_string(resident_size_) + " bytes)");
     allocated_ = arena_size_ + resident_size_;
-    check(cudaMemset(resident_, 0, static_cast<size_t>(std::max<int64_t>(resident_size_, 1))), "zeroing the resident region");
+    check(cudaMemset(resident_, 0, static_cast<size_t>(std::max<int64_t>(resident_size_, 1))),
+          "zeroing the resident region");
     control_ = cuda::control_slot(slot_);
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    if (cublasCreate(&ctx_.cublas) != CUBLAS_STATUS_SUCCESS) throw Error("CUDA: cublasCreate failed");
-    cublasSetMathMode(ctx_.cublas, opts_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    if (cublasCreate(&ctx_.cublas) != CUBLAS_STATUS_SUCCESS)
+      throw Error("CUDA: cublasCreate failed");
+    cublasSetMathMode(ctx_.cublas,
+                      opts_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
     if (cudnnCreate(&ctx_.cudnn) != CUDNN_STATUS_SUCCESS) throw Error("CUDA: cudnnCreate failed");
     ctx_.stream = stream_;
     ctx_.control = control_;
@@ -180,9 +195,12 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
     reset_control(0);
     prepare_ops();
     stage_ = {nullptr, nullptr};
-    for (int32_t t : plan_.inputs) stage_bytes_ += plan_.tensors[t].bytes;
+    for (int32_t t : plan_.inputs)
+      stage_bytes_ += plan_.tensors[t].bytes;
     for (auto& p : stage_)
-      check(cudaHostAlloc(&p, static_cast<size_t>(std::max<int64_t>(stage_bytes_, 1)), cudaHostAllocDefault), "cudaHostAlloc of an input staging buffer");
+      check(cudaHostAlloc(&p, static_cast<size_t>(std::max<int64_t>(stage_bytes_, 1)),
+                          cudaHostAllocDefault),
+            "cudaHostAlloc of an input staging buffer");
     capture();
   }
 
@@ -190,10 +208,12 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
     if (stream_) cudaStreamSynchronize(stream_);
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
-    for (auto& f : ctx_.cleanup) f();
+    for (auto& f : ctx_.cleanup)
+      f();
     if (ctx_.cudnn) cudnnDestroy(ctx_.cudnn);
     if (ctx_.cublas) cublasDestroy(ctx_.cublas);
-    for (void* p : stage_) if (p) cudaFreeHost(p);
+    for (void* p : stage_)
+      if (p) cudaFreeHost(p);
     if (stream_) cudaStreamDestroy(stream_);
     if (arena_) cudaFree(arena_);
     if (resident_) cudaFree(resident_);
@@ -206,7 +226,8 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
     ptr_.assign(n, nullptr);
     for (size_t i = 0; i < n; ++i) {
       const PlanTensor& r = plan_.tensors[static_cast<size_t>(b_.root[i])];
-      uint8_t* base = static_cast<uint8_t*>(r.placement == Placement::resident ? resident_ : arena_);
+      uint8_t* base =
+          static_cast<uint8_t*>(r.placement == Placement::resident ? resident_ : arena_);
       ptr_[i] = base + (r.bytes > 0 ? r.offset : 0);
     }
   }
@@ -217,9 +238,12 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       if (pt.placement != Placement::resident) continue;
       const Tensor& t = b_.g.tensor(b_.gid[i]);
       if (t.data && static_cast<int64_t>(t.data->size()) == pt.bytes) {
-        if (pt.bytes > 0) check(cudaMemcpy(ptr_[i], t.data->data(), t.data->size(), cudaMemcpyHostToDevice), "constant '" + pt.name + "'");
+        if (pt.bytes > 0)
+          check(cudaMemcpy(ptr_[i], t.data->data(), t.data->size(), cudaMemcpyHostToDevice),
+                "constant '" + pt.name + "'");
       } else if (pt.role == Role::constant && pt.bytes > 0) {
-        throw Error("constant '" + pt.name + "' has no data in the plan's program; recompile the plan");
+        throw Error("constant '" + pt.name +
+                    "' has no data in the plan's program; recompile the plan");
       }
     }
   }
@@ -245,8 +269,10 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       const PlanOp& op = plan_.ops[s];
       KernelArgs a;
       a.node = b_.node[s];
-      for (int32_t t : op.inputs) a.in.push_back(arg(t));
-      for (int32_t t : op.outputs) a.out.push_back(arg(t));
+      for (int32_t t : op.inputs)
+        a.in.push_back(arg(t));
+      for (int32_t t : op.outputs)
+        a.out.push_back(arg(t));
       if (op.workspace_bytes > 0) {
         a.workspace = static_cast<uint8_t*>(arena_) + op.workspace_offset;
         a.workspace_bytes = op.workspace_bytes;
@@ -255,7 +281,8 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       a.rng_key = node_rng_key(*a.node);
       launches_.push_back(cuda::op_table().at(op.op)(a, ctx_));
       std::vector<std::pair<const float*, int64_t>> outs;
-      for (const TensorArg& o : a.out) outs.emplace_back(o.present() && o.dtype == DType::f32 ? cuda::cf(o) : nullptr, o.numel);
+      for (const TensorArg& o : a.out)
+        outs.emplace_back(o.present() && o.dtype == DType::f32 ? cuda::cf(o) : nullptr, o.numel);
       outputs_.push_back(std::move(outs));
     }
     check(cudaStreamSynchronize(stream_), "choosing cuDNN algorithms");
@@ -267,12 +294,15 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
     if (!opts_.check_finite) return;
     for (size_t k = 0; k < outputs_[s].size(); ++k)
       if (outputs_[s][k].first)
-        cuda::launch_nan_check(outputs_[s][k].first, outputs_[s][k].second, static_cast<int>(s), static_cast<int>(k), control_, stream_);
+        cuda::launch_nan_check(outputs_[s][k].first, outputs_[s][k].second, static_cast<int>(s),
+                               static_cast<int>(k), control_, stream_);
   }
 
   void capture() {
-    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    for (size_t s = 0; s < launches_.size(); ++s) enqueue(s);
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+          "cudaStreamBeginCapture");
+    for (size_t s = 0; s < launches_.size(); ++s)
+      enqueue(s);
     cuda::launch_advance_step(control_, stream_);
     check(cudaStreamEndCapture(stream_, &graph_), "capturing the step as a CUDA graph");
     check(cudaGraphInstantiate(&exec_, graph_, 0), "cudaGraphInstantiate");
@@ -283,7 +313,8 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       auto it = b_.by_name.find(name);
       bool is_input = false;
       if (it != b_.by_name.end())
-        for (int32_t t : plan_.inputs) is_input |= t == it->second;
+        for (int32_t t : plan_.inputs)
+          is_input |= t == it->second;
       if (!is_input) throw Error("'" + name + "' is not an input of the plan");
     }
     // The buffer used two steps ago: its copies finished with that step's sync.
@@ -294,11 +325,14 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       auto it = inputs.find(pt.name);
       if (it == inputs.end()) throw Error("no data for input '" + pt.name + "'");
       if (static_cast<int64_t>(it->second.size()) != pt.bytes)
-        throw Error("input '" + pt.name + "': " + std::to_string(it->second.size()) + " bytes given, " +
-                    std::string(dtype_name(pt.dtype)) + shape_str(pt.shape) + " needs " + std::to_string(pt.bytes));
+        throw Error("input '" + pt.name + "': " + std::to_string(it->second.size()) +
+                    " bytes given, " + std::string(dtype_name(pt.dtype)) + shape_str(pt.shape) +
+                    " needs " + std::to_string(pt.bytes));
       if (pt.bytes == 0) continue;
       std::memcpy(host + off, it->second.data(), it->second.size());
-      check(cudaMemcpyAsync(ptr_[static_cast<size_t>(t)], host + off, it->second.size(), cudaMemcpyHostToDevice, stream_), "copying input '" + pt.name + "'");
+      check(cudaMemcpyAsync(ptr_[static_cast<size_t>(t)], host + off, it->second.size(),
+                            cudaMemcpyHostToDevice, stream_),
+            "copying input '" + pt.name + "'");
       off += pt.bytes;
     }
   }
@@ -326,7 +360,8 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
 void CudaExecutor::time_ops(std::vector<double>& seconds, int repeats) {
   seconds.assign(launches_.size(), 0.0);
   std::vector<cudaEvent_t> ev(launches_.size() + 1);
-  for (auto& e : ev) check(cudaEventCreate(&e), "cudaEventCreate");
+  for (auto& e : ev)
+    check(cudaEventCreate(&e), "cudaEventCreate");
   std::vector<std::vector<float>> runs(launches_.size());
   for (int r = 0; r < repeats + 1; ++r) {
     check(cudaEventRecord(ev[0], stream_), "cudaEventRecord");
@@ -335,7 +370,7 @@ void CudaExecutor::time_ops(std::vector<double>& seconds, int repeats) {
       check(cudaEventRecord(ev[s + 1], stream_), "cudaEventRecord");
     }
     check(cudaStreamSynchronize(stream_), "a profiled step");
-    if (r == 0) continue;  // warm-up
+    if (r == 0) continue; // warm-up
     for (size_t s = 0; s < launches_.size(); ++s) {
       float ms = 0;
       cudaEventElapsedTime(&ms, ev[s], ev[s + 1]);
@@ -346,17 +381,21 @@ void CudaExecutor::time_ops(std::vector<double>& seconds, int repeats) {
     std::sort(runs[s].begin(), runs[s].end());
     seconds[s] = runs[s].empty() ? 0.0 : runs[s][runs[s].size() / 2] * 1e-3;
   }
-  for (auto& e : ev) cudaEventDestroy(e);
+  for (auto& e : ev)
+    cudaEventDestroy(e);
   reset_control(step_);
 }
 
-}  // namespace
+} // namespace
 
-bool cuda_backend_built() { return true; }
+bool cuda_backend_built() {
+  return true;
+}
 
 std::vector<std::string> cuda_supported_ops() {
   std::vector<std::string> v;
-  for (const auto& [op, prep] : cuda::op_table()) v.emplace_back(op);
+  for (const auto& [op, prep] : cuda::op_table())
+    v.emplace_back(op);
   return v;
 }
 
@@ -368,7 +407,8 @@ CudaDeviceInfo cuda_device_info() {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess)
-    throw Error(std::string("no CUDA device is visible (cudaGetDeviceCount: ") + cudaGetErrorString(e) + ")");
+    throw Error(std::string("no CUDA device is visible (cudaGetDeviceCount: ") +
+                cudaGetErrorString(e) + ")");
   if (n == 0) throw Error("no CUDA device is visible (cudaGetDeviceCount: 0 devices)");
   cudaDeviceProp p{};
   check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties");
@@ -388,7 +428,8 @@ CudaMemoryReport cuda_memory_report(const Executor& ex) {
     size_t fr = 0, total = 0;
     if (cudaMemGetInfo(&fr, &total) == cudaSuccess && info->free_bytes_before() >= 0) {
       r.process_bytes = info->free_bytes_before() - static_cast<int64_t>(fr);
-      r.process_source = "drop in free device memory since the executor was created (CUDA context excluded; assumes an idle device)";
+      r.process_source = "drop in free device memory since the executor was created (CUDA context "
+                         "excluded; assumes an idle device)";
     }
   }
   return r;
@@ -411,10 +452,11 @@ CudaProfile cuda_profile_ops(const Plan& plan, const ExecOptions& opts, int repe
   // The graph replay as `memplan run` does it (staging and read-back included).
   auto feed = make_synthetic_feed(ex->graph(), opts.seed);
   std::vector<double> steps;
-  for (int r = 0; r < std::max(1, repeats); ++r) steps.push_back(ex->step(feed->batch(ex->step_count())).seconds);
+  for (int r = 0; r < std::max(1, repeats); ++r)
+    steps.push_back(ex->step(feed->batch(ex->step_count())).seconds);
   std::sort(steps.begin(), steps.end());
   p.step_seconds = steps[steps.size() / 2];
   return p;
 }
 
-}  // namespace memplan
+} // namespace memplan

@@ -19,7 +19,7 @@ namespace memplan {
 std::vector<std::string> cuda_supported_ops();
 
 struct CudaDeviceInfo {
-  std::string name;        // e.g. "NVIDIA H100 80GB HBM3"
+  std::string name; // e.g. "NVIDIA H100 80GB HBM3"
   int sm_major = 0, sm_minor = 0;
   int64_t total_bytes = 0;
 };
@@ -29,8 +29,8 @@ struct CudaDeviceInfo {
 CudaDeviceInfo cuda_device_info();
 
 struct CudaMemoryReport {
-  int64_t allocated_bytes = 0;  // what memplan cudaMalloc'ed: arena + resident
-  int64_t process_bytes = -1;   // the process's device usage; -1 unknown
+  int64_t allocated_bytes = 0; // what memplan cudaMalloc'ed: arena + resident
+  int64_t process_bytes = -1;  // the process's device usage; -1 unknown
   /// How process_bytes was measured: "NVML per-process", or "drop in free
   /// memory since before the executor was created" (includes the CUDA
   /// context and library handles when they were created by the executor).
@@ -46,9 +46,9 @@ CudaMemoryReport cuda_memory_report(const Executor& ex);
 struct CudaProfile {
   std::string device;
   std::vector<std::string> op_names, op_types;
-  std::vector<double> seconds;  // per plan op
-  double step_seconds = 0;      // one replayed step (Executor::step), median of `repeats`
+  std::vector<double> seconds; // per plan op
+  double step_seconds = 0;     // one replayed step (Executor::step), median of `repeats`
 };
 CudaProfile cuda_profile_ops(const Plan& plan, const ExecOptions& opts, int repeats);
 
-}  // namespace memplan
+} // namespace memplan

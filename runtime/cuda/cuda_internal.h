@@ -25,4 +25,4 @@ class CudaExecutorInfo {
 /// libnvidia-ml.so.1), or -1 when NVML is missing or does not know.
 int64_t nvml_process_bytes();
 
-}  // namespace memplan
+} // namespace memplan

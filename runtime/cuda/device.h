@@ -34,7 +34,7 @@ struct Walk {
 /// last node of every replayed step, and the first op that wrote a NaN.
 struct Control {
   unsigned long long step;
-  int bad_op;          // INT32_MAX: none
+  int bad_op; // INT32_MAX: none
   int bad_out;
   long long bad_elem;
 };
@@ -48,7 +48,7 @@ void launch_nan_check(const float* x, int64_t n, int op, int out, Control* c, St
 // ---------------------------------------------------- elementwise.cu (cpu/elementwise.cc)
 enum class Unary : int { relu, tanh, erf, neg, exp, log, sqrt, sigmoid, abs };
 enum class Binary : int { add, sub, mul, div, pow, max, min };
-enum class ActGrad : int { relu_y, tanh_y, erf_x, sigmoid_y };  // (dY, Y or X) -> dX
+enum class ActGrad : int { relu_y, tanh_y, erf_x, sigmoid_y }; // (dY, Y or X) -> dX
 
 void launch_unary(Unary op, const float* x, float* y, int64_t n, Stream s);
 /// y[i] = a[walk 0] op b[walk 1] over the output walk.
@@ -87,15 +87,16 @@ void launch_sumsq_accumulate(const float* x, int64_t n, float* acc, Stream s);
 /// acc = min(1, max_norm / (sqrt(acc) + 1e-6)).
 void launch_norm_scale_finish(float* acc, double max_norm, Stream s);
 
-// ---------------------------------------------------- nn.cu (cpu/softmax.cc, norm.cc, loss.cc, pool.cc)
+// ---------------------------------------------------- nn.cu (cpu/softmax.cc, norm.cc, loss.cc,
+// pool.cc)
 void launch_softmax(const float* x, float* y, int64_t outer, int64_t L, int64_t inner, bool log,
                     Stream s);
 void launch_softmax_grad(const float* dy, const float* y, float* dx, int64_t outer, int64_t L,
                          int64_t inner, bool log, Stream s);
 /// mean / invstd may be null; scale / bias have D or 1 elements (bias may be null).
 void launch_layer_norm(const float* x, const float* scale, int64_t scale_n, const float* bias,
-                       int64_t bias_n, float* y, float* mean, float* invstd, int64_t rows, int64_t D,
-                       double eps, Stream s);
+                       int64_t bias_n, float* y, float* mean, float* invstd, int64_t rows,
+                       int64_t D, double eps, Stream s);
 /// dx may be null; dscale / dbias (scale_n elements) may be null.
 void launch_layer_norm_grad(const float* dy, const float* x, const float* scale, int64_t scale_n,
                             const float* mean, const float* invstd, float* dx, float* dscale,
@@ -139,4 +140,4 @@ void launch_adam(const float* p, const float* g, const float* m, const float* v,
                  float* mo, float* vo, int64_t n, double lr, double b1, double b2, double eps,
                  double wd, bool decoupled, const float* step, const float* scale, Stream s);
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

@@ -13,7 +13,9 @@ namespace {
 
 __device__ Control g_control[kControlSlots];
 
-__global__ void advance_step_k(Control* c) { c->step += 1; }
+__global__ void advance_step_k(Control* c) {
+  c->step += 1;
+}
 
 __global__ void nan_check_k(const float* x, int64_t n, int op, int out, Control* c) {
   MEMPLAN_GRID_LOOP(i, n) {
@@ -30,28 +32,44 @@ __global__ void nan_check_k(const float* x, int64_t n, int op, int out, Control*
 
 __device__ float unary_op(Unary op, float x) {
   switch (op) {
-    case Unary::relu: return x > 0.f ? x : 0.f;
-    case Unary::tanh: return tanhf(x);
-    case Unary::erf: return erff(x);
-    case Unary::neg: return -x;
-    case Unary::exp: return expf(x);
-    case Unary::log: return logf(x);
-    case Unary::sqrt: return sqrtf(x);
-    case Unary::sigmoid: return 1.f / (1.f + expf(-x));
-    case Unary::abs: return fabsf(x);
+    case Unary::relu:
+      return x > 0.f ? x : 0.f;
+    case Unary::tanh:
+      return tanhf(x);
+    case Unary::erf:
+      return erff(x);
+    case Unary::neg:
+      return -x;
+    case Unary::exp:
+      return expf(x);
+    case Unary::log:
+      return logf(x);
+    case Unary::sqrt:
+      return sqrtf(x);
+    case Unary::sigmoid:
+      return 1.f / (1.f + expf(-x));
+    case Unary::abs:
+      return fabsf(x);
   }
   return x;
 }
 
 __device__ float binary_op(Binary op, float a, float b) {
   switch (op) {
-    case Binary::add: return a + b;
-    case Binary::sub: return a - b;
-    case Binary::mul: return a * b;
-    case Binary::div: return a / b;
-    case Binary::pow: return powf(a, b);
-    case Binary::max: return fmaxf(a, b);
-    case Binary::min: return fminf(a, b);
+    case Binary::add:
+      return a + b;
+    case Binary::sub:
+      return a - b;
+    case Binary::mul:
+      return a * b;
+    case Binary::div:
+      return a / b;
+    case Binary::pow:
+      return powf(a, b);
+    case Binary::max:
+      return fmaxf(a, b);
+    case Binary::min:
+      return fminf(a, b);
   }
   return a;
 }
@@ -81,16 +99,23 @@ __global__ void act_grad_k(ActGrad op, const float* dy, const float* v, float* d
   MEMPLAN_GRID_LOOP(i, n) {
     const float g = dy[i], x = v[i];
     switch (op) {
-      case ActGrad::relu_y: dx[i] = x > 0.f ? g : 0.f; break;
-      case ActGrad::tanh_y: dx[i] = g * (1.f - x * x); break;
-      case ActGrad::erf_x: dx[i] = g * 1.1283791670955126f * expf(-x * x); break;
-      case ActGrad::sigmoid_y: dx[i] = g * x * (1.f - x); break;
+      case ActGrad::relu_y:
+        dx[i] = x > 0.f ? g : 0.f;
+        break;
+      case ActGrad::tanh_y:
+        dx[i] = g * (1.f - x * x);
+        break;
+      case ActGrad::erf_x:
+        dx[i] = g * 1.1283791670955126f * expf(-x * x);
+        break;
+      case ActGrad::sigmoid_y:
+        dx[i] = g * x * (1.f - x);
+        break;
     }
   }
 }
 
-template <class E>
-__global__ void strided_copy_k(const E* in, E* out, Walk w, int64_t n) {
+template <class E> __global__ void strided_copy_k(const E* in, E* out, Walk w, int64_t n) {
   MEMPLAN_GRID_LOOP(i, n) {
     int64_t off[1];
     walk_offsets<1>(w, i, off);
@@ -114,7 +139,7 @@ __global__ void dropout_grad_k(const float* dy, const uint8_t* m, float* dx, int
   MEMPLAN_GRID_LOOP(i, n) dx[i] = m[i] ? dy[i] * scale : 0.f;
 }
 
-}  // namespace
+} // namespace
 
 Control* control_slot(int slot) {
   void* p = nullptr;
@@ -122,7 +147,9 @@ Control* control_slot(int slot) {
   return static_cast<Control*>(p) + slot;
 }
 
-void launch_advance_step(Control* c, Stream s) { advance_step_k<<<1, 1, 0, s>>>(c); }
+void launch_advance_step(Control* c, Stream s) {
+  advance_step_k<<<1, 1, 0, s>>>(c);
+}
 
 void launch_nan_check(const float* x, int64_t n, int op, int out, Control* c, Stream s) {
   if (n > 0) nan_check_k<<<blocks_for(n), kThreads, 0, s>>>(x, n, op, out, c);
@@ -150,10 +177,22 @@ void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int
   if (n <= 0) return;
   const unsigned b = blocks_for(n);
   switch (elem) {
-    case 1: strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint8_t*>(in), static_cast<uint8_t*>(out), w, n); break;
-    case 2: strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint16_t*>(in), static_cast<uint16_t*>(out), w, n); break;
-    case 4: strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint32_t*>(in), static_cast<uint32_t*>(out), w, n); break;
-    default: strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint64_t*>(in), static_cast<uint64_t*>(out), w, n); break;
+    case 1:
+      strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint8_t*>(in),
+                                            static_cast<uint8_t*>(out), w, n);
+      break;
+    case 2:
+      strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint16_t*>(in),
+                                            static_cast<uint16_t*>(out), w, n);
+      break;
+    case 4:
+      strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint32_t*>(in),
+                                            static_cast<uint32_t*>(out), w, n);
+      break;
+    default:
+      strided_copy_k<<<b, kThreads, 0, s>>>(static_cast<const uint64_t*>(in),
+                                            static_cast<uint64_t*>(out), w, n);
+      break;
   }
 }
 
@@ -169,4 +208,4 @@ void launch_dropout_grad(const float* dy, const uint8_t* mask, float* dx, int64_
                                                       static_cast<float>(1.0 / (1.0 - ratio)));
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

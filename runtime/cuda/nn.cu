@@ -16,10 +16,12 @@ __global__ void softmax_k(const float* x, float* y, int64_t outer, int64_t L, in
   for (int64_t lane = blockIdx.x; lane < outer * inner; lane += gridDim.x) {
     const int64_t b = (lane / inner) * L * inner + lane % inner;
     float mx = -INFINITY;
-    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) mx = fmaxf(mx, x[b + j * inner]);
+    for (int64_t j = threadIdx.x; j < L; j += blockDim.x)
+      mx = fmaxf(mx, x[b + j * inner]);
     mx = static_cast<float>(block_max(mx));
     double sum = 0;
-    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) sum += expf(x[b + j * inner] - mx);
+    for (int64_t j = threadIdx.x; j < L; j += blockDim.x)
+      sum += expf(x[b + j * inner] - mx);
     const float s = static_cast<float>(block_sum(sum));
     const float ls = logf(s);
     for (int64_t j = threadIdx.x; j < L; j += blockDim.x) {
@@ -30,8 +32,8 @@ __global__ void softmax_k(const float* x, float* y, int64_t outer, int64_t L, in
   }
 }
 
-__global__ void softmax_grad_k(const float* dy, const float* y, float* dx, int64_t outer,
-                               int64_t L, int64_t inner, bool log) {
+__global__ void softmax_grad_k(const float* dy, const float* y, float* dx, int64_t outer, int64_t L,
+                               int64_t inner, bool log) {
   for (int64_t lane = blockIdx.x; lane < outer * inner; lane += gridDim.x) {
     const int64_t b = (lane / inner) * L * inner + lane % inner;
     double dot = 0;
@@ -50,18 +52,22 @@ __global__ void softmax_grad_k(const float* dy, const float* y, float* dx, int64
 
 // ---------------------------------------------------------------- layer norm
 
-__device__ inline int64_t bidx(int64_t n, int64_t j) { return n == 1 ? 0 : j; }
+__device__ inline int64_t bidx(int64_t n, int64_t j) {
+  return n == 1 ? 0 : j;
+}
 
 __global__ void layer_norm_k(const float* x, const float* sc, int64_t sn, const float* bias,
-                             int64_t bn, float* y, float* mean, float* inv, int64_t rows,
-                             int64_t D, double eps) {
+                             int64_t bn, float* y, float* mean, float* inv, int64_t rows, int64_t D,
+                             double eps) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = x + r * D;
     double m = 0;
-    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) m += xr[j];
+    for (int64_t j = threadIdx.x; j < D; j += blockDim.x)
+      m += xr[j];
     m = block_sum(m) / static_cast<double>(D);
     double v = 0;
-    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) v += (xr[j] - m) * (xr[j] - m);
+    for (int64_t j = threadIdx.x; j < D; j += blockDim.x)
+      v += (xr[j] - m) * (xr[j] - m);
     v = block_sum(v) / static_cast<double>(D);
     const double is = 1.0 / sqrt(v + eps);
     for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
@@ -102,8 +108,8 @@ __global__ void layer_norm_dx_k(const float* g, const float* x, const float* sc,
 
 /// dScale / dB: column j sums over rows (scale of D elements) or everything (1 element).
 __global__ void layer_norm_dparam_k(const float* g, const float* x, const float* mean,
-                                    const float* inv, float* ds, float* db, int64_t rows,
-                                    int64_t D, int64_t sn) {
+                                    const float* inv, float* ds, float* db, int64_t rows, int64_t D,
+                                    int64_t sn) {
   for (int64_t j = blockIdx.x; j < sn; j += gridDim.x) {
     double s = 0, b = 0;
     const int64_t total = sn == 1 ? rows * D : rows;
@@ -131,7 +137,8 @@ __global__ void batch_norm_train_k(const float* x, const float* sc, const float*
   const int64_t M = N * S;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     double m = 0;
-    for (int64_t t = threadIdx.x; t < M; t += blockDim.x) m += x[((t / S) * C + c) * S + t % S];
+    for (int64_t t = threadIdx.x; t < M; t += blockDim.x)
+      m += x[((t / S) * C + c) * S + t % S];
     m = M > 0 ? block_sum(m) / double(M) : 0.0;
     double v = 0;
     for (int64_t t = threadIdx.x; t < M; t += blockDim.x) {
@@ -146,7 +153,7 @@ __global__ void batch_norm_train_k(const float* x, const float* sc, const float*
     }
     if (threadIdx.x == 0) {
       const double unbias = M > 1 ? double(M) / double(M - 1) : 1.0;
-      const double r_m = rm_in[c], r_v = rv_in[c];  // read before write: in place
+      const double r_m = rm_in[c], r_v = rv_in[c]; // read before write: in place
       if (rm) rm[c] = static_cast<float>(r_m * mom + m * (1 - mom));
       if (rv) rv[c] = static_cast<float>(r_v * mom + v * unbias * (1 - mom));
       if (sm) sm[c] = static_cast<float>(m);
@@ -212,10 +219,12 @@ __global__ void sce_log_prob_k(const float* x, float* lp, Sce p) {
     const int64_t n = i / p.D, j = i % p.D;
     const float* base = x + n * p.C * p.D + j;
     double mx = -INFINITY;
-    for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x) mx = fmax(mx, double(base[c * p.D]));
+    for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x)
+      mx = fmax(mx, double(base[c * p.D]));
     mx = block_max(mx);
     double s = 0;
-    for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x) s += exp(base[c * p.D] - mx);
+    for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x)
+      s += exp(base[c * p.D] - mx);
     const double lse = mx + log(block_sum(s));
     for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x)
       lp[n * p.C * p.D + c * p.D + j] = static_cast<float>(base[c * p.D] - lse);
@@ -231,10 +240,14 @@ __global__ void sce_loss_k(const float* x, float* loss, Sce p, int reduction) {
     const int64_t n = i / p.D, j = i % p.D, l = p.label(i);
     const float* base = x + n * p.C * p.D + j;
     double mx = -INFINITY, s = 0;
-    for (int64_t c = lane; c < p.C; c += 32) mx = fmax(mx, double(base[c * p.D]));
-    for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    for (int64_t c = lane; c < p.C; c += 32) s += exp(base[c * p.D] - mx);
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    for (int64_t c = lane; c < p.C; c += 32)
+      mx = fmax(mx, double(base[c * p.D]));
+    for (int o = 16; o > 0; o >>= 1)
+      mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    for (int64_t c = lane; c < p.C; c += 32)
+      s += exp(base[c * p.D] - mx);
+    for (int o = 16; o > 0; o >>= 1)
+      s += __shfl_xor_sync(0xffffffffu, s, o);
     const double li = l < 0 ? 0.0 : -p.weight(i) * (base[l * p.D] - (mx + log(s)));
     if (reduction == 0) {
       if (lane == 0) loss[i] = static_cast<float>(li);
@@ -254,7 +267,8 @@ __global__ void sce_grad_k(const float* dl, const float* lp, float* dx, Sce p, i
   __shared__ double inv_wsum;
   if (reduction == 2) {
     double w = 0;
-    for (int64_t i = threadIdx.x; i < p.N * p.D; i += blockDim.x) w += p.weight(i);
+    for (int64_t i = threadIdx.x; i < p.N * p.D; i += blockDim.x)
+      w += p.weight(i);
     w = block_sum(w);
     if (threadIdx.x == 0) inv_wsum = w != 0 ? 1.0 / w : 0.0;
     __syncthreads();
@@ -274,8 +288,7 @@ __global__ void sce_grad_k(const float* dl, const float* lp, float* dx, Sce p, i
 
 /// Window of output position o (flat over g.out): calls f(input offset) for
 /// every in-bounds kernel position, in row-major kernel order.
-template <class F>
-__device__ void for_window(const PoolGeom& g, int64_t o, F&& f) {
+template <class F> __device__ void for_window(const PoolGeom& g, int64_t o, F&& f) {
   int64_t oc[3], rem = o;
   for (int d = 2; d >= 0; --d) {
     oc[d] = rem % g.out[d];
@@ -304,7 +317,7 @@ __global__ void max_pool_k(const float* x, float* y, int64_t* idx, int64_t plane
     float best = -INFINITY;
     int64_t arg = -1;
     for_window(g, o, [&](int64_t r) {
-      if (arg < 0 || xp[r] > best) best = xp[r], arg = r;  // ties: first position
+      if (arg < 0 || xp[r] > best) best = xp[r], arg = r; // ties: first position
     });
     y[i] = best;
     if (idx) idx[i] = arg < 0 ? -1 : pl * IS + arg;
@@ -325,13 +338,16 @@ __global__ void max_pool_grad_k(const float* dy, const float* x, float* dx, int6
   }
 }
 
-unsigned grid_of(int64_t n) { return static_cast<unsigned>(n < 65535 * 16 ? (n > 0 ? n : 1) : 65535 * 16); }
+unsigned grid_of(int64_t n) {
+  return static_cast<unsigned>(n < 65535 * 16 ? (n > 0 ? n : 1) : 65535 * 16);
+}
 
-}  // namespace
+} // namespace
 
 void launch_softmax(const float* x, float* y, int64_t outer, int64_t L, int64_t inner, bool log,
                     Stream s) {
-  if (outer * inner > 0) softmax_k<<<grid_of(outer * inner), kThreads, 0, s>>>(x, y, outer, L, inner, log);
+  if (outer * inner > 0)
+    softmax_k<<<grid_of(outer * inner), kThreads, 0, s>>>(x, y, outer, L, inner, log);
 }
 
 void launch_softmax_grad(const float* dy, const float* y, float* dx, int64_t outer, int64_t L,
@@ -341,8 +357,8 @@ void launch_softmax_grad(const float* dy, const float* y, float* dx, int64_t out
 }
 
 void launch_layer_norm(const float* x, const float* scale, int64_t scale_n, const float* bias,
-                       int64_t bias_n, float* y, float* mean, float* invstd, int64_t rows, int64_t D,
-                       double eps, Stream s) {
+                       int64_t bias_n, float* y, float* mean, float* invstd, int64_t rows,
+                       int64_t D, double eps, Stream s) {
   if (rows > 0)
     layer_norm_k<<<grid_of(rows), kThreads, 0, s>>>(x, scale, scale_n, bias, bias_n, y, mean,
                                                     invstd, rows, D, eps);
@@ -366,8 +382,8 @@ void launch_batch_norm_train(const float* x, const float* scale, const float* bi
                              int64_t C, int64_t S, double eps, double momentum, Stream s) {
   if (C > 0)
     batch_norm_train_k<<<grid_of(C), kThreads, 0, s>>>(x, scale, bias, rmean_in, rvar_in, y, rmean,
-                                                       rvar, saved_mean, saved_invstd, N, C, S,
-                                                       eps, momentum);
+                                                       rvar, saved_mean, saved_invstd, N, C, S, eps,
+                                                       momentum);
 }
 
 void launch_batch_norm_train_grad(const float* dy, const float* x, const float* scale,
@@ -402,9 +418,10 @@ void launch_max_pool(const float* x, float* y, int64_t* indices, int64_t planes,
 
 void launch_max_pool_grad(const float* dy, const float* x, float* dx, int64_t planes,
                           const PoolGeom& g, Stream s) {
-  cudaMemsetAsync(dx, 0, static_cast<size_t>(planes * g.in[0] * g.in[1] * g.in[2]) * sizeof(float), s);
+  cudaMemsetAsync(dx, 0, static_cast<size_t>(planes * g.in[0] * g.in[1] * g.in[2]) * sizeof(float),
+                  s);
   const int64_t n = planes * g.out[0] * g.out[1] * g.out[2];
   if (n > 0) max_pool_grad_k<<<blocks_for(n), kThreads, 0, s>>>(dy, x, dx, planes, g);
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

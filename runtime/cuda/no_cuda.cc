@@ -7,20 +7,33 @@ namespace memplan {
 
 namespace {
 [[noreturn]] void not_built() {
-  throw Error("this memplan was built without the CUDA backend; reconfigure with -DMEMPLAN_CUDA=ON");
+  throw Error(
+      "this memplan was built without the CUDA backend; reconfigure with -DMEMPLAN_CUDA=ON");
 }
-}  // namespace
+} // namespace
 
-bool cuda_backend_built() { return false; }
+bool cuda_backend_built() {
+  return false;
+}
 
-std::vector<std::string> cuda_supported_ops() { return {}; }
+std::vector<std::string> cuda_supported_ops() {
+  return {};
+}
 
-std::unique_ptr<Executor> make_cuda_executor(const Plan&, const ExecOptions&) { not_built(); }
+std::unique_ptr<Executor> make_cuda_executor(const Plan&, const ExecOptions&) {
+  not_built();
+}
 
-CudaDeviceInfo cuda_device_info() { not_built(); }
+CudaDeviceInfo cuda_device_info() {
+  not_built();
+}
 
-CudaMemoryReport cuda_memory_report(const Executor&) { not_built(); }
+CudaMemoryReport cuda_memory_report(const Executor&) {
+  not_built();
+}
 
-CudaProfile cuda_profile_ops(const Plan&, const ExecOptions&, int) { not_built(); }
+CudaProfile cuda_profile_ops(const Plan&, const ExecOptions&, int) {
+  not_built();
+}
 
-}  // namespace memplan
+} // namespace memplan

@@ -11,7 +11,7 @@ namespace memplan {
 
 namespace {
 
-struct NvmlProcessInfo {  // nvmlProcessInfo_t (v2/v3 layout)
+struct NvmlProcessInfo { // nvmlProcessInfo_t (v2/v3 layout)
   unsigned int pid;
   unsigned long long usedGpuMemory;
   unsigned int gpuInstanceId;
@@ -22,7 +22,7 @@ using InitFn = int (*)();
 using HandleFn = int (*)(unsigned int, void**);
 using ProcsFn = int (*)(void*, unsigned int*, NvmlProcessInfo*);
 
-}  // namespace
+} // namespace
 
 int64_t nvml_process_bytes() {
   void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -38,7 +38,7 @@ int64_t nvml_process_bytes() {
     if (procs(dev, &n, info) == 0) {
       const unsigned int me = static_cast<unsigned int>(getpid());
       for (unsigned int i = 0; i < n; ++i)
-        if (info[i].pid == me && info[i].usedGpuMemory != ~0ull)  // NVML_VALUE_NOT_AVAILABLE
+        if (info[i].pid == me && info[i].usedGpuMemory != ~0ull) // NVML_VALUE_NOT_AVAILABLE
           result = static_cast<int64_t>(info[i].usedGpuMemory);
     }
   }
@@ -46,4 +46,4 @@ int64_t nvml_process_bytes() {
   return result;
 }
 
-}  // namespace memplan
+} // namespace memplan

@@ -27,7 +27,7 @@ struct Ctx {
   Stream stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
-  Control* control = nullptr;  // device control block of this executor
+  Control* control = nullptr; // device control block of this executor
   const Graph* graph = nullptr;
   bool tf32 = false;
   /// Library descriptors owned by the executor, destroyed with it.
@@ -43,15 +43,16 @@ using Prepare = Launch (*)(const KernelArgs& a, Ctx& c);
 const std::map<std::string_view, Prepare>& op_table();
 
 // Registration, one per file.
-void register_basic(std::map<std::string_view, Prepare>& t);  // ops_basic.cc
-void register_nn(std::map<std::string_view, Prepare>& t);     // ops_nn.cc
-void register_lib(std::map<std::string_view, Prepare>& t);    // ops_lib.cc: cuBLAS, cuDNN
+void register_basic(std::map<std::string_view, Prepare>& t); // ops_basic.cc
+void register_nn(std::map<std::string_view, Prepare>& t);    // ops_nn.cc
+void register_lib(std::map<std::string_view, Prepare>& t);   // ops_lib.cc: cuBLAS, cuDNN
 
 // Helpers for the Prepare functions (ops_basic.cc).
-[[noreturn]] void fail(const KernelArgs& a, const std::string& msg);  // "node 'n' (Op): msg"
+[[noreturn]] void fail(const KernelArgs& a, const std::string& msg); // "node 'n' (Op): msg"
 /// Every present input and output must be f32, except the listed slots
 /// (which may be anything the op's kernel interprets itself).
-void require_f32(const KernelArgs& a, std::vector<int> skip_in = {}, std::vector<int> skip_out = {});
+void require_f32(const KernelArgs& a, std::vector<int> skip_in = {},
+                 std::vector<int> skip_out = {});
 /// The host data of constant input `slot` as int64 / double (Error when the
 /// input is not a constant of the plan's program).
 std::vector<int64_t> const_ints(const KernelArgs& a, const Ctx& c, size_t slot);
@@ -64,7 +65,11 @@ Walk make_walk(const KernelArgs& a, const Shape& out, const std::vector<Shape>& 
 Walk make_walk_strided(const KernelArgs& a, const Shape& shape, const std::vector<int64_t>& st);
 void check_cuda(const KernelArgs& a, int err, const char* what);
 
-inline float* f(const TensorArg& t) { return static_cast<float*>(t.data); }
-inline const float* cf(const TensorArg& t) { return static_cast<const float*>(t.data); }
+inline float* f(const TensorArg& t) {
+  return static_cast<float*>(t.data);
+}
+inline const float* cf(const TensorArg& t) {
+  return static_cast<const float*>(t.data);
+}
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

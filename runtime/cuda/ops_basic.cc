@@ -18,11 +18,16 @@ void fail(const KernelArgs& a, const std::string& msg) {
   throw Error(node_desc(*a.node) + ": " + msg);
 }
 
-bool has_in(const KernelArgs& a, size_t slot) { return a.in.size() > slot && a.in[slot].present(); }
-bool has_out(const KernelArgs& a, size_t slot) { return a.out.size() > slot && a.out[slot].present(); }
+bool has_in(const KernelArgs& a, size_t slot) {
+  return a.in.size() > slot && a.in[slot].present();
+}
+bool has_out(const KernelArgs& a, size_t slot) {
+  return a.out.size() > slot && a.out[slot].present();
+}
 
 void require_f32(const KernelArgs& a, std::vector<int> skip_in, std::vector<int> skip_out) {
-  auto check = [&](const std::vector<TensorArg>& v, const std::vector<int>& skip, const char* what) {
+  auto check = [&](const std::vector<TensorArg>& v, const std::vector<int>& skip,
+                   const char* what) {
     for (size_t k = 0; k < v.size(); ++k) {
       if (!v[k].present() || v[k].dtype == DType::f32) continue;
       if (std::find(skip.begin(), skip.end(), static_cast<int>(k)) != skip.end()) continue;
@@ -46,16 +51,21 @@ const Tensor& const_tensor(const KernelArgs& a, const Ctx& c, size_t slot) {
                 "captured); run this plan with --device cpu");
   return t;
 }
-}  // namespace
+} // namespace
 
 std::vector<int64_t> const_ints(const KernelArgs& a, const Ctx& c, size_t slot) {
   const Tensor& t = const_tensor(a, c, slot);
   const size_t n = static_cast<size_t>(t.numel());
   std::vector<int64_t> v(n);
   for (size_t i = 0; i < n; ++i) {
-    if (t.dtype == DType::i64) std::memcpy(&v[i], t.data->data() + 8 * i, 8);
-    else if (t.dtype == DType::i32) { int32_t x; std::memcpy(&x, t.data->data() + 4 * i, 4); v[i] = x; }
-    else fail(a, "input " + std::to_string(slot) + " must be i64 or i32");
+    if (t.dtype == DType::i64)
+      std::memcpy(&v[i], t.data->data() + 8 * i, 8);
+    else if (t.dtype == DType::i32) {
+      int32_t x;
+      std::memcpy(&x, t.data->data() + 4 * i, 4);
+      v[i] = x;
+    } else
+      fail(a, "input " + std::to_string(slot) + " must be i64 or i32");
   }
   return v;
 }
@@ -64,20 +74,37 @@ double const_scalar(const KernelArgs& a, const Ctx& c, size_t slot) {
   const Tensor& t = const_tensor(a, c, slot);
   const uint8_t* p = t.data->data();
   switch (t.dtype) {
-    case DType::f32: { float x; std::memcpy(&x, p, 4); return x; }
-    case DType::f64: { double x; std::memcpy(&x, p, 8); return x; }
-    case DType::boolean: case DType::u8: return p[0];
-    case DType::i64: { int64_t x; std::memcpy(&x, p, 8); return static_cast<double>(x); }
-    default: fail(a, "input " + std::to_string(slot) + " has an unsupported dtype");
+    case DType::f32: {
+      float x;
+      std::memcpy(&x, p, 4);
+      return x;
+    }
+    case DType::f64: {
+      double x;
+      std::memcpy(&x, p, 8);
+      return x;
+    }
+    case DType::boolean:
+    case DType::u8:
+      return p[0];
+    case DType::i64: {
+      int64_t x;
+      std::memcpy(&x, p, 8);
+      return static_cast<double>(x);
+    }
+    default:
+      fail(a, "input " + std::to_string(slot) + " has an unsupported dtype");
   }
 }
 
 Walk make_walk(const KernelArgs& a, const Shape& out, const std::vector<Shape>& operands) {
   if (out.size() > static_cast<size_t>(kMaxDims))
-    fail(a, "rank " + std::to_string(out.size()) + " exceeds the CUDA backend's " + std::to_string(kMaxDims));
+    fail(a, "rank " + std::to_string(out.size()) + " exceeds the CUDA backend's " +
+                std::to_string(kMaxDims));
   Walk w;
   w.rank = static_cast<int>(out.size());
-  for (size_t d = 0; d < out.size(); ++d) w.shape[d] = out[d];
+  for (size_t d = 0; d < out.size(); ++d)
+    w.shape[d] = out[d];
   for (size_t k = 0; k < operands.size(); ++k) {
     const Shape& in = operands[k];
     if (in.size() > out.size()) fail(a, "an operand has a higher rank than the output");
@@ -93,7 +120,8 @@ Walk make_walk(const KernelArgs& a, const Shape& out, const std::vector<Shape>& 
 
 Walk make_walk_strided(const KernelArgs& a, const Shape& shape, const std::vector<int64_t>& st) {
   Walk w = make_walk(a, shape, {});
-  for (size_t d = 0; d < shape.size(); ++d) w.st[0][d] = st[d];
+  for (size_t d = 0; d < shape.size(); ++d)
+    w.st[0][d] = st[d];
   return w;
 }
 
@@ -112,14 +140,14 @@ int64_t norm_axis(const KernelArgs& a, int64_t axis, int64_t rank) {
 
 std::vector<int64_t> strides_of(const Shape& s) {
   std::vector<int64_t> st(s.size(), 1);
-  for (size_t d = s.size(); d-- > 1;) st[d - 1] = st[d] * s[d];
+  for (size_t d = s.size(); d-- > 1;)
+    st[d - 1] = st[d] * s[d];
   return st;
 }
 
 // ---------------------------------------------------------------- elementwise
 
-template <Unary op>
-Launch unary(const KernelArgs& a, Ctx&) {
+template <Unary op> Launch unary(const KernelArgs& a, Ctx&) {
   require_f32(a);
   const float* x = cf(a.in[0]);
   float* y = f(a.out[0]);
@@ -127,8 +155,7 @@ Launch unary(const KernelArgs& a, Ctx&) {
   return [=](Stream s) { launch_unary(op, x, y, n, s); };
 }
 
-template <Binary op>
-Launch binary(const KernelArgs& a, Ctx&) {
+template <Binary op> Launch binary(const KernelArgs& a, Ctx&) {
   require_f32(a);
   const Walk w = make_walk(a, a.out[0].shape, {a.in[0].shape, a.in[1].shape});
   const float *x = cf(a.in[0]), *z = cf(a.in[1]);
@@ -137,8 +164,7 @@ Launch binary(const KernelArgs& a, Ctx&) {
   return [=](Stream s) { launch_binary(op, x, z, y, w, n, s); };
 }
 
-template <ActGrad op>
-Launch act_grad(const KernelArgs& a, Ctx&) {
+template <ActGrad op> Launch act_grad(const KernelArgs& a, Ctx&) {
   require_f32(a);
   const float *dy = cf(a.in[0]), *v = cf(a.in[1]);
   float* dx = f(a.out[0]);
@@ -182,12 +208,14 @@ Launch transpose(const KernelArgs& a, Ctx&) {
   const Shape& in = a.in[0].shape;
   const int64_t r = static_cast<int64_t>(in.size());
   std::vector<int64_t> perm(in.size());
-  for (int64_t i = 0; i < r; ++i) perm[static_cast<size_t>(i)] = r - 1 - i;
+  for (int64_t i = 0; i < r; ++i)
+    perm[static_cast<size_t>(i)] = r - 1 - i;
   perm = attr_ints(*a.node, "perm", perm);
   if (static_cast<int64_t>(perm.size()) != r) fail(a, "perm does not match the input rank");
   const std::vector<int64_t> s = strides_of(in);
   std::vector<int64_t> st(perm.size());
-  for (size_t d = 0; d < perm.size(); ++d) st[d] = s[static_cast<size_t>(norm_axis(a, perm[d], r))];
+  for (size_t d = 0; d < perm.size(); ++d)
+    st[d] = s[static_cast<size_t>(norm_axis(a, perm[d], r))];
   return strided(a, st);
 }
 
@@ -200,9 +228,11 @@ Launch expand(const KernelArgs& a, Ctx&) {
 Launch concat_split(const KernelArgs& a, bool concat) {
   const TensorArg& whole = concat ? a.out[0] : a.in[0];
   const std::vector<TensorArg>& parts = concat ? a.in : a.out;
-  const int64_t axis = norm_axis(a, attr_int(*a.node, "axis", 0), static_cast<int64_t>(whole.shape.size()));
+  const int64_t axis =
+      norm_axis(a, attr_int(*a.node, "axis", 0), static_cast<int64_t>(whole.shape.size()));
   int64_t outer = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= whole.shape[static_cast<size_t>(d)];
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= whole.shape[static_cast<size_t>(d)];
   const size_t es = dtype_size(whole.dtype);
   const int64_t whole_block = outer ? whole.numel / outer : 0;
   struct Copy {
@@ -212,7 +242,8 @@ Launch concat_split(const KernelArgs& a, bool concat) {
   std::vector<Copy> copies;
   int64_t col = 0;
   for (size_t k = 0; k < parts.size(); ++k) {
-    if (!parts[k].present() && parts[k].numel > 0) fail(a, "omitted Split outputs are not supported");
+    if (!parts[k].present() && parts[k].numel > 0)
+      fail(a, "omitted Split outputs are not supported");
     if (parts[k].dtype != whole.dtype) fail(a, "inputs differ in dtype");
     const int64_t block = outer ? parts[k].numel / outer : 0;
     if (block > 0) copies.push_back({static_cast<uint8_t*>(parts[k].data), col, block});
@@ -221,23 +252,31 @@ Launch concat_split(const KernelArgs& a, bool concat) {
   auto* base = static_cast<uint8_t*>(whole.data);
   return [=](Stream s) {
     for (const Copy& c : copies) {
-      const size_t wpitch = static_cast<size_t>(whole_block) * es, ppitch = static_cast<size_t>(c.block) * es;
+      const size_t wpitch = static_cast<size_t>(whole_block) * es,
+                   ppitch = static_cast<size_t>(c.block) * es;
       uint8_t* w = base + static_cast<size_t>(c.col) * es;
       if (concat)
-        cudaMemcpy2DAsync(w, wpitch, c.part, ppitch, ppitch, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, s);
+        cudaMemcpy2DAsync(w, wpitch, c.part, ppitch, ppitch, static_cast<size_t>(outer),
+                          cudaMemcpyDeviceToDevice, s);
       else
-        cudaMemcpy2DAsync(c.part, ppitch, w, wpitch, ppitch, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, s);
+        cudaMemcpy2DAsync(c.part, ppitch, w, wpitch, ppitch, static_cast<size_t>(outer),
+                          cudaMemcpyDeviceToDevice, s);
     }
   };
 }
-Launch concat(const KernelArgs& a, Ctx&) { return concat_split(a, true); }
-Launch split(const KernelArgs& a, Ctx&) { return concat_split(a, false); }
+Launch concat(const KernelArgs& a, Ctx&) {
+  return concat_split(a, true);
+}
+Launch split(const KernelArgs& a, Ctx&) {
+  return concat_split(a, false);
+}
 
 struct GatherDims {
   int64_t outer = 1, n = 0, inner = 1;
 };
 GatherDims gather_dims(const KernelArgs& a, const Shape& data) {
-  const int64_t axis = norm_axis(a, attr_int(*a.node, "axis", 0), static_cast<int64_t>(data.size()));
+  const int64_t axis =
+      norm_axis(a, attr_int(*a.node, "axis", 0), static_cast<int64_t>(data.size()));
   GatherDims g;
   for (size_t d = 0; d < data.size(); ++d) {
     if (static_cast<int64_t>(d) < axis) g.outer *= data[d];
@@ -281,7 +320,8 @@ Launch sum_over(const KernelArgs& a, const std::vector<char>& reduced, double sc
     (reduced[d] ? red_shape : kept_shape).push_back(in[d]);
     (reduced[d] ? red_st : kept_st).push_back(st[d]);
   }
-  const Walk kept = make_walk_strided(a, kept_shape, kept_st), red = make_walk_strided(a, red_shape, red_st);
+  const Walk kept = make_walk_strided(a, kept_shape, kept_st),
+             red = make_walk_strided(a, red_shape, red_st);
   const int64_t n_out = num_elements(kept_shape), n_red = num_elements(red_shape);
   if (n_out != a.out[0].numel) fail(a, "output size does not match the reduction");
   const float* x = cf(a.in[0]);
@@ -303,7 +343,8 @@ Launch reduce_sum(const KernelArgs& a, Ctx& c) {
   }
   std::vector<char> reduced(a.in[0].shape.size(), 0);
   if (have && !axes.empty()) {
-    for (int64_t ax : axes) reduced[static_cast<size_t>(norm_axis(a, ax, r))] = 1;
+    for (int64_t ax : axes)
+      reduced[static_cast<size_t>(norm_axis(a, ax, r))] = 1;
   } else if (attr_int(*a.node, "noop_with_empty_axes", 0) == 0) {
     std::fill(reduced.begin(), reduced.end(), 1);
   }
@@ -315,7 +356,8 @@ Launch global_avg_pool(const KernelArgs& a, Ctx&) {
   std::vector<char> reduced(a.in[0].shape.size(), 1);
   reduced[0] = reduced[1] = 0;
   int64_t S = 1;
-  for (size_t d = 2; d < a.in[0].shape.size(); ++d) S *= a.in[0].shape[d];
+  for (size_t d = 2; d < a.in[0].shape.size(); ++d)
+    S *= a.in[0].shape[d];
   return sum_over(a, reduced, S > 0 ? 1.0 / static_cast<double>(S) : 0.0);
 }
 
@@ -338,7 +380,8 @@ DropParams drop_params(const KernelArgs& a, const Ctx& c, size_t r) {
   DropParams p{attr_float(*a.node, "ratio", 0.5), false};
   if (has_in(a, r)) p.ratio = const_scalar(a, c, r);
   if (has_in(a, r + 1)) p.training = const_scalar(a, c, r + 1) != 0;
-  if (p.ratio < 0 || p.ratio >= 1) fail(a, "ratio must be in [0, 1), got " + std::to_string(p.ratio));
+  if (p.ratio < 0 || p.ratio >= 1)
+    fail(a, "ratio must be in [0, 1), got " + std::to_string(p.ratio));
   return p;
 }
 
@@ -371,7 +414,8 @@ Launch dropout_grad(const KernelArgs& a, Ctx& c) {
   const int64_t n = a.out[0].numel;
   if (!p.training || p.ratio == 0)
     return [=](Stream s) {
-      if (dx != dy) cudaMemcpyAsync(dx, dy, static_cast<size_t>(n) * 4, cudaMemcpyDeviceToDevice, s);
+      if (dx != dy)
+        cudaMemcpyAsync(dx, dy, static_cast<size_t>(n) * 4, cudaMemcpyDeviceToDevice, s);
     };
   const double ratio = p.ratio;
   return [=](Stream s) { launch_dropout_grad(dy, m, dx, n, ratio, s); };
@@ -426,17 +470,19 @@ Launch adam_update(const KernelArgs& a, Ctx&) {
 Launch global_norm_scale(const KernelArgs& a, Ctx&) {
   require_f32(a);
   std::vector<std::pair<const float*, int64_t>> ins;
-  for (const TensorArg& t : a.in) ins.emplace_back(cf(t), t.numel);
+  for (const TensorArg& t : a.in)
+    ins.emplace_back(cf(t), t.numel);
   float* acc = f(a.out[0]);
   const double max_norm = attr_float(*a.node, "max_norm", 1.0);
   return [=](Stream s) {
     cudaMemsetAsync(acc, 0, sizeof(float), s);
-    for (const auto& [x, n] : ins) launch_sumsq_accumulate(x, n, acc, s);
+    for (const auto& [x, n] : ins)
+      launch_sumsq_accumulate(x, n, acc, s);
     launch_norm_scale_finish(acc, max_norm, s);
   };
 }
 
-}  // namespace
+} // namespace
 
 void register_basic(std::map<std::string_view, Prepare>& t) {
   t["Relu"] = unary<Unary::relu>;
@@ -459,7 +505,8 @@ void register_basic(std::map<std::string_view, Prepare>& t) {
   t["ErfGrad"] = act_grad<ActGrad::erf_x>;
   t["SigmoidGrad"] = act_grad<ActGrad::sigmoid_y>;
   t["Where"] = where;
-  for (std::string_view v : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}) t[v] = view;
+  for (std::string_view v : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+    t[v] = view;
   t["Transpose"] = transpose;
   t["Expand"] = expand;
   t["Concat"] = concat;
@@ -477,4 +524,4 @@ void register_basic(std::map<std::string_view, Prepare>& t) {
   t["GlobalNormScale"] = global_norm_scale;
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

@@ -25,7 +25,8 @@ namespace {
 
 int64_t prod(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
-  for (size_t d = from; d < to; ++d) p *= s[d];
+  for (size_t d = from; d < to; ++d)
+    p *= s[d];
   return p;
 }
 
@@ -34,7 +35,7 @@ int64_t prod(const Shape& s, size_t from, size_t to) {
 struct Gemm {
   bool ta, tb;
   int64_t m, n, k, lda, ldb;
-  int64_t a_off, b_off, y_off;  // element offsets
+  int64_t a_off, b_off, y_off; // element offsets
   float beta;
 };
 
@@ -83,14 +84,18 @@ std::vector<Gemm> plan_batched(Shape as, bool ta, Shape bs, bool tb, const Shape
   const Shape yb = ybatch ? *ybatch : out;
   const int64_t nb = prod(out, 0, out.size()), nyb = prod(yb, 0, yb.size());
   const int64_t na = prod(abatch, 0, abatch.size()), nbb = prod(bbatch, 0, bbatch.size());
-  if (nbb == 1 && !ta && na == nb && nyb == nb) return {{false, tb, nb * M, N, K, lda, ldb, 0, 0, 0, 0.f}};
-  if (nyb == 1 && ta && !tb && na == nb && nbb == nb) return {{true, false, M, N, nb * K, lda, ldb, 0, 0, 0, 0.f}};
-  std::vector<int64_t> ao = batch_offsets(abatch, out), bo = batch_offsets(bbatch, out), yo = batch_offsets(yb, out);
+  if (nbb == 1 && !ta && na == nb && nyb == nb)
+    return {{false, tb, nb * M, N, K, lda, ldb, 0, 0, 0, 0.f}};
+  if (nyb == 1 && ta && !tb && na == nb && nbb == nb)
+    return {{true, false, M, N, nb * K, lda, ldb, 0, 0, 0, 0.f}};
+  std::vector<int64_t> ao = batch_offsets(abatch, out), bo = batch_offsets(bbatch, out),
+                       yo = batch_offsets(yb, out);
   std::vector<char> written(static_cast<size_t>(nyb), 0);
   std::vector<Gemm> gs;
   for (int64_t b = 0; b < nb; ++b) {
     const size_t i = static_cast<size_t>(b), y = static_cast<size_t>(yo[i]);
-    gs.push_back({ta, tb, M, N, K, lda, ldb, ao[i] * M * K, bo[i] * K * N, yo[i] * M * N, written[y] ? 1.f : 0.f});
+    gs.push_back({ta, tb, M, N, K, lda, ldb, ao[i] * M * K, bo[i] * K * N, yo[i] * M * N,
+                  written[y] ? 1.f : 0.f});
     written[y] = 1;
   }
   for (size_t y = 0; y < written.size(); ++y)
@@ -106,8 +111,10 @@ Launch gemm_launch(const KernelArgs& a, Ctx& c, std::vector<Gemm> gs, float alph
   return [=](Stream s) {
     cublasSetStream(h, s);
     cublasSetWorkspace(h, ws_bytes ? ws : nullptr, ws_bytes);
-    for (int64_t y : zero) cudaMemsetAsync(Y + y * mn, 0, static_cast<size_t>(mn) * 4, s);
-    for (const Gemm& g : gs) sgemm(h, g, alpha, A, B, Y);
+    for (int64_t y : zero)
+      cudaMemsetAsync(Y + y * mn, 0, static_cast<size_t>(mn) * 4, s);
+    for (const Gemm& g : gs)
+      sgemm(h, g, alpha, A, B, Y);
   };
 }
 
@@ -119,7 +126,8 @@ Launch matmul(const KernelArgs& a, Ctx& c) {
   float* Y = f(a.out[0]);
   const int64_t ybytes = a.out[0].numel * 4;
   if (a.out[0].numel == 0) return [](Stream) {};
-  if (as.back() == 0) return [=](Stream s) { cudaMemsetAsync(Y, 0, static_cast<size_t>(ybytes), s); };
+  if (as.back() == 0)
+    return [=](Stream s) { cudaMemsetAsync(Y, 0, static_cast<size_t>(ybytes), s); };
   std::vector<int64_t> zero;
   int64_t mn = 0;
   std::vector<Gemm> gs = plan_batched(as, false, bs, false, nullptr, &zero, &mn);
@@ -152,7 +160,8 @@ Launch gemm_op(const KernelArgs& a, Ctx& c) {
   const int64_t M = ys[0], N = ys[1], K = ta ? as[0] : as[1];
   const bool has_c = has_in(a, 2) && beta != 0.0;
   if (has_c && beta != 1.0)
-    fail(a, "Gemm with beta != 1 is not supported by the CUDA backend; run this plan with --device cpu");
+    fail(a, "Gemm with beta != 1 is not supported by the CUDA backend; run this plan with --device "
+            "cpu");
   float* Y = f(a.out[0]);
   // Y = C (broadcast) first, then the GEMM accumulates alpha * op(A) op(B).
   Walk w;
@@ -188,7 +197,7 @@ struct ConvDesc {
   cudnnConvolutionDescriptor_t conv = nullptr;
 };
 
-std::vector<int> dims4(const Shape& s) {  // cuDNN wants rank >= 4: pad 1-D convs with a 1
+std::vector<int> dims4(const Shape& s) { // cuDNN wants rank >= 4: pad 1-D convs with a 1
   std::vector<int> d(s.begin(), s.end());
   if (d.size() == 3) d.push_back(1);
   return d;
@@ -196,7 +205,8 @@ std::vector<int> dims4(const Shape& s) {  // cuDNN wants rank >= 4: pad 1-D conv
 
 std::vector<int> packed_strides(const std::vector<int>& d) {
   std::vector<int> st(d.size(), 1);
-  for (size_t i = d.size(); i-- > 1;) st[i - 1] = st[i] * d[i];
+  for (size_t i = d.size(); i-- > 1;)
+    st[i - 1] = st[i] * d[i];
   return st;
 }
 
@@ -216,9 +226,18 @@ ConvDesc make_conv_desc(const KernelArgs& a, Ctx& c, const Shape& xs, const Shap
     cudnnDestroyConvolutionDescriptor(d->conv);
   });
   const std::vector<int> xd = dims4(xs), yd = dims4(ys), wd = dims4(ws);
-  check_dnn(a, cudnnSetTensorNdDescriptor(d->x, CUDNN_DATA_FLOAT, static_cast<int>(xd.size()), xd.data(), packed_strides(xd).data()), "x descriptor");
-  check_dnn(a, cudnnSetTensorNdDescriptor(d->y, CUDNN_DATA_FLOAT, static_cast<int>(yd.size()), yd.data(), packed_strides(yd).data()), "y descriptor");
-  check_dnn(a, cudnnSetFilterNdDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, static_cast<int>(wd.size()), wd.data()), "filter descriptor");
+  check_dnn(a,
+            cudnnSetTensorNdDescriptor(d->x, CUDNN_DATA_FLOAT, static_cast<int>(xd.size()),
+                                       xd.data(), packed_strides(xd).data()),
+            "x descriptor");
+  check_dnn(a,
+            cudnnSetTensorNdDescriptor(d->y, CUDNN_DATA_FLOAT, static_cast<int>(yd.size()),
+                                       yd.data(), packed_strides(yd).data()),
+            "y descriptor");
+  check_dnn(a,
+            cudnnSetFilterNdDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
+                                       static_cast<int>(wd.size()), wd.data()),
+            "filter descriptor");
   std::vector<int> pad, stride, dil;
   for (size_t k = 0; k < win.in.size(); ++k) {
     pad.push_back(static_cast<int>(win.pad_begin[k]));
@@ -226,12 +245,20 @@ ConvDesc make_conv_desc(const KernelArgs& a, Ctx& c, const Shape& xs, const Shap
     dil.push_back(static_cast<int>(win.dilations[k]));
   }
   if (pad.size() == 1) pad.push_back(0), stride.push_back(1), dil.push_back(1);
-  check_dnn(a, cudnnSetConvolutionNdDescriptor(d->conv, static_cast<int>(pad.size()), pad.data(), stride.data(), dil.data(), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT), "convolution descriptor");
+  check_dnn(a,
+            cudnnSetConvolutionNdDescriptor(d->conv, static_cast<int>(pad.size()), pad.data(),
+                                            stride.data(), dil.data(), CUDNN_CROSS_CORRELATION,
+                                            CUDNN_DATA_FLOAT),
+            "convolution descriptor");
   check_dnn(a, cudnnSetConvolutionGroupCount(d->conv, static_cast<int>(group)), "group count");
-  check_dnn(a, cudnnSetConvolutionMathType(d->conv, c.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), "math type");
+  check_dnn(a, cudnnSetConvolutionMathType(d->conv, c.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+            "math type");
   // cuDNN pads symmetrically: its output size must be the planned one.
   std::vector<int> got(yd.size());
-  check_dnn(a, cudnnGetConvolutionNdForwardOutputDim(d->conv, d->x, d->w, static_cast<int>(got.size()), got.data()), "output size");
+  check_dnn(a,
+            cudnnGetConvolutionNdForwardOutputDim(d->conv, d->x, d->w, static_cast<int>(got.size()),
+                                                  got.data()),
+            "output size");
   if (got != yd)
     fail(a, "the convolution's padding is asymmetric (or its output is cropped), which cuDNN does "
             "not support; run this plan with --device cpu");
@@ -240,12 +267,13 @@ ConvDesc make_conv_desc(const KernelArgs& a, Ctx& c, const Shape& xs, const Shap
 
 /// The fastest algorithm (cudnnFind*AlgorithmEx on the plan's buffers) whose
 /// workspace fits the op's planned workspace.
-template <class Perf>
-int pick(const KernelArgs& a, const Perf* perf, int n) {
+template <class Perf> int pick(const KernelArgs& a, const Perf* perf, int n) {
   for (int i = 0; i < n; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= static_cast<size_t>(a.workspace_bytes))
+    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+        perf[i].memory <= static_cast<size_t>(a.workspace_bytes))
       return static_cast<int>(perf[i].algo);
-  fail(a, "no cuDNN algorithm fits the planned workspace of " + std::to_string(a.workspace_bytes) + " bytes");
+  fail(a, "no cuDNN algorithm fits the planned workspace of " + std::to_string(a.workspace_bytes) +
+              " bytes");
 }
 
 /// x, w, y: the underlying Conv's tensors (device). kind says which one is computed.
@@ -261,53 +289,74 @@ Launch conv_launch(const KernelArgs& a, Ctx& c, ConvKind kind, const Shape& xs, 
   int n = 0, algo = 0;
   if (kind == ConvKind::fwd) {
     cudnnConvolutionFwdAlgoPerf_t perf[kMax];
-    check_dnn(a, cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, kMax, &n, perf, wsp, wsb), "cudnnFindConvolutionForwardAlgorithmEx");
+    check_dnn(a,
+              cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, kMax, &n,
+                                                     perf, wsp, wsb),
+              "cudnnFindConvolutionForwardAlgorithmEx");
     algo = pick(a, perf, n);
   } else if (kind == ConvKind::bwd_data) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[kMax];
-    check_dnn(a, cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, y, d.conv, d.x, x, kMax, &n, perf, wsp, wsb), "cudnnFindConvolutionBackwardDataAlgorithmEx");
+    check_dnn(a,
+              cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, y, d.conv, d.x, x, kMax,
+                                                          &n, perf, wsp, wsb),
+              "cudnnFindConvolutionBackwardDataAlgorithmEx");
     algo = pick(a, perf, n);
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
-    check_dnn(a, cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, y, d.conv, d.w, w, kMax, &n, perf, wsp, wsb), "cudnnFindConvolutionBackwardFilterAlgorithmEx");
+    check_dnn(a,
+              cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, y, d.conv, d.w, w, kMax,
+                                                            &n, perf, wsp, wsb),
+              "cudnnFindConvolutionBackwardFilterAlgorithmEx");
     algo = pick(a, perf, n);
   }
   cudnnTensorDescriptor_t bdesc = nullptr;
   if (bias) {
-    const Shape& out = kind == ConvKind::fwd ? ys : xs;  // the tensor the bias is added to
+    const Shape& out = kind == ConvKind::fwd ? ys : xs; // the tensor the bias is added to
     std::vector<int> bd(dims4(out).size(), 1);
     bd[1] = static_cast<int>(bias_n);
     check_dnn(a, cudnnCreateTensorDescriptor(&bdesc), "cudnnCreateTensorDescriptor");
     c.cleanup.push_back([bdesc] { cudnnDestroyTensorDescriptor(bdesc); });
-    check_dnn(a, cudnnSetTensorNdDescriptor(bdesc, CUDNN_DATA_FLOAT, static_cast<int>(bd.size()), bd.data(), packed_strides(bd).data()), "bias descriptor");
+    check_dnn(a,
+              cudnnSetTensorNdDescriptor(bdesc, CUDNN_DATA_FLOAT, static_cast<int>(bd.size()),
+                                         bd.data(), packed_strides(bd).data()),
+              "bias descriptor");
   }
   return [=](Stream s) {
     const float one = 1.f, zero = 0.f;
     cudnnSetStream(h, s);
     if (kind == ConvKind::fwd) {
-      cudnnConvolutionForward(h, &one, d.x, x, d.w, w, d.conv, static_cast<cudnnConvolutionFwdAlgo_t>(algo), wsp, wsb, &zero, d.y, y);
+      cudnnConvolutionForward(h, &one, d.x, x, d.w, w, d.conv,
+                              static_cast<cudnnConvolutionFwdAlgo_t>(algo), wsp, wsb, &zero, d.y,
+                              y);
       if (bias) cudnnAddTensor(h, &one, bdesc, bias, &one, d.y, y);
     } else if (kind == ConvKind::bwd_data) {
-      cudnnConvolutionBackwardData(h, &one, d.w, w, d.y, y, d.conv, static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), wsp, wsb, &zero, d.x, x);
+      cudnnConvolutionBackwardData(h, &one, d.w, w, d.y, y, d.conv,
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), wsp, wsb,
+                                   &zero, d.x, x);
       if (bias) cudnnAddTensor(h, &one, bdesc, bias, &one, d.x, x);
     } else {
-      cudnnConvolutionBackwardFilter(h, &one, d.x, x, d.y, y, d.conv, static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), wsp, wsb, &zero, d.w, w);
+      cudnnConvolutionBackwardFilter(h, &one, d.x, x, d.y, y, d.conv,
+                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), wsp, wsb,
+                                     &zero, d.w, w);
     }
   };
 }
 
-std::vector<int64_t> spatial(const Shape& s) { return std::vector<int64_t>(s.begin() + 2, s.end()); }
+std::vector<int64_t> spatial(const Shape& s) {
+  return std::vector<int64_t>(s.begin() + 2, s.end());
+}
 
-Launch conv(const KernelArgs& a, Ctx& c) {  // (X, W, B?) -> Y
+Launch conv(const KernelArgs& a, Ctx& c) { // (X, W, B?) -> Y
   require_f32(a);
   const Shape &xs = a.in[0].shape, &ws = a.in[1].shape, &ys = a.out[0].shape;
   const auto win = kernels::nn::make_window(a, spatial(xs), spatial(ys), spatial(ws));
   const int64_t group = attr_int(*a.node, "group", 1);
   return conv_launch(a, c, ConvKind::fwd, xs, ws, ys, a.in[0].data, a.in[1].data, a.out[0].data,
-                     win, group, has_in(a, 2) ? cf(a.in[2]) : nullptr, has_in(a, 2) ? a.in[2].numel : 0);
+                     win, group, has_in(a, 2) ? cf(a.in[2]) : nullptr,
+                     has_in(a, 2) ? a.in[2].numel : 0);
 }
 
-Launch conv_grad_input(const KernelArgs& a, Ctx& c) {  // (dY, W) -> dX
+Launch conv_grad_input(const KernelArgs& a, Ctx& c) { // (dY, W) -> dX
   require_f32(a);
   const Shape &ys = a.in[0].shape, &ws = a.in[1].shape, &xs = a.out[0].shape;
   const auto win = kernels::nn::make_window(a, spatial(xs), spatial(ys), spatial(ws));
@@ -315,7 +364,7 @@ Launch conv_grad_input(const KernelArgs& a, Ctx& c) {  // (dY, W) -> dX
                      a.in[0].data, win, attr_int(*a.node, "group", 1), nullptr, 0);
 }
 
-Launch conv_grad_weight(const KernelArgs& a, Ctx& c) {  // (dY, X) -> dW
+Launch conv_grad_weight(const KernelArgs& a, Ctx& c) { // (dY, X) -> dW
   require_f32(a);
   const Shape &ys = a.in[0].shape, &xs = a.in[1].shape, &ws = a.out[0].shape;
   const auto win = kernels::nn::make_window(a, spatial(xs), spatial(ys), spatial(ws));
@@ -333,7 +382,7 @@ Launch conv_transpose(const KernelArgs& a, Ctx& c) {
                      has_in(a, 2) ? cf(a.in[2]) : nullptr, has_in(a, 2) ? a.in[2].numel : 0);
 }
 
-}  // namespace
+} // namespace
 
 void register_lib(std::map<std::string_view, Prepare>& t) {
   t["Gemm"] = gemm_op;
@@ -345,4 +394,4 @@ void register_lib(std::map<std::string_view, Prepare>& t) {
   t["ConvTranspose"] = conv_transpose;
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

@@ -12,7 +12,8 @@ namespace {
 
 int64_t prod(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
-  for (size_t d = from; d < to; ++d) p *= s[d];
+  for (size_t d = from; d < to; ++d)
+    p *= s[d];
   return p;
 }
 
@@ -33,8 +34,12 @@ Launch softmax_impl(const KernelArgs& a, bool log) {
   float* y = f(a.out[0]);
   return [=](Stream st) { launch_softmax(x, y, outer, L, inner, log, st); };
 }
-Launch softmax(const KernelArgs& a, Ctx&) { return softmax_impl(a, false); }
-Launch log_softmax(const KernelArgs& a, Ctx&) { return softmax_impl(a, true); }
+Launch softmax(const KernelArgs& a, Ctx&) {
+  return softmax_impl(a, false);
+}
+Launch log_softmax(const KernelArgs& a, Ctx&) {
+  return softmax_impl(a, true);
+}
 
 Launch softmax_grad_impl(const KernelArgs& a, bool log) {
   require_f32(a);
@@ -45,8 +50,12 @@ Launch softmax_grad_impl(const KernelArgs& a, bool log) {
   float* dx = f(a.out[0]);
   return [=](Stream st) { launch_softmax_grad(dy, y, dx, outer, L, inner, log, st); };
 }
-Launch softmax_grad(const KernelArgs& a, Ctx&) { return softmax_grad_impl(a, false); }
-Launch log_softmax_grad(const KernelArgs& a, Ctx&) { return softmax_grad_impl(a, true); }
+Launch softmax_grad(const KernelArgs& a, Ctx&) {
+  return softmax_grad_impl(a, false);
+}
+Launch log_softmax_grad(const KernelArgs& a, Ctx&) {
+  return softmax_grad_impl(a, true);
+}
 
 void check_param(const KernelArgs& a, const TensorArg& p, int64_t D, const char* what) {
   if (p.present() && p.numel != D && p.numel != 1)
@@ -55,7 +64,7 @@ void check_param(const KernelArgs& a, const TensorArg& p, int64_t D, const char*
 }
 
 Launch layer_norm(const KernelArgs& a, Ctx&) {
-  require_f32(a);  // saved statistics in another dtype (stash_type) are not supported
+  require_f32(a); // saved statistics in another dtype (stash_type) are not supported
   const Shape& s = a.in[0].shape;
   const size_t ax = axis_of(a, s, -1);
   const int64_t rows = prod(s, 0, ax), D = prod(s, ax, s.size());
@@ -83,7 +92,8 @@ Launch layer_norm_grad(const KernelArgs& a, Ctx&) {
   float* dx = has_out(a, 0) ? f(a.out[0]) : nullptr;
   float* ds = has_out(a, 1) ? f(a.out[1]) : nullptr;
   float* db = has_out(a, 2) ? f(a.out[2]) : nullptr;
-  return [=](Stream st) { launch_layer_norm_grad(dy, x, sc, sn, mean, inv, dx, ds, db, rows, D, st); };
+  return
+      [=](Stream st) { launch_layer_norm_grad(dy, x, sc, sn, mean, inv, dx, ds, db, rows, D, st); };
 }
 
 struct Channels {
@@ -97,7 +107,8 @@ Channels channels(const KernelArgs& a, const Shape& s) {
 Launch batch_norm_training(const KernelArgs& a, Ctx&) {
   require_f32(a);
   const Channels c = channels(a, a.in[0].shape);
-  const double eps = attr_float(*a.node, "epsilon", 1e-5), mom = attr_float(*a.node, "momentum", 0.9);
+  const double eps = attr_float(*a.node, "epsilon", 1e-5),
+               mom = attr_float(*a.node, "momentum", 0.9);
   const float *x = cf(a.in[0]), *sc = cf(a.in[1]), *b = cf(a.in[2]), *rm_in = cf(a.in[3]),
               *rv_in = cf(a.in[4]);
   float* y = f(a.out[0]);
@@ -176,10 +187,11 @@ PoolGeom pool_geom(const KernelArgs& a, const Shape& x, const Shape& y) {
   if (attr_int(*a.node, "storage_order", 0) != 0) fail(a, "storage_order=1 is not supported");
   if (x.size() < 3 || x.size() > 5) fail(a, "the CUDA backend supports 1 to 3 spatial dims");
   const std::vector<int64_t> in(x.begin() + 2, x.end()), out(y.begin() + 2, y.end());
-  const kernels::nn::Window w = kernels::nn::make_window(a, in, out, attr_ints(*a.node, "kernel_shape"));
+  const kernels::nn::Window w =
+      kernels::nn::make_window(a, in, out, attr_ints(*a.node, "kernel_shape"));
   PoolGeom g;
   g.nd = static_cast<int>(in.size());
-  const size_t off = 3 - in.size();  // right-align into 3 dims
+  const size_t off = 3 - in.size(); // right-align into 3 dims
   for (size_t d = 0; d < in.size(); ++d) {
     g.in[off + d] = w.in[d];
     g.out[off + d] = w.out[d];
@@ -210,7 +222,7 @@ Launch max_pool_grad(const KernelArgs& a, Ctx&) {
   return [=](Stream st) { launch_max_pool_grad(dy, x, dx, planes, g, st); };
 }
 
-}  // namespace
+} // namespace
 
 void register_nn(std::map<std::string_view, Prepare>& t) {
   t["Softmax"] = softmax;
@@ -238,4 +250,4 @@ const std::map<std::string_view, Prepare>& op_table() {
   return t;
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

@@ -8,13 +8,15 @@ namespace memplan::cuda {
 
 namespace {
 
-__global__ void step_increment_k(const float* in, float* out) { *out = *in + 1.f; }
+__global__ void step_increment_k(const float* in, float* out) {
+  *out = *in + 1.f;
+}
 
 __global__ void sgd_k(const float* p, const float* gr, const float* buf, float* po, float* bo,
                       int64_t n, float lr, float momentum, float damp, float wd, bool nesterov,
                       const float* scale, const float* step) {
   const float s = scale ? *scale : 1.f;
-  const bool first = buf && step && *step <= 1.f;  // the counter is already incremented
+  const bool first = buf && step && *step <= 1.f; // the counter is already incremented
   MEMPLAN_GRID_LOOP(i, n) {
     float g = gr[i] * s;
     if (wd != 0.f) g += wd * p[i];
@@ -53,7 +55,7 @@ __global__ void adam_k(const float* p, const float* gr, const float* m, const fl
   }
 }
 
-}  // namespace
+} // namespace
 
 void launch_step_increment(const float* in, float* out, Stream s) {
   step_increment_k<<<1, 1, 0, s>>>(in, out);
@@ -64,7 +66,8 @@ void launch_sgd(const float* p, const float* g, const float* buf, float* po, flo
                 const float* scale, const float* step, Stream s) {
   if (n > 0)
     sgd_k<<<blocks_for(n), kThreads, 0, s>>>(p, g, buf, po, bo, n, float(lr), float(momentum),
-                                             float(1.0 - dampening), float(wd), nesterov, scale, step);
+                                             float(1.0 - dampening), float(wd), nesterov, scale,
+                                             step);
 }
 
 void launch_adam(const float* p, const float* g, const float* m, const float* v, float* po,
@@ -75,4 +78,4 @@ void launch_adam(const float* p, const float* g, const float* m, const float* v,
                                               decoupled, step, scale);
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

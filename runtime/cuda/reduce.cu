@@ -32,7 +32,7 @@ __global__ void broadcast_rows_k(const float* dy, float* dx, int64_t planes, int
 
 __device__ inline int64_t wrap_index(int64_t j, int64_t N) {
   j = j < 0 ? j + N : j;
-  return j < 0 ? 0 : (j >= N ? N - 1 : j);  // out of range: clamped (the CPU fails)
+  return j < 0 ? 0 : (j >= N ? N - 1 : j); // out of range: clamped (the CPU fails)
 }
 
 template <class E>
@@ -64,7 +64,7 @@ __global__ void norm_scale_finish_k(float* acc, double max_norm) {
   *acc = static_cast<float>(fmin(1.0, max_norm / (total + 1e-6)));
 }
 
-}  // namespace
+} // namespace
 
 void launch_reduce_sum(const float* x, float* y, const Walk& kept, int64_t n_out, const Walk& red,
                        int64_t n_red, double scale, Stream s) {
@@ -74,7 +74,8 @@ void launch_reduce_sum(const float* x, float* y, const Walk& kept, int64_t n_out
 }
 
 void launch_broadcast_rows(const float* dy, float* dx, int64_t planes, int64_t S, Stream s) {
-  if (planes * S > 0) broadcast_rows_k<<<blocks_for(planes * S), kThreads, 0, s>>>(dy, dx, planes, S);
+  if (planes * S > 0)
+    broadcast_rows_k<<<blocks_for(planes * S), kThreads, 0, s>>>(dy, dx, planes, S);
 }
 
 void launch_gather(const void* x, const int64_t* idx, void* y, int elem, int64_t outer, int64_t N,
@@ -83,10 +84,22 @@ void launch_gather(const void* x, const int64_t* idx, void* y, int elem, int64_t
   if (n <= 0) return;
   const unsigned b = blocks_for(n);
   switch (elem) {
-    case 1: gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint8_t*>(x), idx, static_cast<uint8_t*>(y), outer, N, K, inner); break;
-    case 2: gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint16_t*>(x), idx, static_cast<uint16_t*>(y), outer, N, K, inner); break;
-    case 4: gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint32_t*>(x), idx, static_cast<uint32_t*>(y), outer, N, K, inner); break;
-    default: gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint64_t*>(x), idx, static_cast<uint64_t*>(y), outer, N, K, inner); break;
+    case 1:
+      gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint8_t*>(x), idx, static_cast<uint8_t*>(y),
+                                      outer, N, K, inner);
+      break;
+    case 2:
+      gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint16_t*>(x), idx,
+                                      static_cast<uint16_t*>(y), outer, N, K, inner);
+      break;
+    case 4:
+      gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint32_t*>(x), idx,
+                                      static_cast<uint32_t*>(y), outer, N, K, inner);
+      break;
+    default:
+      gather_k<<<b, kThreads, 0, s>>>(static_cast<const uint64_t*>(x), idx,
+                                      static_cast<uint64_t*>(y), outer, N, K, inner);
+      break;
   }
 }
 
@@ -107,4 +120,4 @@ void launch_norm_scale_finish(float* acc, double max_norm, Stream s) {
   norm_scale_finish_k<<<1, 1, 0, s>>>(acc, max_norm);
 }
 
-}  // namespace memplan::cuda
+} // namespace memplan::cuda

@@ -32,13 +32,13 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-#define REQUIRE_GPU()                                              \
-  do {                                                             \
-    try {                                                          \
-      (void)cuda_device_info();                                    \
-    } catch (const Error& e) {                                     \
-      GTEST_SKIP() << e.what();                                    \
-    }                                                              \
+#define REQUIRE_GPU()                                                                              \
+  do {                                                                                             \
+    try {                                                                                          \
+      (void)cuda_device_info();                                                                    \
+    } catch (const Error& e) {                                                                     \
+      GTEST_SKIP() << e.what();                                                                    \
+    }                                                                                              \
   } while (0)
 
 std::string data_dir() {
@@ -71,7 +71,7 @@ struct Case {
   friend void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
   std::map<std::string, int64_t> dims;
   std::string optimizer;
-  std::optional<int64_t> budget = std::nullopt;  // --budget: a plan with recomputation
+  std::optional<int64_t> budget = std::nullopt; // --budget: a plan with recomputation
 };
 
 Plan compile(const Case& c, bool grads_as_outputs) {
@@ -90,16 +90,17 @@ Plan compile(const Case& c, bool grads_as_outputs) {
 }
 
 std::vector<Case> cases() {
-  return {{"tiny_cnn", "samples/tiny_cnn.onnx", {{"batch", 8}}, "adamw"},
-          {"tiny_transformer", "samples/tiny_transformer.onnx", {{"batch", 2}, {"seq", 16}}, "adamw"},
-          {"resnet18_tiny", "test/fixtures/resnet18_tiny/model.onnx", {}, "sgd"},
-          {"gpt2_tiny", "test/fixtures/gpt2_tiny/model.onnx", {}, "adam"},
-          {"unet_tiny", "test/fixtures/unet_tiny/model.onnx", {}, "adamw"},
-          // tiny_cnn at batch 16 plans a peak of 6.88 MiB unconstrained; a
-          // 5 MiB budget makes RematPass recompute convolutions (59 ops
-          // instead of 57, peak 4.88 MiB), whose clones must give the same
-          // step on the GPU.
-          {"tiny_cnn_remat", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", int64_t{5} << 20}};
+  return {
+      {"tiny_cnn", "samples/tiny_cnn.onnx", {{"batch", 8}}, "adamw"},
+      {"tiny_transformer", "samples/tiny_transformer.onnx", {{"batch", 2}, {"seq", 16}}, "adamw"},
+      {"resnet18_tiny", "test/fixtures/resnet18_tiny/model.onnx", {}, "sgd"},
+      {"gpt2_tiny", "test/fixtures/gpt2_tiny/model.onnx", {}, "adam"},
+      {"unet_tiny", "test/fixtures/unet_tiny/model.onnx", {}, "adamw"},
+      // tiny_cnn at batch 16 plans a peak of 6.88 MiB unconstrained; a
+      // 5 MiB budget makes RematPass recompute convolutions (59 ops
+      // instead of 57, peak 4.88 MiB), whose clones must give the same
+      // step on the GPU.
+      {"tiny_cnn_remat", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", int64_t{5} << 20}};
 }
 
 class CudaVsCpu : public ::testing::TestWithParam<Case> {};
@@ -199,7 +200,7 @@ TEST(CudaDropout, ReplayedStepsUseDifferentMasksEqualToTheCpu) {
   for (const PlanOp& op : p.ops)
     if (op.op == "Dropout" && op.outputs.size() > 1 && op.outputs[1] >= 0) {
       mask = p.tensors[static_cast<size_t>(op.outputs[1])].name;
-      p.outputs.push_back(op.outputs[1]);  // make the mask readable after the step
+      p.outputs.push_back(op.outputs[1]); // make the mask readable after the step
       break;
     }
   if (mask.empty()) GTEST_SKIP() << "the sample has no Dropout with a mask output";
@@ -210,7 +211,7 @@ TEST(CudaDropout, ReplayedStepsUseDifferentMasksEqualToTheCpu) {
   auto feed = make_synthetic_feed(cpu->graph(), 3);
   std::vector<std::vector<uint8_t>> masks;
   for (int s = 0; s < 2; ++s) {
-    auto b = feed->batch(0);  // the same batch: only the step differs
+    auto b = feed->batch(0); // the same batch: only the step differs
     ASSERT_TRUE(cpu->step(b).finite);
     ASSERT_TRUE(gpu->step(b).finite);
     masks.push_back(gpu->read(mask));
@@ -219,5 +220,5 @@ TEST(CudaDropout, ReplayedStepsUseDifferentMasksEqualToTheCpu) {
   EXPECT_NE(masks[0], masks[1]);
 }
 
-}  // namespace
-}  // namespace memplan
+} // namespace
+} // namespace memplan

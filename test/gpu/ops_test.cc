@@ -35,8 +35,8 @@ struct In {
   DType dtype = DType::f32;
   Fill fill = Fill::uniform;
   int64_t hi = 0;                  // Fill::ints: values in [0, hi)
-  std::vector<double> values = {};  // Fill::given
-  Role role = Role::input;          // constant (data in the program) or state (written)
+  std::vector<double> values = {}; // Fill::given
+  Role role = Role::input;         // constant (data in the program) or state (written)
 };
 
 struct OpCase {
@@ -57,18 +57,30 @@ std::vector<uint8_t> encode(const In& in, std::mt19937& rng) {
   std::vector<uint8_t> b;
   std::uniform_real_distribution<double> u(-1, 1), p(0.1, 2);
   for (int64_t i = 0; i < n; ++i) {
-    double v = in.fill == Fill::given      ? in.values[static_cast<size_t>(i % static_cast<int64_t>(in.values.size()))]
+    double v = in.fill == Fill::given
+                   ? in.values[static_cast<size_t>(i % static_cast<int64_t>(in.values.size()))]
                : in.fill == Fill::positive ? p(rng)
-               : in.fill == Fill::ints     ? static_cast<double>(rng() % static_cast<uint64_t>(in.hi))
-               : in.fill == Fill::boolean  ? static_cast<double>(rng() % 2)
-                                           : u(rng);
+               : in.fill == Fill::ints ? static_cast<double>(rng() % static_cast<uint64_t>(in.hi))
+               : in.fill == Fill::boolean ? static_cast<double>(rng() % 2)
+                                          : u(rng);
     const size_t at = b.size();
     b.resize(at + dtype_size(in.dtype));
     switch (in.dtype) {
-      case DType::f32: { float f = static_cast<float>(v); std::memcpy(&b[at], &f, 4); break; }
-      case DType::i64: { int64_t x = static_cast<int64_t>(v); std::memcpy(&b[at], &x, 8); break; }
-      case DType::boolean: b[at] = v != 0; break;
-      default: ADD_FAILURE() << "unsupported test dtype";
+      case DType::f32: {
+        float f = static_cast<float>(v);
+        std::memcpy(&b[at], &f, 4);
+        break;
+      }
+      case DType::i64: {
+        int64_t x = static_cast<int64_t>(v);
+        std::memcpy(&b[at], &x, 8);
+        break;
+      }
+      case DType::boolean:
+        b[at] = v != 0;
+        break;
+      default:
+        ADD_FAILURE() << "unsupported test dtype";
     }
   }
   return b;
@@ -111,9 +123,12 @@ TEST_P(CudaOp, MatchesTheCpuKernel) {
     t.shape_known = true;
     t.role = in.role;
     std::vector<uint8_t> bytes = encode(in, rng);
-    if (in.role == Role::constant) t.data = std::make_shared<const std::vector<uint8_t>>(bytes);
-    else if (in.role == Role::input) feed[t.name] = bytes;
-    else state[t.name] = bytes;
+    if (in.role == Role::constant)
+      t.data = std::make_shared<const std::vector<uint8_t>>(bytes);
+    else if (in.role == Role::input)
+      feed[t.name] = bytes;
+    else
+      state[t.name] = bytes;
     TensorId id = g.add_tensor(std::move(t));
     if (in.role == Role::input) g.inputs.push_back(id);
     n.inputs.push_back(id);
@@ -128,12 +143,15 @@ TEST_P(CudaOp, MatchesTheCpuKernel) {
   g.add_node(std::move(n));
   Plan p = plan_of(g);
   auto run = [&](Executor& ex) {
-    for (const auto& [name, bytes] : state) ex.write(name, bytes);
+    for (const auto& [name, bytes] : state)
+      ex.write(name, bytes);
     StepResult r = ex.step(feed);
     EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
     std::vector<std::vector<uint8_t>> outs;
-    for (int k = 0; k < c.nout; ++k) outs.push_back(ex.read("out" + std::to_string(k)));
-    for (const auto& [name, bytes] : state) outs.push_back(ex.read(name));  // in-place updates
+    for (int k = 0; k < c.nout; ++k)
+      outs.push_back(ex.read("out" + std::to_string(k)));
+    for (const auto& [name, bytes] : state)
+      outs.push_back(ex.read(name)); // in-place updates
     return outs;
   };
   auto cpu = make_cpu_executor(p, {.seed = 5});
@@ -151,23 +169,41 @@ TEST_P(CudaOp, MatchesTheCpuKernel) {
   }
 }
 
-In f(Shape s) { return {std::move(s)}; }
-In pos(Shape s) { return {std::move(s), DType::f32, Fill::positive}; }
-In idx(Shape s, int64_t hi) { return {std::move(s), DType::i64, Fill::ints, hi}; }
-In mask(Shape s) { return {std::move(s), DType::boolean, Fill::boolean}; }
-In cint(std::vector<double> v) {
-  return {{static_cast<int64_t>(v.size())}, DType::i64, Fill::given, 0, std::move(v), Role::constant};
+In f(Shape s) {
+  return {std::move(s)};
 }
-In cf32(double v) { return {{}, DType::f32, Fill::given, 0, {v}, Role::constant}; }
-In cbool(bool v) { return {{}, DType::boolean, Fill::given, 0, {v ? 1.0 : 0.0}, Role::constant}; }
-In state(Shape s, Fill fill = Fill::uniform) { return {std::move(s), DType::f32, fill, 0, {}, Role::state}; }
-In given(Shape s, double v) { return {std::move(s), DType::f32, Fill::given, 0, {v}}; }
+In pos(Shape s) {
+  return {std::move(s), DType::f32, Fill::positive};
+}
+In idx(Shape s, int64_t hi) {
+  return {std::move(s), DType::i64, Fill::ints, hi};
+}
+In mask(Shape s) {
+  return {std::move(s), DType::boolean, Fill::boolean};
+}
+In cint(std::vector<double> v) {
+  return {
+      {static_cast<int64_t>(v.size())}, DType::i64, Fill::given, 0, std::move(v), Role::constant};
+}
+In cf32(double v) {
+  return {{}, DType::f32, Fill::given, 0, {v}, Role::constant};
+}
+In cbool(bool v) {
+  return {{}, DType::boolean, Fill::given, 0, {v ? 1.0 : 0.0}, Role::constant};
+}
+In state(Shape s, Fill fill = Fill::uniform) {
+  return {std::move(s), DType::f32, fill, 0, {}, Role::state};
+}
+In given(Shape s, double v) {
+  return {std::move(s), DType::f32, Fill::given, 0, {v}};
+}
 
 std::vector<OpCase> cases() {
   std::vector<OpCase> v;
   for (const char* op : {"Relu", "Tanh", "Erf", "Neg", "Exp", "Sigmoid", "Abs"})
     v.push_back({op, op, {f({3, 5, 7})}});
-  for (const char* op : {"Log", "Sqrt"}) v.push_back({op, op, {pos({3, 5, 7})}});
+  for (const char* op : {"Log", "Sqrt"})
+    v.push_back({op, op, {pos({3, 5, 7})}});
   // Broadcasting [2,3,4,5] with [3,1,5] and with a scalar.
   for (const char* op : {"Add", "Sub", "Mul"}) {
     v.push_back({std::string(op) + "_bcast", op, {f({2, 3, 4, 5}), f({3, 1, 5})}});
@@ -178,9 +214,11 @@ std::vector<OpCase> cases() {
   for (const char* op : {"ReluGrad", "TanhGrad", "ErfGrad", "SigmoidGrad"})
     v.push_back({op, op, {f({4, 33}), f({4, 33})}});
   v.push_back({"Where", "Where", {mask({1, 4, 1}), f({3, 4, 5}), f({})}});
-  v.push_back({"Transpose", "Transpose", {f({2, 3, 4, 5})}, {{"perm", std::vector<int64_t>{0, 2, 3, 1}}}});
+  v.push_back(
+      {"Transpose", "Transpose", {f({2, 3, 4, 5})}, {{"perm", std::vector<int64_t>{0, 2, 3, 1}}}});
   v.push_back({"Expand", "Expand", {f({3, 1}), cint({2, 3, 4})}});
-  v.push_back({"Concat", "Concat", {f({2, 3, 4}), f({2, 5, 4}), f({2, 1, 4})}, {{"axis", int64_t{1}}}});
+  v.push_back(
+      {"Concat", "Concat", {f({2, 3, 4}), f({2, 5, 4}), f({2, 1, 4})}, {{"axis", int64_t{1}}}});
   v.push_back({"Split", "Split", {f({2, 3, 7}), cint({2, 5})}, {{"axis", int64_t{2}}}, 2});
   v.push_back({"Reshape", "Reshape", {f({2, 3, 4}), cint({6, 4})}});
   v.push_back({"Gather", "Gather", {f({10, 6}), idx({2, 3}, 10)}});
@@ -189,43 +227,69 @@ std::vector<OpCase> cases() {
   v.push_back({"ReduceSum", "ReduceSum", {f({3, 4, 5}), cint({0, 2})}});
   v.push_back({"ReduceSum_all", "ReduceSum", {f({3, 40, 50})}, {{"keepdims", int64_t{0}}}});
   v.push_back({"GlobalAveragePool", "GlobalAveragePool", {f({2, 3, 4, 5})}});
-  v.push_back({"GlobalAveragePoolGrad", "GlobalAveragePoolGrad", {f({2, 3, 1, 1})},
+  v.push_back({"GlobalAveragePoolGrad",
+               "GlobalAveragePoolGrad",
+               {f({2, 3, 1, 1})},
                {{"input_shape", std::vector<int64_t>{2, 3, 4, 5}}}});
   v.push_back({"Softmax", "Softmax", {f({2, 7, 3})}, {{"axis", int64_t{1}}}});
   v.push_back({"Softmax_last", "Softmax", {f({4, 1000})}});
   v.push_back({"LogSoftmax", "LogSoftmax", {f({4, 9})}});
-  v.push_back({"SoftmaxGrad", "SoftmaxGrad", {f({2, 7, 3}), pos({2, 7, 3})}, {{"axis", int64_t{1}}}});
+  v.push_back(
+      {"SoftmaxGrad", "SoftmaxGrad", {f({2, 7, 3}), pos({2, 7, 3})}, {{"axis", int64_t{1}}}});
   v.push_back({"LogSoftmaxGrad", "LogSoftmaxGrad", {f({4, 9}), f({4, 9})}});
   v.push_back({"LayerNormalization", "LayerNormalization", {f({2, 3, 8}), f({8}), f({8})}, {}, 3});
-  v.push_back({"LayerNormalizationGrad", "LayerNormalizationGrad",
-               {f({2, 3, 8}), f({2, 3, 8}), f({8}), f({2, 3, 1}), pos({2, 3, 1})}, {}, 3});
-  v.push_back({"BatchNormTraining", "BatchNormTraining",
+  v.push_back({"LayerNormalizationGrad",
+               "LayerNormalizationGrad",
+               {f({2, 3, 8}), f({2, 3, 8}), f({8}), f({2, 3, 1}), pos({2, 3, 1})},
+               {},
+               3});
+  v.push_back({"BatchNormTraining",
+               "BatchNormTraining",
                {f({4, 3, 5, 5}), f({3}), f({3}), state({3}), state({3}, Fill::positive)},
-               {{"momentum", 0.9}}, 5});
-  v.push_back({"BatchNormTrainingGrad", "BatchNormTrainingGrad",
-               {f({4, 3, 5, 5}), f({4, 3, 5, 5}), f({3}), f({3}), pos({3})}, {}, 3});
-  v.push_back({"SoftmaxCrossEntropyLoss", "SoftmaxCrossEntropyLoss", {f({6, 5}), idx({6}, 5)}, {}, 2});
-  v.push_back({"SoftmaxCrossEntropyLoss_none_3d", "SoftmaxCrossEntropyLoss", {f({2, 5, 3}), idx({2, 3}, 5)},
-               {{"reduction", std::string("none")}}, 2});
-  v.push_back({"SoftmaxCrossEntropyLoss_ignore", "SoftmaxCrossEntropyLoss", {f({8, 4}), idx({8}, 4)},
-               {{"ignore_index", int64_t{1}}}, 2});
-  v.push_back({"SoftmaxCrossEntropyLossGrad", "SoftmaxCrossEntropyLossGrad",
+               {{"momentum", 0.9}},
+               5});
+  v.push_back({"BatchNormTrainingGrad",
+               "BatchNormTrainingGrad",
+               {f({4, 3, 5, 5}), f({4, 3, 5, 5}), f({3}), f({3}), pos({3})},
+               {},
+               3});
+  v.push_back(
+      {"SoftmaxCrossEntropyLoss", "SoftmaxCrossEntropyLoss", {f({6, 5}), idx({6}, 5)}, {}, 2});
+  v.push_back({"SoftmaxCrossEntropyLoss_none_3d",
+               "SoftmaxCrossEntropyLoss",
+               {f({2, 5, 3}), idx({2, 3}, 5)},
+               {{"reduction", std::string("none")}},
+               2});
+  v.push_back({"SoftmaxCrossEntropyLoss_ignore",
+               "SoftmaxCrossEntropyLoss",
+               {f({8, 4}), idx({8}, 4)},
+               {{"ignore_index", int64_t{1}}},
+               2});
+  v.push_back({"SoftmaxCrossEntropyLossGrad",
+               "SoftmaxCrossEntropyLossGrad",
                {f({}), f({6, 5}), idx({6}, 5)}});
-  Attrs pool = {{"kernel_shape", std::vector<int64_t>{3, 3}}, {"strides", std::vector<int64_t>{2, 2}},
+  Attrs pool = {{"kernel_shape", std::vector<int64_t>{3, 3}},
+                {"strides", std::vector<int64_t>{2, 2}},
                 {"pads", std::vector<int64_t>{1, 1, 1, 1}}};
   v.push_back({"MaxPool", "MaxPool", {f({2, 3, 9, 9})}, pool});
   v.push_back({"MaxPoolGrad", "MaxPoolGrad", {f({2, 3, 5, 5}), f({2, 3, 9, 9})}, pool});
   v.push_back({"Dropout", "Dropout", {f({4, 1000}), cf32(0.3), cbool(true)}, {}, 2});
   v.push_back({"Dropout_eval", "Dropout", {f({4, 10}), cf32(0.3), cbool(false)}, {}, 2});
-  v.push_back({"DropoutGrad", "DropoutGrad", {f({4, 100}), mask({4, 100}), cf32(0.3), cbool(true)}});
+  v.push_back(
+      {"DropoutGrad", "DropoutGrad", {f({4, 100}), mask({4, 100}), cf32(0.3), cbool(true)}});
   v.push_back({"MatMul_batched", "MatMul", {f({2, 3, 4, 5}), f({5, 6})}});
   v.push_back({"MatMul_bcast", "MatMul", {f({3, 4}), f({2, 4, 5})}});
   v.push_back({"MatMul_vec", "MatMul", {f({5}), f({5, 3})}});
-  v.push_back({"MatMulTrans_tb", "MatMulTrans", {f({2, 3, 4}), f({5, 4})}, {{"transB", int64_t{1}}}});
-  v.push_back({"MatMulTrans_ta_sum", "MatMulTrans", {f({2, 3, 4}), f({2, 3, 5})},
+  v.push_back(
+      {"MatMulTrans_tb", "MatMulTrans", {f({2, 3, 4}), f({5, 4})}, {{"transB", int64_t{1}}}});
+  v.push_back({"MatMulTrans_ta_sum",
+               "MatMulTrans",
+               {f({2, 3, 4}), f({2, 3, 5})},
                {{"transA", int64_t{1}}, {"batch_shape", std::vector<int64_t>{}}}});
-  v.push_back({"Gemm", "Gemm", {f({3, 4}), f({5, 4}), f({5})}, {{"transB", int64_t{1}}, {"alpha", 0.5}}});
-  Attrs conv = {{"strides", std::vector<int64_t>{2, 2}}, {"pads", std::vector<int64_t>{1, 1, 1, 1}}};
+  v.push_back(
+      {"Gemm", "Gemm", {f({3, 4}), f({5, 4}), f({5})}, {{"transB", int64_t{1}}, {"alpha", 0.5}}});
+  Attrs conv = {{"strides", std::vector<int64_t>{2, 2}},
+                {"pads", std::vector<int64_t>{1, 1, 1, 1}}};
   v.push_back({"Conv", "Conv", {f({2, 3, 9, 9}), f({4, 3, 3, 3}), f({4})}, conv});
   v.push_back({"Conv_pointwise", "Conv", {f({2, 3, 5, 5}), f({4, 3, 1, 1})}});
   Attrs gi = conv, gw = conv;
@@ -237,10 +301,16 @@ std::vector<OpCase> cases() {
   ct["output_padding"] = std::vector<int64_t>{1, 1};
   v.push_back({"ConvTranspose", "ConvTranspose", {f({2, 4, 5, 5}), f({4, 3, 3, 3}), f({3})}, ct});
   v.push_back({"StepIncrement", "StepIncrement", {given({}, 3)}});
-  v.push_back({"SGDUpdate", "SGDUpdate", {f({50}), f({50}), f({50}), given({}, 0.5), given({}, 2)},
-               {{"lr", 0.1}, {"momentum", 0.9}, {"weight_decay", 0.01}, {"nesterov", int64_t{1}}}, 2});
-  v.push_back({"AdamUpdate", "AdamUpdate", {f({50}), f({50}), f({50}), pos({50}), given({}, 3), given({}, 0.5)},
-               {{"lr", 0.01}, {"weight_decay", 0.01}, {"decoupled", int64_t{1}}}, 3});
+  v.push_back({"SGDUpdate",
+               "SGDUpdate",
+               {f({50}), f({50}), f({50}), given({}, 0.5), given({}, 2)},
+               {{"lr", 0.1}, {"momentum", 0.9}, {"weight_decay", 0.01}, {"nesterov", int64_t{1}}},
+               2});
+  v.push_back({"AdamUpdate",
+               "AdamUpdate",
+               {f({50}), f({50}), f({50}), pos({50}), given({}, 3), given({}, 0.5)},
+               {{"lr", 0.01}, {"weight_decay", 0.01}, {"decoupled", int64_t{1}}},
+               3});
   v.push_back({"GlobalNormScale", "GlobalNormScale", {f({300}), f({7, 9})}, {{"max_norm", 0.5}}});
   return v;
 }
@@ -248,5 +318,5 @@ std::vector<OpCase> cases() {
 INSTANTIATE_TEST_SUITE_P(Ops, CudaOp, ::testing::ValuesIn(cases()),
                          [](const auto& i) { return i.param.name; });
 
-}  // namespace
-}  // namespace memplan
+} // namespace
+} // namespace memplan
