@@ -1,5 +1,6 @@
 # The CUDA backend (runtime/cuda/), built according to MEMPLAN_CUDA:
-#   AUTO (default)  build it when nvcc is found on PATH or under CUDA_HOME;
+#   AUTO (default)  build it when nvcc is found on PATH or under CUDA_HOME
+#                   (or, last, /usr/local/cuda/bin);
 #   ON              build it, and fail configuration if nvcc is not found;
 #   OFF             never build it (the ASan build).
 # Result: MEMPLAN_HAVE_CUDA (ON/OFF) and, when ON, the static library
@@ -31,7 +32,8 @@ set(MEMPLAN_HAVE_CUDA OFF)
 if(NOT _mp_cuda STREQUAL "OFF")
   # nvcc: an explicit CMAKE_CUDA_COMPILER, else PATH, else $CUDA_HOME/bin.
   if(NOT CMAKE_CUDA_COMPILER)
-    find_program(MEMPLAN_NVCC nvcc HINTS "$ENV{CUDA_HOME}/bin" "$ENV{CUDA_PATH}/bin")
+    find_program(MEMPLAN_NVCC nvcc HINTS "$ENV{CUDA_HOME}/bin" "$ENV{CUDA_PATH}/bin"
+                 PATHS /usr/local/cuda/bin)  # the toolkit's default prefix, last
     if(MEMPLAN_NVCC)
       set(CMAKE_CUDA_COMPILER "${MEMPLAN_NVCC}")
     endif()
