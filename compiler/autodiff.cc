@@ -371,16 +371,24 @@ TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   verify(g);
   TrainingStats st;
   Builder b(g);
-  const TensorId loss = opts.loss.empty() ? model_loss(g) : built_loss(b, opts);
+  if (opts.micro_batches < 1)
+    throw Error("micro_batches must be at least 1, got " + std::to_string(opts.micro_batches));
+  TensorId loss = opts.loss.empty() ? model_loss(g) : built_loss(b, opts);
   {
     const Tensor& l = g.tensor(loss);
     if (!is_scalar_float(l))
       throw Error("the loss '" + l.name + "' must be a float scalar, got " + type_str(l));
   }
   st.loss = g.tensor(loss).name;
-  const std::vector<TensorId> bn_state = rewrite_batchnorm(b);
+  MicroBatch mb;
+  if (opts.micro_batches > 1) {
+    mb = slice_inputs(b, opts.micro_batches);
+    loss = micro_loss(b, opts, loss, mb, st);
+  }
+  std::vector<TensorId> bn_state = rewrite_batchnorm(b);
   const std::vector<char> trainable = trainable_params(g, opts.freeze, st);
-  const Backward bw = build_backward(b, loss, trainable, st.warnings);
+  Backward bw = build_backward(b, loss, trainable, st.warnings);
+  if (opts.micro_batches > 1) replicate(b, mb, loss, bw, bn_state, st);
   const Updates up = build_optimizer(b, opts, bw, st.warnings);
   st.params_trained = static_cast<int64_t>(bw.params.size());
   const bool grads_out = opts.grads_as_outputs || opts.optimizer.kind == OptimizerKind::none;
