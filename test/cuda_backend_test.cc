@@ -78,6 +78,12 @@ TEST(CudaBackendTest, EveryOpOfTheTrainingSamplesAndFixturesHasACudaKernel) {
       training_plan(src + "/samples/tiny_transformer.onnx", {{"batch", 2}, {"seq", 16}}));
   for (const char* f : {"resnet18_tiny", "gpt2_tiny", "unet_tiny"})
     plans.push_back(training_plan(src + "/test/fixtures/" + f + "/model.onnx"));
+  {  // micro-batching adds BatchSlice and GradAccumulate
+    CompileOptions o;
+    o.dims = {{"batch", 16}};
+    o.micro_batches = 4;
+    plans.push_back(compile_model(src + "/samples/tiny_cnn.onnx", o).plan);
+  }
   int checked = 0;
   for (const Plan& p : plans)
     for (const PlanOp& op : p.ops) {

@@ -1,6 +1,7 @@
 // CUDA ops, part 1: elementwise math and activation grads, Where, views and
 // data movement (Reshape, Transpose, Expand, Concat, Split, Gather), sums
-// (ReduceSum, GlobalAveragePool), Dropout, and the optimizer family. Each
+// (ReduceSum, GlobalAveragePool), Dropout, BatchSlice (micro-batching) and
+// the optimizer family. Each
 // Prepare mirrors the CPU kernel of the same op (runtime/cpu/*.cc) and calls
 // the launchers of runtime/cuda/device.h.
 #include <cuda_runtime.h>
@@ -467,6 +468,22 @@ Launch adam_update(const KernelArgs& a, Ctx&) {
   };
 }
 
+/// Micro-batching: part `index` of `count` equal parts of the batch (a
+/// contiguous byte range; later inputs only order the op).
+Launch batch_slice(const KernelArgs& a, Ctx&) {
+  const int64_t index = attr_int(*a.node, "index", 0), count = attr_int(*a.node, "count", 1);
+  const TensorArg &x = a.in.at(0), &y = a.out.at(0);
+  if (count < 1 || index < 0 || index >= count || y.numel * count != x.numel || y.dtype != x.dtype)
+    fail(a, "output " + shape_str(y.shape) + " is not part " + std::to_string(index) + " of " +
+                std::to_string(count) + " of input " + shape_str(x.shape));
+  const size_t bytes = static_cast<size_t>(y.numel) * dtype_size(y.dtype);
+  const auto* src = static_cast<const uint8_t*>(x.data) + bytes * static_cast<size_t>(index);
+  void* dst = y.data;
+  return [=](Stream s) {
+    if (bytes) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s);
+  };
+}
+
 Launch global_norm_scale(const KernelArgs& a, Ctx&) {
   require_f32(a);
   std::vector<std::pair<const float*, int64_t>> ins;
@@ -522,6 +539,7 @@ void register_basic(std::map<std::string_view, Prepare>& t) {
   t["SGDUpdate"] = sgd_update;
   t["AdamUpdate"] = adam_update;
   t["GlobalNormScale"] = global_norm_scale;
+  t["BatchSlice"] = batch_slice;
 }
 
 } // namespace memplan::cuda

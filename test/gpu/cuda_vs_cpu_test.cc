@@ -72,6 +72,7 @@ struct Case {
   std::map<std::string, int64_t> dims;
   std::string optimizer;
   std::optional<int64_t> budget = std::nullopt; // --budget: a plan with recomputation
+  std::optional<int64_t> micro_batches = std::nullopt;  // --micro-batches
 };
 
 Plan compile(const Case& c, bool grads_as_outputs) {
@@ -83,6 +84,7 @@ Plan compile(const Case& c, bool grads_as_outputs) {
   if (c.optimizer == "adam") o.training.optimizer.kind = OptimizerKind::adam;
   if (c.optimizer == "none") o.training.optimizer.kind = OptimizerKind::none;
   o.budget_bytes = c.budget;
+  o.micro_batches = c.micro_batches;
   Plan p = compile_model(data_dir() + "/" + c.model, o).plan;
   PlanVerifyResult v = verify_plan(p);
   EXPECT_TRUE(v.ok()) << (v.ok() ? "" : v.errors.front());
@@ -100,7 +102,9 @@ std::vector<Case> cases() {
       // 5 MiB budget makes RematPass recompute convolutions (59 ops
       // instead of 57, peak 4.88 MiB), whose clones must give the same
       // step on the GPU.
-      {"tiny_cnn_remat", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", int64_t{5} << 20}};
+      {"tiny_cnn_remat", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", int64_t{5} << 20},
+          // 4 micro-batches of 4 rows: BatchSlice + GradAccumulate on the GPU.
+          {"tiny_cnn_microbatch", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", std::nullopt, 4}};
 }
 
 class CudaVsCpu : public ::testing::TestWithParam<Case> {};

@@ -311,6 +311,8 @@ std::vector<OpCase> cases() {
                {f({50}), f({50}), f({50}), pos({50}), given({}, 3), given({}, 0.5)},
                {{"lr", 0.01}, {"weight_decay", 0.01}, {"decoupled", int64_t{1}}},
                3});
+  v.push_back({"BatchSlice", "BatchSlice", {f({8, 3})}, {{"index", int64_t{2}}, {"count", int64_t{4}}}});
+  v.push_back({"GradAccumulate", "GradAccumulate", {f({5, 6}), f({5, 6})}});
   v.push_back({"GlobalNormScale", "GlobalNormScale", {f({300}), f({7, 9})}, {{"max_norm", 0.5}}});
   return v;
 }
