@@ -232,7 +232,28 @@ __global__ void sce_log_prob_k(const float* x, float* lp, Sce p) {
   }
 }
 
-/// The loss, in one block: each warp takes samples; lse recomputed from x.
+/// With log_prob (written by sce_log_prob_k before), loss_i = -w_i *
+/// log_prob[label_i]: one thread per sample, N * D reads instead of N * C * D.
+__global__ void sce_loss_from_lp_k(const float* lp, float* loss, Sce p, int reduction) {
+  double total = 0, wsum = 0;
+  for (int64_t i = threadIdx.x; i < p.N * p.D; i += blockDim.x) {
+    const int64_t n = i / p.D, j = i % p.D, l = p.label(i);
+    const double li = l < 0 ? 0.0 : -p.weight(i) * lp[(n * p.C + l) * p.D + j];
+    if (reduction == 0) {
+      loss[i] = static_cast<float>(li);
+    } else {
+      total += li;
+      wsum += p.weight(i);
+    }
+  }
+  if (reduction == 0) return;
+  total = block_sum(total);
+  wsum = block_sum(wsum);
+  if (threadIdx.x == 0)
+    *loss = static_cast<float>(reduction == 2 ? (wsum != 0 ? total / wsum : 0.0) : total);
+}
+
+/// Without log_prob: one block, each warp takes samples and recomputes lse.
 __global__ void sce_loss_k(const float* x, float* loss, Sce p, int reduction) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   double total = 0, wsum = 0;
@@ -399,8 +420,12 @@ void launch_sce_loss(const float* x, const int64_t* labels, const float* weights
                      bool has_ignore, int64_t ignore, Stream s) {
   const Sce p{labels, weights, N, C, D, has_ignore, ignore};
   if (N * D <= 0) return;
-  if (log_prob) sce_log_prob_k<<<grid_of(N * D), kThreads, 0, s>>>(x, log_prob, p);
-  sce_loss_k<<<reduction == 0 ? grid_of(1) : 1, 1024, 0, s>>>(x, loss, p, reduction);
+  if (log_prob) {
+    sce_log_prob_k<<<grid_of(N * D), kThreads, 0, s>>>(x, log_prob, p);
+    sce_loss_from_lp_k<<<1, 1024, 0, s>>>(log_prob, loss, p, reduction);
+  } else {
+    sce_loss_k<<<1, 1024, 0, s>>>(x, loss, p, reduction);
+  }
 }
 
 void launch_sce_loss_grad(const float* dl, const float* log_prob, const int64_t* labels,

@@ -4,7 +4,8 @@
 //    column-major Y^T = op(B)^T @ op(A)^T. Batches follow the CPU kernel
 //    (runtime/cpu/gemm.cc): broadcast batch dims, one GEMM when B is shared
 //    or when every batch is summed (MatMulTrans's batch_shape), else one GEMM
-//    per batch, accumulating (beta 1) into summed batches. cuBLAS gets the
+//    per batch, accumulating (beta 1) into summed batches; batches at regular
+//    strides run as one cublasSgemmStridedBatched. cuBLAS gets the
 //    op's planned workspace through cublasSetWorkspace before its GEMMs.
 //  - Conv, ConvTranspose, ConvGradInput, ConvGradWeight on cuDNN
 //    (forward, backward-data, backward-filter). The window is the CPU's
@@ -103,16 +104,51 @@ std::vector<Gemm> plan_batched(Shape as, bool ta, Shape bs, bool tb, const Shape
   return gs;
 }
 
+/// Strides of a batch of GEMMs that one cublasSgemmStridedBatched can run:
+/// same beta 0, offsets in arithmetic progression, distinct outputs.
+struct Strided {
+  bool ok = false;
+  int64_t sa = 0, sb = 0, sy = 0;
+};
+Strided as_strided(const std::vector<Gemm>& gs) {
+  Strided r;
+  if (gs.size() < 2) return r;
+  r.sa = gs[1].a_off - gs[0].a_off;
+  r.sb = gs[1].b_off - gs[0].b_off;
+  r.sy = gs[1].y_off - gs[0].y_off;
+  if (r.sy <= 0) return r;
+  for (size_t i = 0; i < gs.size(); ++i) {
+    const Gemm& g = gs[i];
+    const int64_t k = static_cast<int64_t>(i);
+    if (g.beta != 0.f || g.a_off != gs[0].a_off + k * r.sa || g.b_off != gs[0].b_off + k * r.sb ||
+        g.y_off != gs[0].y_off + k * r.sy)
+      return r;
+  }
+  r.ok = true;
+  return r;
+}
+
 Launch gemm_launch(const KernelArgs& a, Ctx& c, std::vector<Gemm> gs, float alpha, const float* A,
                    const float* B, float* Y, std::vector<int64_t> zero, int64_t mn) {
   cublasHandle_t h = c.cublas;
   void* ws = a.workspace;
   const size_t ws_bytes = static_cast<size_t>(a.workspace_bytes);
+  const Strided st = as_strided(gs);
   return [=](Stream s) {
     cublasSetStream(h, s);
     cublasSetWorkspace(h, ws_bytes ? ws : nullptr, ws_bytes);
     for (int64_t y : zero)
       cudaMemsetAsync(Y + y * mn, 0, static_cast<size_t>(mn) * 4, s);
+    if (st.ok) {  // attention-style batches: one launch instead of one per matrix
+      const Gemm& g = gs[0];
+      const float beta = 0.f;
+      cublasSgemmStridedBatched(h, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k),
+                                &alpha, B + g.b_off, static_cast<int>(g.ldb), st.sb, A + g.a_off,
+                                static_cast<int>(g.lda), st.sa, &beta, Y + g.y_off,
+                                static_cast<int>(g.n), st.sy, static_cast<int>(gs.size()));
+      return;
+    }
     for (const Gemm& g : gs)
       sgemm(h, g, alpha, A, B, Y);
   };

@@ -279,6 +279,9 @@ std::vector<OpCase> cases() {
       {"DropoutGrad", "DropoutGrad", {f({4, 100}), mask({4, 100}), cf32(0.3), cbool(true)}});
   v.push_back({"MatMul_batched", "MatMul", {f({2, 3, 4, 5}), f({5, 6})}});
   v.push_back({"MatMul_bcast", "MatMul", {f({3, 4}), f({2, 4, 5})}});
+  // Attention-like batches: one strided-batched GEMM (B broadcast: stride 0).
+  v.push_back({"MatMul_strided", "MatMul", {f({2, 3, 4, 5}), f({2, 3, 5, 6})}});
+  v.push_back({"MatMul_strided_bcastB", "MatMul", {f({2, 3, 4, 5}), f({3, 5, 6})}});
   v.push_back({"MatMul_vec", "MatMul", {f({5}), f({5, 3})}});
   v.push_back(
       {"MatMulTrans_tb", "MatMulTrans", {f({2, 3, 4}), f({5, 4})}, {{"transB", int64_t{1}}}});
