@@ -61,6 +61,11 @@ void launch_act_grad(ActGrad op, const float* dy, const float* v, float* dx, int
 /// out[i] = in[walk 0 offset] for elements of `elem` bytes (1, 2, 4 or 8): Transpose, Expand.
 void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int64_t n, Stream s);
 
+/// Cast between float types (cpu/cast.cc): round to nearest even, like the
+/// CPU's codecs (f32 -> f16 / bf16 directly equals the CPU's route via double).
+enum class FloatType : int { f32, f16, bf16 };
+void launch_cast_float(const void* x, FloatType from, void* y, FloatType to, int64_t n, Stream s);
+
 // ---------------------------------------------------- dropout (cpu/dropout.cc, runtime/rng.h)
 /// Keeps element i iff rng_uniform(rng_stream(seed, c->step, key), i) >= ratio.
 void launch_dropout(const float* x, float* y, uint8_t* mask, int64_t n, double ratio,

@@ -2,6 +2,9 @@
 // gradients, strided copies (Transpose), Dropout, and the executor's control
 // block (step counter for Dropout, NaN flag). Semantics: runtime/cpu/
 // elementwise.cc, data.cc, dropout.cc. f32 math in float, like the CPU.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <climits>
 
 #include "runtime/cuda/common.cuh"
@@ -123,6 +126,34 @@ template <class E> __global__ void strided_copy_k(const E* in, E* out, Walk w, i
   }
 }
 
+__device__ float load_float(const void* p, FloatType t, int64_t i) {
+  switch (t) {
+    case FloatType::f16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case FloatType::bf16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+__global__ void cast_float_k(const void* x, FloatType from, void* y, FloatType to, int64_t n) {
+  MEMPLAN_GRID_LOOP(i, n) {
+    const float v = load_float(x, from, i);
+    switch (to) {
+      case FloatType::f16:
+        static_cast<__half*>(y)[i] = __float2half_rn(v);
+        break;
+      case FloatType::bf16:
+        static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(v);
+        break;
+      default:
+        static_cast<float*>(y)[i] = v;
+        break;
+    }
+  }
+}
+
 __global__ void dropout_k(const float* x, float* y, uint8_t* mask, int64_t n, double ratio,
                           unsigned long long seed, unsigned long long key, const Control* c) {
   const uint64_t stream = rng_stream(seed, c->step, key);
@@ -194,6 +225,10 @@ void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int
                                             static_cast<uint64_t*>(out), w, n);
       break;
   }
+}
+
+void launch_cast_float(const void* x, FloatType from, void* y, FloatType to, int64_t n, Stream s) {
+  if (n > 0) cast_float_k<<<blocks_for(n), kThreads, 0, s>>>(x, from, y, to, n);
 }
 
 void launch_dropout(const float* x, float* y, uint8_t* mask, int64_t n, double ratio,

@@ -184,6 +184,30 @@ Launch where(const KernelArgs& a, Ctx&) {
   return [=](Stream s) { launch_where(c, x, z, y, w, n, s); };
 }
 
+/// Cast / CastLike between f32, f16 and bf16 (the output's dtype is the
+/// target); a cast to the same dtype is a copy.
+Launch cast(const KernelArgs& a, Ctx&) {
+  auto ft = [&](DType d) {
+    if (d == DType::f32) return FloatType::f32;
+    if (d == DType::f16) return FloatType::f16;
+    if (d == DType::bf16) return FloatType::bf16;
+    fail(a, "the CUDA backend casts only between f32, f16 and bf16, not " +
+                std::string(dtype_name(d)) + "; run this plan with --device cpu");
+  };
+  const DType from = a.in[0].dtype, to = a.out[0].dtype;
+  const void* x = a.in[0].data;
+  void* y = a.out[0].data;
+  const int64_t n = a.out[0].numel;
+  if (from == to) {
+    const size_t bytes = static_cast<size_t>(n) * dtype_size(to);
+    return [=](Stream s) {
+      if (x != y && bytes) cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, s);
+    };
+  }
+  const FloatType f = ft(from), t = ft(to);
+  return [=](Stream s) { launch_cast_float(x, f, y, t, n, s); };
+}
+
 // ---------------------------------------------------------------- data movement
 
 /// Views: nothing to do when planned as a view (same pointer), else a copy.
@@ -522,6 +546,8 @@ void register_basic(std::map<std::string_view, Prepare>& t) {
   t["ErfGrad"] = act_grad<ActGrad::erf_x>;
   t["SigmoidGrad"] = act_grad<ActGrad::sigmoid_y>;
   t["Where"] = where;
+  t["Cast"] = cast;
+  t["CastLike"] = cast;
   for (std::string_view v : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
     t[v] = view;
   t["Transpose"] = transpose;

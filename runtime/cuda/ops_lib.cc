@@ -1,12 +1,12 @@
 // CUDA ops, part 3: the library-backed ops.
-//  - Gemm, MatMul, MatMulTrans on cuBLAS (fp32; TF32 tensor cores only with
-//    ExecOptions::allow_tf32). Row-major Y = op(A) @ op(B) is computed as the
-//    column-major Y^T = op(B)^T @ op(A)^T. Batches follow the CPU kernel
-//    (runtime/cpu/gemm.cc): broadcast batch dims, one GEMM when B is shared
-//    or when every batch is summed (MatMulTrans's batch_shape), else one GEMM
-//    per batch, accumulating (beta 1) into summed batches; batches at regular
-//    strides run as one cublasSgemmStridedBatched. cuBLAS gets the
-//    op's planned workspace through cublasSetWorkspace before its GEMMs.
+//  - Gemm, MatMul, MatMulTrans on cuBLAS (cublasGemmEx): f32, f16 and bf16
+//    operands, Y of the operands' dtype or f32, f32 accumulation; TF32 tensor
+//    cores for f32 only with ExecOptions::allow_tf32. Row-major Y = op(A) @ op(B) is computed as
+//    the column-major Y^T = op(B)^T @ op(A)^T. Batches follow the CPU kernel (runtime/cpu/gemm.cc):
+//    broadcast batch dims, one GEMM when B is shared or when every batch is summed (MatMulTrans's
+//    batch_shape), else one GEMM per batch, accumulating (beta 1) into summed batches; batches at
+//    regular strides run as one cublasSgemmStridedBatched. cuBLAS gets the op's planned workspace
+//    through cublasSetWorkspace before its GEMMs.
 //  - Conv, ConvTranspose, ConvGradInput, ConvGradWeight on cuDNN
 //    (forward, backward-data, backward-filter). The window is the CPU's
 //    (runtime/cpu/nn_util.h make_window); cuDNN needs symmetric padding. The
@@ -40,12 +40,54 @@ struct Gemm {
   float beta;
 };
 
-/// One row-major GEMM as column-major cuBLAS.
-void sgemm(cublasHandle_t h, const Gemm& g, float alpha, const float* A, const float* B, float* Y) {
-  cublasSgemm(h, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-              static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k), &alpha,
-              B + g.b_off, static_cast<int>(g.ldb), A + g.a_off, static_cast<int>(g.lda), &g.beta,
-              Y + g.y_off, static_cast<int>(g.n));
+/// Element types of one GEMM: A and B share a dtype (f32, f16 or bf16); Y
+/// is that dtype or f32. cuBLAS accumulates in f32 (TF32 tensor cores for
+/// f32 only with --tf32).
+struct GemmTypes {
+  cudaDataType ab = CUDA_R_32F, y = CUDA_R_32F;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  size_t ab_size = 4, y_size = 4;
+};
+
+cudaDataType cuda_type(const KernelArgs& a, DType d) {
+  switch (d) {
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::f16:
+      return CUDA_R_16F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    default:
+      fail(a, "the CUDA backend's GEMMs take f32, f16 or bf16, not " + std::string(dtype_name(d)) +
+                  "; run this plan with --device cpu");
+  }
+}
+
+/// The types of (A, B) -> Y for op a (inputs 0 and 1, output 0).
+GemmTypes gemm_types(const KernelArgs& a, const Ctx& c) {
+  const DType ad = a.in[0].dtype, bd = a.in[1].dtype, yd = a.out[0].dtype;
+  if (ad != bd || (yd != ad && yd != DType::f32))
+    fail(a, "GEMM dtypes " + std::string(dtype_name(ad)) + " x " + std::string(dtype_name(bd)) +
+                " -> " + std::string(dtype_name(yd)) +
+                " are not supported (A and B alike; Y alike or f32)");
+  GemmTypes t;
+  t.ab = cuda_type(a, ad);
+  t.y = cuda_type(a, yd);
+  t.ab_size = dtype_size(ad);
+  t.y_size = dtype_size(yd);
+  t.compute = ad == DType::f32 && c.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  return t;
+}
+
+/// One row-major GEMM as column-major cuBLAS: Y^T = op(B)^T op(A)^T.
+void gemm_ex(cublasHandle_t h, const GemmTypes& t, const Gemm& g, float alpha, const char* A,
+             const char* B, char* Y) {
+  cublasGemmEx(h, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+               static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k), &alpha,
+               B + g.b_off * static_cast<int64_t>(t.ab_size), t.ab, static_cast<int>(g.ldb),
+               A + g.a_off * static_cast<int64_t>(t.ab_size), t.ab, static_cast<int>(g.lda),
+               &g.beta, Y + g.y_off * static_cast<int64_t>(t.y_size), t.y, static_cast<int>(g.n),
+               t.compute, CUBLAS_GEMM_DEFAULT);
 }
 
 std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
@@ -128,9 +170,13 @@ Strided as_strided(const std::vector<Gemm>& gs) {
   return r;
 }
 
-Launch gemm_launch(const KernelArgs& a, Ctx& c, std::vector<Gemm> gs, float alpha, const float* A,
-                   const float* B, float* Y, std::vector<int64_t> zero, int64_t mn) {
+Launch gemm_launch(const KernelArgs& a, Ctx& c, std::vector<Gemm> gs, float alpha,
+                   std::vector<int64_t> zero, int64_t mn) {
   cublasHandle_t h = c.cublas;
+  const GemmTypes t = gemm_types(a, c);
+  const char *A = static_cast<const char*>(a.in[0].data),
+             *B = static_cast<const char*>(a.in[1].data);
+  char* Y = static_cast<char*>(a.out[0].data);
   void* ws = a.workspace;
   const size_t ws_bytes = static_cast<size_t>(a.workspace_bytes);
   const Strided st = as_strided(gs);
@@ -138,57 +184,60 @@ Launch gemm_launch(const KernelArgs& a, Ctx& c, std::vector<Gemm> gs, float alph
     cublasSetStream(h, s);
     cublasSetWorkspace(h, ws_bytes ? ws : nullptr, ws_bytes);
     for (int64_t y : zero)
-      cudaMemsetAsync(Y + y * mn, 0, static_cast<size_t>(mn) * 4, s);
-    if (st.ok) {  // attention-style batches: one launch instead of one per matrix
+      cudaMemsetAsync(Y + y * mn * static_cast<int64_t>(t.y_size), 0,
+                      static_cast<size_t>(mn) * t.y_size, s);
+    if (st.ok) { // attention-style batches: one launch instead of one per matrix
       const Gemm& g = gs[0];
       const float beta = 0.f;
-      cublasSgemmStridedBatched(h, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k),
-                                &alpha, B + g.b_off, static_cast<int>(g.ldb), st.sb, A + g.a_off,
-                                static_cast<int>(g.lda), st.sa, &beta, Y + g.y_off,
-                                static_cast<int>(g.n), st.sy, static_cast<int>(gs.size()));
+      const int64_t ab = static_cast<int64_t>(t.ab_size), ys = static_cast<int64_t>(t.y_size);
+      cublasGemmStridedBatchedEx(
+          h, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+          static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k), &alpha,
+          B + g.b_off * ab, t.ab, static_cast<int>(g.ldb), st.sb, A + g.a_off * ab, t.ab,
+          static_cast<int>(g.lda), st.sa, &beta, Y + g.y_off * ys, t.y, static_cast<int>(g.n),
+          st.sy, static_cast<int>(gs.size()), t.compute, CUBLAS_GEMM_DEFAULT);
       return;
     }
     for (const Gemm& g : gs)
-      sgemm(h, g, alpha, A, B, Y);
+      gemm_ex(h, t, g, alpha, A, B, Y);
   };
 }
 
+Launch zero_output(const KernelArgs& a) {
+  void* Y = a.out[0].data;
+  const size_t bytes = static_cast<size_t>(a.out[0].numel) * dtype_size(a.out[0].dtype);
+  return [=](Stream s) { cudaMemsetAsync(Y, 0, bytes, s); };
+}
+
 Launch matmul(const KernelArgs& a, Ctx& c) {
-  require_f32(a);
   Shape as = a.in[0].shape, bs = a.in[1].shape;
   if (as.size() == 1) as.insert(as.begin(), 1);
   if (bs.size() == 1) bs.push_back(1);
-  float* Y = f(a.out[0]);
-  const int64_t ybytes = a.out[0].numel * 4;
+  (void)gemm_types(a, c); // dtype errors even for empty products
   if (a.out[0].numel == 0) return [](Stream) {};
-  if (as.back() == 0)
-    return [=](Stream s) { cudaMemsetAsync(Y, 0, static_cast<size_t>(ybytes), s); };
+  if (as.back() == 0) return zero_output(a);
   std::vector<int64_t> zero;
   int64_t mn = 0;
   std::vector<Gemm> gs = plan_batched(as, false, bs, false, nullptr, &zero, &mn);
-  return gemm_launch(a, c, gs, 1.f, cf(a.in[0]), cf(a.in[1]), Y, zero, mn);
+  return gemm_launch(a, c, gs, 1.f, zero, mn);
 }
 
 Launch matmul_trans(const KernelArgs& a, Ctx& c) {
-  require_f32(a);
   const bool ta = attr_int(*a.node, "transA", 0) != 0, tb = attr_int(*a.node, "transB", 0) != 0;
   const Shape &as = a.in[0].shape, &bs = a.in[1].shape, &ys = a.out[0].shape;
   if (as.size() < 2 || bs.size() < 2) fail(a, "operands must have rank >= 2");
-  float* Y = f(a.out[0]);
-  const int64_t ybytes = a.out[0].numel * 4;
+  (void)gemm_types(a, c);
   if (a.out[0].numel == 0) return [](Stream) {};
   const int64_t K = ta ? as[as.size() - 2] : as.back();
-  if (K == 0) return [=](Stream s) { cudaMemsetAsync(Y, 0, static_cast<size_t>(ybytes), s); };
+  if (K == 0) return zero_output(a);
   const Shape yb(ys.begin(), ys.end() - 2);
   std::vector<int64_t> zero;
   int64_t mn = 0;
   std::vector<Gemm> gs = plan_batched(as, ta, bs, tb, &yb, &zero, &mn);
-  return gemm_launch(a, c, gs, 1.f, cf(a.in[0]), cf(a.in[1]), Y, zero, mn);
+  return gemm_launch(a, c, gs, 1.f, zero, mn);
 }
 
 Launch gemm_op(const KernelArgs& a, Ctx& c) {
-  require_f32(a);
   const Node& n = *a.node;
   const bool ta = attr_int(n, "transA", 0) != 0, tb = attr_int(n, "transB", 0) != 0;
   const double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
@@ -198,21 +247,23 @@ Launch gemm_op(const KernelArgs& a, Ctx& c) {
   if (has_c && beta != 1.0)
     fail(a, "Gemm with beta != 1 is not supported by the CUDA backend; run this plan with --device "
             "cpu");
-  float* Y = f(a.out[0]);
+  if (has_c && a.in[2].dtype != a.out[0].dtype) fail(a, "C must have Y's dtype");
+  (void)gemm_types(a, c);
   // Y = C (broadcast) first, then the GEMM accumulates alpha * op(A) op(B).
   Walk w;
   if (has_c) w = make_walk(a, ys, {a.in[2].shape});
-  const float* C = has_c ? cf(a.in[2]) : nullptr;
+  const void* C = has_c ? a.in[2].data : nullptr;
+  void* Y = a.out[0].data;
+  const int ysize = static_cast<int>(dtype_size(a.out[0].dtype));
   Launch g = K > 0 ? gemm_launch(a, c, {{ta, tb, M, N, K, as[1], bs[1], 0, 0, 0, 1.f}},
-                                 static_cast<float>(alpha), cf(a.in[0]), cf(a.in[1]), Y, {}, 0)
+                                 static_cast<float>(alpha), {}, 0)
                    : Launch([](Stream) {});
   const int64_t numel = a.out[0].numel;
   return [=](Stream s) {
-    if (has_c) {
-      launch_strided_copy(C, Y, 4, w, numel, s);
-    } else {
-      cudaMemsetAsync(Y, 0, static_cast<size_t>(numel) * 4, s);
-    }
+    if (has_c)
+      launch_strided_copy(C, Y, ysize, w, numel, s);
+    else
+      cudaMemsetAsync(Y, 0, static_cast<size_t>(numel) * static_cast<size_t>(ysize), s);
     g(s);
   };
 }

@@ -71,8 +71,8 @@ struct Case {
   friend void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
   std::map<std::string, int64_t> dims;
   std::string optimizer;
-  std::optional<int64_t> budget = std::nullopt; // --budget: a plan with recomputation
-  std::optional<int64_t> micro_batches = std::nullopt;  // --micro-batches
+  std::optional<int64_t> budget = std::nullopt;        // --budget: a plan with recomputation
+  std::optional<int64_t> micro_batches = std::nullopt; // --micro-batches
 };
 
 Plan compile(const Case& c, bool grads_as_outputs) {
@@ -103,8 +103,8 @@ std::vector<Case> cases() {
       // instead of 57, peak 4.88 MiB), whose clones must give the same
       // step on the GPU.
       {"tiny_cnn_remat", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", int64_t{5} << 20},
-          // 4 micro-batches of 4 rows: BatchSlice + GradAccumulate on the GPU.
-          {"tiny_cnn_microbatch", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", std::nullopt, 4}};
+      // 4 micro-batches of 4 rows: BatchSlice + GradAccumulate on the GPU.
+      {"tiny_cnn_microbatch", "samples/tiny_cnn.onnx", {{"batch", 16}}, "adamw", std::nullopt, 4}};
 }
 
 class CudaVsCpu : public ::testing::TestWithParam<Case> {};

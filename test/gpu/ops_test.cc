@@ -20,6 +20,7 @@
 #include <random>
 
 #include "../exec_test_util.h"
+#include "compiler/dtype_codec.h"
 #include "runtime/cuda/cuda_executor.h"
 #include "runtime/executor.h"
 
@@ -45,6 +46,13 @@ struct OpCase {
   std::vector<In> ins;
   Attrs attrs = {};
   int nout = 1;
+  /// f16 / bf16 cases: the CPU kernels have no such GEMMs, so the oracle is
+  /// the same graph in f32 on the same (already rounded) values, and the GPU
+  /// output, widened to f32, must be within `tol` (rel L2). bf16 keeps 8
+  /// significant bits: one rounding of the output is up to 2^-9 ~ 2e-3
+  /// relative, so 1e-2; f16 keeps 11: 2^-12 ~ 2.4e-4, so 2e-3.
+  bool f32_oracle = false;
+  double tol = 1e-4;
 };
 
 bool cpu_only() {
@@ -52,38 +60,45 @@ bool cpu_only() {
   return e && std::string(e) == "1";
 }
 
-std::vector<uint8_t> encode(const In& in, std::mt19937& rng) {
+/// Random values of an input (drawn once; both graphs use them).
+std::vector<double> values(const In& in, std::mt19937& rng) {
   const int64_t n = num_elements(in.shape);
-  std::vector<uint8_t> b;
+  std::vector<double> v;
   std::uniform_real_distribution<double> u(-1, 1), p(0.1, 2);
-  for (int64_t i = 0; i < n; ++i) {
-    double v = in.fill == Fill::given
-                   ? in.values[static_cast<size_t>(i % static_cast<int64_t>(in.values.size()))]
-               : in.fill == Fill::positive ? p(rng)
-               : in.fill == Fill::ints ? static_cast<double>(rng() % static_cast<uint64_t>(in.hi))
-               : in.fill == Fill::boolean ? static_cast<double>(rng() % 2)
-                                          : u(rng);
-    const size_t at = b.size();
-    b.resize(at + dtype_size(in.dtype));
-    switch (in.dtype) {
-      case DType::f32: {
-        float f = static_cast<float>(v);
-        std::memcpy(&b[at], &f, 4);
-        break;
-      }
-      case DType::i64: {
-        int64_t x = static_cast<int64_t>(v);
-        std::memcpy(&b[at], &x, 8);
-        break;
-      }
-      case DType::boolean:
-        b[at] = v != 0;
-        break;
-      default:
-        ADD_FAILURE() << "unsupported test dtype";
+  for (int64_t i = 0; i < n; ++i)
+    v.push_back(in.fill == Fill::given
+                    ? in.values[static_cast<size_t>(i % static_cast<int64_t>(in.values.size()))]
+                : in.fill == Fill::positive ? p(rng)
+                : in.fill == Fill::ints ? static_cast<double>(rng() % static_cast<uint64_t>(in.hi))
+                : in.fill == Fill::boolean ? static_cast<double>(rng() % 2)
+                                           : u(rng));
+  return v;
+}
+
+/// Encodes values as `d`; values are first rounded through `narrow` (the
+/// GPU graph's dtype) so that the f32 oracle sees exactly the GPU's inputs.
+std::vector<uint8_t> encode(const std::vector<double>& v, DType d, DType narrow) {
+  std::vector<uint8_t> b;
+  for (double x : v) {
+    if (!is_float(d)) {
+      encode_int(d, static_cast<int64_t>(x), b);
+      continue;
     }
+    std::vector<uint8_t> r;
+    encode_float(narrow, x, r);
+    encode_float(d, decode_float(narrow, r.data(), 0), b);
   }
   return b;
+}
+
+/// Output bytes of dtype d as f32 bytes.
+std::vector<uint8_t> widen(const std::vector<uint8_t>& b, DType d) {
+  if (d == DType::f32) return b;
+  std::vector<uint8_t> out;
+  const size_t n = b.size() / dtype_size(d);
+  for (size_t i = 0; i < n; ++i)
+    encode_float(DType::f32, decode_float(d, b.data(), i), out);
+  return out;
 }
 
 double rel_l2(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want) {
@@ -108,62 +123,80 @@ TEST_P(CudaOp, MatchesTheCpuKernel) {
   }
   const OpCase& c = GetParam();
   std::mt19937 rng(42);
-  Graph g;
-  Node n;
-  n.op = c.op;
-  n.name = "node";
-  n.attrs = c.attrs;
-  std::map<std::string, std::vector<uint8_t>> feed, state;
-  for (size_t k = 0; k < c.ins.size(); ++k) {
-    const In& in = c.ins[k];
-    Tensor t;
-    t.name = "in" + std::to_string(k);
-    t.dtype = in.dtype;
-    t.shape = in.shape;
-    t.shape_known = true;
-    t.role = in.role;
-    std::vector<uint8_t> bytes = encode(in, rng);
-    if (in.role == Role::constant)
-      t.data = std::make_shared<const std::vector<uint8_t>>(bytes);
-    else if (in.role == Role::input)
-      feed[t.name] = bytes;
-    else
-      state[t.name] = bytes;
-    TensorId id = g.add_tensor(std::move(t));
-    if (in.role == Role::input) g.inputs.push_back(id);
-    n.inputs.push_back(id);
-  }
-  for (int k = 0; k < c.nout; ++k) {
-    Tensor t;
-    t.name = "out" + std::to_string(k);
-    TensorId id = g.add_tensor(std::move(t));
-    n.outputs.push_back(id);
-    g.outputs.push_back(id);
-  }
-  g.add_node(std::move(n));
-  Plan p = plan_of(g);
-  auto run = [&](Executor& ex) {
-    for (const auto& [name, bytes] : state)
+  std::vector<std::vector<double>> vals;
+  for (const In& in : c.ins)
+    vals.push_back(values(in, rng));
+  struct Built {
+    Graph g;
+    Plan p;
+    std::map<std::string, std::vector<uint8_t>> feed, state;
+  };
+  // The graph with the case's dtypes, or (f32_oracle) with f16 / bf16 widened to f32.
+  auto build = [&](bool wide) {
+    auto b = std::make_unique<Built>();
+    Node n;
+    n.op = c.op;
+    n.name = "node";
+    n.attrs = c.attrs;
+    for (size_t k = 0; k < c.ins.size(); ++k) {
+      const In& in = c.ins[k];
+      const bool narrow = in.dtype == DType::f16 || in.dtype == DType::bf16;
+      Tensor t;
+      t.name = "in" + std::to_string(k);
+      t.dtype = wide && narrow ? DType::f32 : in.dtype;
+      t.shape = in.shape;
+      t.shape_known = true;
+      t.role = in.role;
+      std::vector<uint8_t> bytes = encode(vals[k], t.dtype, narrow ? in.dtype : t.dtype);
+      if (in.role == Role::constant)
+        t.data = std::make_shared<const std::vector<uint8_t>>(bytes);
+      else if (in.role == Role::input)
+        b->feed[t.name] = bytes;
+      else
+        b->state[t.name] = bytes;
+      TensorId id = b->g.add_tensor(std::move(t));
+      if (in.role == Role::input) b->g.inputs.push_back(id);
+      n.inputs.push_back(id);
+    }
+    for (int k = 0; k < c.nout; ++k) {
+      Tensor t;
+      t.name = "out" + std::to_string(k);
+      TensorId id = b->g.add_tensor(std::move(t));
+      n.outputs.push_back(id);
+      b->g.outputs.push_back(id);
+    }
+    b->g.add_node(std::move(n));
+    b->p = plan_of(b->g);
+    return b;
+  };
+  auto run = [&](Executor& ex, const Built& b) {
+    for (const auto& [name, bytes] : b.state)
       ex.write(name, bytes);
-    StepResult r = ex.step(feed);
+    StepResult r = ex.step(b.feed);
     EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
     std::vector<std::vector<uint8_t>> outs;
     for (int k = 0; k < c.nout; ++k)
       outs.push_back(ex.read("out" + std::to_string(k)));
-    for (const auto& [name, bytes] : state)
+    for (const auto& [name, bytes] : b.state)
       outs.push_back(ex.read(name)); // in-place updates
     return outs;
   };
-  auto cpu = make_cpu_executor(p, {.seed = 5});
-  std::vector<std::vector<uint8_t>> want = run(*cpu);
+  auto oracle = build(c.f32_oracle);
+  auto cpu = make_cpu_executor(oracle->p, {.seed = 5});
+  std::vector<std::vector<uint8_t>> want = run(*cpu, *oracle);
+  auto target = c.f32_oracle ? build(false) : nullptr; // plans (and verifies) in CPU-only mode too
   if (cpu_only()) return;
-  auto gpu = make_cuda_executor(p, {.seed = 5});
-  std::vector<std::vector<uint8_t>> got = run(*gpu);
+  const Built& tb = target ? *target : *oracle;
+  auto gpu = make_cuda_executor(tb.p, {.seed = 5});
+  std::vector<std::vector<uint8_t>> got = run(*gpu, tb);
   ASSERT_EQ(got.size(), want.size());
   for (size_t k = 0; k < got.size(); ++k) {
-    const DType d = k < static_cast<size_t>(c.nout) ? g.tensor(g.outputs[k]).dtype : DType::f32;
-    if (d == DType::f32)
-      EXPECT_LE(rel_l2(got[k], want[k]), 1e-4) << c.name << " output " << k;
+    const DType d =
+        k < static_cast<size_t>(c.nout) ? tb.g.tensor(tb.g.outputs[k]).dtype : DType::f32;
+    if (c.f32_oracle)
+      EXPECT_LE(rel_l2(widen(got[k], d), want[k]), c.tol) << c.name << " output " << k;
+    else if (d == DType::f32)
+      EXPECT_LE(rel_l2(got[k], want[k]), c.tol) << c.name << " output " << k;
     else
       EXPECT_EQ(got[k], want[k]) << c.name << " output " << k << " (" << dtype_name(d) << ")";
   }
@@ -314,8 +347,41 @@ std::vector<OpCase> cases() {
                {f({50}), f({50}), f({50}), pos({50}), given({}, 3), given({}, 0.5)},
                {{"lr", 0.01}, {"weight_decay", 0.01}, {"decoupled", int64_t{1}}},
                3});
-  v.push_back({"BatchSlice", "BatchSlice", {f({8, 3})}, {{"index", int64_t{2}}, {"count", int64_t{4}}}});
+  v.push_back(
+      {"BatchSlice", "BatchSlice", {f({8, 3})}, {{"index", int64_t{2}}, {"count", int64_t{4}}}});
   v.push_back({"GradAccumulate", "GradAccumulate", {f({5, 6}), f({5, 6})}});
+  for (DType d : {DType::f16, DType::bf16}) {
+    const std::string dn(dtype_name(d));
+    v.push_back({"Cast_f32_to_" + dn,
+                 "Cast",
+                 {f({5, 77})},
+                 {{"to", static_cast<int64_t>(d == DType::f16 ? 10 : 16)}}});
+    v.push_back({"Cast_" + dn + "_to_f32", "Cast", {In{{5, 77}, d}}, {{"to", int64_t{1}}}});
+    const double tol = d == DType::bf16 ? 1e-2 : 2e-3;
+    v.push_back(
+        {"MatMul_" + dn, "MatMul", {In{{2, 3, 4, 40}, d}, In{{40, 6}, d}}, {}, 1, true, tol});
+    v.push_back({"MatMul_strided_" + dn,
+                 "MatMul",
+                 {In{{2, 3, 4, 40}, d}, In{{2, 3, 40, 6}, d}},
+                 {},
+                 1,
+                 true,
+                 tol});
+    v.push_back({"MatMulTrans_" + dn,
+                 "MatMulTrans",
+                 {In{{2, 3, 40}, d}, In{{2, 3, 5}, d}},
+                 {{"transA", int64_t{1}}, {"batch_shape", std::vector<int64_t>{}}},
+                 1,
+                 true,
+                 tol});
+    v.push_back({"Gemm_" + dn,
+                 "Gemm",
+                 {In{{3, 40}, d}, In{{5, 40}, d}, In{{5}, d}},
+                 {{"transB", int64_t{1}}},
+                 1,
+                 true,
+                 tol});
+  }
   v.push_back({"GlobalNormScale", "GlobalNormScale", {f({300}), f({7, 9})}, {{"max_norm", 0.5}}});
   return v;
 }
