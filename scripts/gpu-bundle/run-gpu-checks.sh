@@ -26,6 +26,13 @@ for m in ("nvidia.cudnn", "nvidia.cublas"):
 PY
 ); do libs=$libs:$d; done
 export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The binaries need glibc >= 2.34 and a libstdc++ with GLIBCXX_3.4.30 (GCC 12);
+# the bundled one (lib/compat, needs glibc >= 2.36) is used only if the
+# machine's is older.
+if ! "$here/memplan" --help >/dev/null 2>&1; then
+  export LD_LIBRARY_PATH=$here/lib/compat:$LD_LIBRARY_PATH
+  "$here/memplan" --help >/dev/null || { echo "memplan does not start here (glibc $(ldd --version | head -1))"; exit 1; }
+fi
 status=0
 
 nvidia-smi | tee "$res/nvidia-smi.txt"
