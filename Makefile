@@ -9,6 +9,7 @@
 #               machine: see docs/cuda-backend.md
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+GPU_BUILD ?= build-gpu
 JOBS ?= 2
 CMAKE_FLAGS ?=
 # `make build` builds the CUDA backend when nvcc is found (AUTO); `make test` requires it.
@@ -64,7 +65,6 @@ bench-cpu: build
 # the test data and run-gpu-checks.sh, for a machine with only the driver and toolkit.
 # Its own build dir: every default architecture (sm_80, sm_90, PTX), rpath $ORIGIN/lib,
 # generic BLAS (the bundle ships Debian's small reference libblas, not OpenBLAS).
-GPU_BUILD ?= build-gpu
 gpu-bundle: deps
 	@cmake -S . -B $(GPU_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPLAN_WERROR=ON -DMEMPLAN_CUDA=ON \
 	  -DMEMPLAN_BUNDLE=ON -DMEMPLAN_BUILD_BENCH=OFF -DBLA_VENDOR=Generic $(CMAKE_FLAGS) >/dev/null
@@ -72,4 +72,4 @@ gpu-bundle: deps
 	scripts/make-gpu-bundle $(GPU_BUILD) $(GPU_BUILD)/gpu-bundle
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(GPU_BUILD)
