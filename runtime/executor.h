@@ -32,6 +32,7 @@ struct ExecOptions {
   bool guard = false;
   bool check_finite = true;  // after each op, f32/f64 outputs must hold no NaN; the loss must be finite
   uint64_t seed = 0;         // Dropout and --init random
+  bool allow_tf32 = false;   // CUDA: fp32 GEMMs and convolutions may use TF32 tensor cores
 };
 
 struct StepResult {
@@ -69,5 +70,16 @@ class Executor {
 /// memory, and copies constant data into place. Parameters start as zeros
 /// until written (see runtime/weights.h for loading and initialization).
 std::unique_ptr<Executor> make_cpu_executor(const Plan& plan, const ExecOptions& opts = {});
+
+/// Creates the CUDA executor (runtime/cuda/cuda_executor.cc) on device 0:
+/// one cudaMalloc for the arena and one for the resident region, every op
+/// prepared (library descriptors, cuDNN algorithms chosen within the plan's
+/// workspaces), the step captured once as a CUDA graph. Errors: a build
+/// without the backend, no visible device, an op or dtype without a CUDA
+/// kernel (naming op and node), guard mode (CPU only).
+std::unique_ptr<Executor> make_cuda_executor(const Plan& plan, const ExecOptions& opts = {});
+
+/// True when this memplan was built with the CUDA backend (MEMPLAN_CUDA).
+bool cuda_backend_built();
 
 }  // namespace memplan

@@ -5,9 +5,17 @@
 
 #include <cstdint>
 
+// The CUDA Dropout kernel (runtime/cuda/elementwise.cu) calls these same
+// functions on the device, so GPU masks equal the CPU's bit for bit.
+#ifdef __CUDACC__
+#define MEMPLAN_RNG_FN __host__ __device__ inline
+#else
+#define MEMPLAN_RNG_FN inline
+#endif
+
 namespace memplan {
 
-inline uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
+MEMPLAN_RNG_FN uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -15,12 +23,12 @@ inline uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
 }
 
 /// Stream base for one node in one step.
-inline uint64_t rng_stream(uint64_t seed, uint64_t step, uint64_t key) {
+MEMPLAN_RNG_FN uint64_t rng_stream(uint64_t seed, uint64_t step, uint64_t key) {
   return mix64(mix64(seed) ^ mix64(step + 0x632be59bd9b4e019ull) ^ key);
 }
 
 /// Uniform in [0, 1) for element i of a stream (53 random bits).
-inline double rng_uniform(uint64_t stream, uint64_t i) {
+MEMPLAN_RNG_FN double rng_uniform(uint64_t stream, uint64_t i) {
   return static_cast<double>(mix64(stream + i * 0xd1b54a32d192ed03ull) >> 11) * 0x1.0p-53;
 }
 

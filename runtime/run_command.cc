@@ -10,6 +10,7 @@
 
 #include "compiler/plan_verify.h"
 #include "runtime/checkpoint.h"
+#include "runtime/cuda/cuda_executor.h"
 #include "runtime/data_feed.h"
 #include "runtime/executor.h"
 #include "runtime/weights.h"
@@ -35,6 +36,11 @@ void check_args(const RunArgs& a) {
   if (sources != 1)
     throw Error(sources == 0 ? "give the weights: --weights FILE, --init random or --resume CHECKPOINT"
                              : "give only one of --weights, --init and --resume");
+  if (a.device != "cpu" && a.device != "cuda")
+    throw Error("--device '" + a.device + "' is not supported; use cpu or cuda");
+  if (a.device == "cuda" && a.guard)
+    throw Error("--guard is supported by the CPU backend only; use --device cpu --guard");
+  if (a.device != "cuda" && a.tf32) throw Error("--tf32 applies to --device cuda only");
   if (a.synthetic == !a.data.empty())
     throw Error(a.synthetic ? "give only one of --data and --synthetic"
                             : "give the input data: --data DIR or --synthetic");
@@ -64,8 +70,9 @@ int run_command(const RunArgs& a, std::ostream& out, std::ostream& err) {
           << resume.seed << "\n";
     seed = resume.seed;
   }
-  std::unique_ptr<Executor> ex =
-      make_cpu_executor(plan, {.poison = a.poison, .guard = a.guard, .check_finite = true, .seed = seed});
+  const ExecOptions eo{.poison = a.poison, .guard = a.guard, .check_finite = true, .seed = seed,
+                       .allow_tf32 = a.tf32};
+  std::unique_ptr<Executor> ex = a.device == "cuda" ? make_cuda_executor(plan, eo) : make_cpu_executor(plan, eo);
   if (!a.weights.empty()) load_weights(*ex, a.weights);
   else if (!a.init.empty()) init_random(*ex, seed);
   else restore_checkpoint(*ex, resume, a.resume, /*restore_step=*/true);
@@ -92,6 +99,15 @@ int run_command(const RunArgs& a, std::ostream& out, std::ostream& err) {
   }
   out << "arena: " << ex->arena_bytes() << " bytes allocated (plan: " << plan.summary.arena_bytes
       << "), resident: " << ex->resident_bytes() << " bytes\n";
+  if (a.device == "cuda") {
+    CudaMemoryReport m = cuda_memory_report(*ex);
+    out << "device: plan peak " << plan.summary.peak_bytes << " bytes, memplan allocated "
+        << m.allocated_bytes << " bytes, process uses ";
+    if (m.process_bytes >= 0)
+      out << m.process_bytes << " bytes (" << m.process_source << ")\n";
+    else
+      out << "an unknown amount (neither NVML nor cudaMemGetInfo answered)\n";
+  }
   if (!a.save.empty()) {
     write_checkpoint(a.save, capture_checkpoint(*ex, seed));
     out << "saved checkpoint " << a.save << " at step " << ex->step_count() << "\n";
@@ -112,6 +128,9 @@ void add_run_options(CLI::App& sub, RunArgs& a) {
   sub.add_flag("--poison", a.poison, "Fill the arena with NaN before each step (catches reads of unwritten memory)");
   sub.add_flag("--guard", a.guard, "Re-plan with canaries around every arena tensor and check them after each op");
   sub.add_flag("!--no-progress", a.progress, "Print one line per step even on a terminal");
+  sub.add_option("--device", a.device, "Where to run the step: cpu or cuda (needs a build with MEMPLAN_CUDA and a GPU)")
+      ->capture_default_str();
+  sub.add_flag("--tf32", a.tf32, "cuda: let fp32 GEMMs and convolutions use TF32 tensor cores");
 }
 
 }  // namespace memplan

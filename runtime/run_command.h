@@ -1,14 +1,18 @@
 // `memplan run PLAN`: execute a verified plan on the CPU for N steps.
 //
 //  1. read the plan and refuse it unless verify_plan accepts it;
-//  2. create the planned CPU executor (--poison, --guard);
+//  2. create the planned executor: --device cpu (default; --poison, --guard)
+//     or cuda (--poison; runtime/cuda/, a clear Error when the backend is not
+//     built or no GPU is visible);
 //  3. fill the resident tensors from exactly one of --weights FILE (.onnx or
 //     checkpoint), --init random, --resume CHECKPOINT (which also restores the
 //     step counter and the seed, so Dropout masks continue bit for bit);
 //  4. feed inputs from --data DIR (.npy per input) or --synthetic;
 //  5. run the steps, printing `step i/N loss L (T s)` per step (a one-line
 //     progress display when `out` is std::cout on a terminal), then the
-//     arena and resident bytes actually allocated;
+//     arena and resident bytes actually allocated; on cuda also the plan's
+//     peak, the bytes memplan allocated on the device and the process's
+//     device usage (NVML, or the drop in free memory);
 //  6. --save FILE writes a checkpoint at the end.
 // A non-finite loss or op output stops the run with an Error naming the step
 // and the first op; no checkpoint is written then. Every user error throws
@@ -36,6 +40,8 @@ struct RunArgs {
   std::string save, resume;
   bool poison = false, guard = false;
   bool progress = true;
+  std::string device = "cpu";  // cpu or cuda
+  bool tf32 = false;           // cuda: allow TF32 tensor cores for fp32 GEMMs / convolutions
 };
 
 int run_command(const RunArgs& a, std::ostream& out, std::ostream& err);

@@ -1,7 +1,7 @@
 // The planned CPU executor (runtime/executor.h).
 //
-//  1. parse plan.program and check that it describes the plan's tensors
-//     (names, dtypes, shapes) and ops (names, types, operands);
+//  1. bind_plan (runtime/plan_binding.h): parse plan.program, check it
+//     against the plan, resolve aliases, check bounds; find every kernel;
 //  2. allocate ONE arena and ONE resident region (256-byte aligned) and bind
 //     every tensor to base + offset (aliases resolve to their root's address);
 //     copy constant data into the resident region;
@@ -21,10 +21,10 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "compiler/ir_text.h"
 #include "passes/assign_offsets.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
+#include "runtime/plan_binding.h"
 
 namespace memplan {
 
@@ -52,9 +52,7 @@ Block alloc_block(int64_t bytes, const char* what) {
   return Block(p);
 }
 
-std::string op_desc(size_t s, const PlanOp& op) {
-  return "op " + std::to_string(s) + " '" + op.name + "' (" + op.op + ")";
-}
+std::string op_desc(size_t s, const PlanOp& op) { return plan_op_desc(s, op); }
 
 /// A guarded buffer: [offset, offset + 64) and [offset + 64 + bytes, +64) hold canaries.
 struct Guarded {
@@ -66,15 +64,11 @@ struct Guarded {
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Plan& plan, const ExecOptions& opts) : plan_(plan), opts_(opts) {
-    if (plan_.program.empty())
-      throw Error("the plan has no program (IR text); recompile it with this version of memplan");
-    g_ = parse_graph(plan_.program, "plan program");
-    bind_graph();
-    resolve_roots();
+    bind_plan(plan_, b_);
+    find_kernels();
     if (opts_.guard) plan_guarded_arena();
     arena_size_ = opts_.guard ? arena_size_ : plan_.summary.arena_bytes;
     resident_size_ = plan_.summary.resident_bytes;
-    check_bounds();
     arena_ = alloc_block(arena_size_, "arena");
     resident_ = alloc_block(resident_size_, "resident region");
     bind_pointers();
@@ -146,86 +140,16 @@ class CpuExecutor final : public Executor {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  int32_t plan_index(std::string_view name) const {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) throw Error("the plan has no tensor '" + std::string(name) + "'");
-    return it->second;
-  }
+  int32_t plan_index(std::string_view name) const { return b_.index(name); }
 
-  /// Step 1: the program's tensors and nodes must be the plan's.
-  void bind_graph() {
-    const int32_t n = static_cast<int32_t>(plan_.tensors.size());
-    if (g_.num_tensors() != plan_.tensors.size())
-      throw Error("the plan's program has " + std::to_string(g_.num_tensors()) +
-                  " tensors but the plan lists " + std::to_string(n) + "; recompile the plan");
-    gid_.resize(n);
-    for (int32_t i = 0; i < n; ++i) {
-      const PlanTensor& pt = plan_.tensors[i];
-      auto id = g_.find_tensor(pt.name);
-      if (!id) throw Error("plan tensor '" + pt.name + "' is missing from the plan's program");
-      const Tensor& t = g_.tensor(*id);
-      if (t.dtype != pt.dtype || t.shape != pt.shape)
-        throw Error("plan tensor '" + pt.name + "' is " + std::string(dtype_name(pt.dtype)) +
-                    shape_str(pt.shape) + " but the program says " +
-                    std::string(dtype_name(t.dtype)) + shape_str(t.shape));
-      if (t.bytes() != pt.bytes)
-        throw Error("plan tensor '" + pt.name + "' claims " + std::to_string(pt.bytes) +
-                    " bytes but needs " + std::to_string(t.bytes()));
-      gid_[i] = *id;
-      by_name_.emplace(pt.name, i);
-    }
-    std::unordered_map<std::string, NodeId> nodes;
-    for (uint32_t k = 0; k < g_.num_nodes(); ++k) nodes.emplace(g_.node(NodeId(k)).name, NodeId(k));
-    if (nodes.size() != plan_.ops.size())
-      throw Error("the plan has " + std::to_string(plan_.ops.size()) + " ops but its program has " +
-                  std::to_string(nodes.size()) + " nodes; recompile the plan");
+  /// Step 1 (the rest is bind_plan's): every op needs a CPU kernel.
+  void find_kernels() {
     for (size_t s = 0; s < plan_.ops.size(); ++s) {
-      const PlanOp& op = plan_.ops[s];
-      auto it = nodes.find(op.name);
-      if (it == nodes.end()) throw Error(op_desc(s, op) + " is missing from the plan's program");
-      const Node& nd = g_.node(it->second);
-      auto same = [&](const std::vector<int32_t>& pl, const std::vector<TensorId>& gr) {
-        if (pl.size() != gr.size()) return false;
-        for (size_t k = 0; k < pl.size(); ++k) {
-          if ((pl[k] < 0) != !gr[k].valid()) return false;
-          if (pl[k] >= 0 && (pl[k] >= n || gid_[pl[k]] != gr[k])) return false;
-        }
-        return true;
-      };
-      if (nd.op != op.op || !same(op.inputs, nd.inputs) || !same(op.outputs, nd.outputs))
-        throw Error(op_desc(s, op) + " does not match node '" + nd.name + "' of the plan's program");
-      KernelFn k = find_kernel(op.op);
-      if (!k) throw Error(op_desc(s, op) + ": the CPU backend has no kernel for op " + op.op);
-      node_.push_back(&nd);
+      KernelFn k = find_kernel(plan_.ops[s].op);
+      if (!k)
+        throw Error(op_desc(s, plan_.ops[s]) + ": the CPU backend has no kernel for op " + plan_.ops[s].op);
       kernels_.push_back(k);
     }
-    for (int32_t t : plan_.inputs)
-      if (t < 0 || t >= n) throw Error("plan input id " + std::to_string(t) + " is out of range");
-    for (int32_t t : plan_.outputs)
-      if (t < 0 || t >= n) throw Error("plan output id " + std::to_string(t) + " is out of range");
-    if (plan_.loss >= n) throw Error("plan loss id " + std::to_string(plan_.loss) + " is out of range");
-    if (plan_.loss >= 0 && !is_float(plan_.tensors[plan_.loss].dtype))
-      throw Error("the loss '" + plan_.tensors[plan_.loss].name + "' is not a float tensor");
-  }
-
-  void resolve_roots() {
-    const int32_t n = static_cast<int32_t>(plan_.tensors.size());
-    root_.assign(n, -1);
-    for (int32_t i = 0; i < n; ++i) {
-      int32_t cur = i;
-      for (int32_t hops = 0; plan_.tensors[cur].placement == Placement::alias; ++hops) {
-        cur = plan_.tensors[cur].alias_of;
-        if (cur < 0 || cur >= n || hops > n)
-          throw Error("tensor '" + plan_.tensors[i].name + "' aliases an invalid or cyclic tensor");
-      }
-      if (plan_.tensors[i].bytes > plan_.tensors[cur].bytes)
-        throw Error("tensor '" + plan_.tensors[i].name + "' is larger than its storage '" +
-                    plan_.tensors[cur].name + "'");
-      root_[i] = cur;
-    }
-    readable_.assign(n, 0);
-    for (int32_t i = 0; i < n; ++i) readable_[i] = plan_.tensors[root_[i]].placement == Placement::resident;
-    for (int32_t t : plan_.outputs) readable_[t] = 1;
   }
 
   bool in_arena(int32_t i) const {
@@ -293,24 +217,6 @@ class CpuExecutor final : public Executor {
         if (t >= 0 && guard_index_.count(root_[t])) writes_[s].push_back(guard_index_[root_[t]]);
   }
 
-  void check_bounds() const {
-    for (size_t i = 0; i < plan_.tensors.size(); ++i) {
-      const PlanTensor& t = plan_.tensors[i];
-      if (t.placement == Placement::alias || t.bytes == 0) continue;
-      int64_t limit = t.placement == Placement::arena ? plan_.summary.arena_bytes : resident_size_;
-      if (t.offset < 0 || t.offset > limit - t.bytes)
-        throw Error("tensor '" + t.name + "' [" + std::to_string(t.offset) + ", +" +
-                    std::to_string(t.bytes) + ") lies outside its region of " + std::to_string(limit) +
-                    " bytes");
-    }
-    for (size_t s = 0; s < plan_.ops.size(); ++s) {
-      const PlanOp& op = plan_.ops[s];
-      if (op.workspace_bytes < 0 || (op.workspace_bytes > 0 && (op.workspace_offset < 0 ||
-                                                                op.workspace_offset > plan_.summary.arena_bytes - op.workspace_bytes)))
-        throw Error(op_desc(s, op) + ": its workspace lies outside the arena");
-    }
-  }
-
   void bind_pointers() {
     const int32_t n = static_cast<int32_t>(plan_.tensors.size());
     ptr_.assign(n, nullptr);
@@ -372,9 +278,9 @@ class CpuExecutor final : public Executor {
   void copy_inputs(const std::map<std::string, std::vector<uint8_t>>& inputs) {
     if (inputs.size() != plan_.inputs.size()) {
       for (const auto& [name, bytes] : inputs) {
-        auto it = by_name_.find(name);
+        auto it = b_.by_name.find(name);
         bool is_input = false;
-        if (it != by_name_.end())
+        if (it != b_.by_name.end())
           for (int32_t t : plan_.inputs) is_input |= t == it->second;
         if (!is_input) throw Error("'" + name + "' is not an input of the plan");
       }
@@ -469,13 +375,13 @@ class CpuExecutor final : public Executor {
 
   Plan plan_;
   ExecOptions opts_;
-  Graph g_;
-  std::vector<TensorId> gid_;  // plan index -> program tensor
-  std::map<std::string, int32_t, std::less<>> by_name_;
-  std::vector<const Node*> node_;
+  PlanBinding b_;
+  const Graph& g_ = b_.g;
+  const std::vector<TensorId>& gid_ = b_.gid;
+  const std::vector<const Node*>& node_ = b_.node;
+  const std::vector<int32_t>& root_ = b_.root;
+  const std::vector<char>& readable_ = b_.readable;
   std::vector<KernelFn> kernels_;
-  std::vector<int32_t> root_;
-  std::vector<char> readable_;
   int64_t arena_size_ = 0, resident_size_ = 0;
   Block arena_, resident_;
   std::vector<uint8_t*> ptr_;
