@@ -16,6 +16,7 @@
 #include "compiler/cost_model.h"
 #include "compiler/size_parse.h"
 #include "passes/bind_dims.h"
+#include "runtime/profile_command.h"
 #include "runtime/run_command.h"
 
 namespace memplan {
@@ -383,6 +384,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "run", "Execute a plan's training step on the CPU in one preallocated arena");
   add_run_options(*run, ra);
 
+  ProfileArgs pa;
+  CLI::App* profile_cmd = app.add_subcommand(
+      "profile", "Measure a plan's ops on the GPU (CUDA backend) and write a device profile");
+  add_profile_options(*profile_cmd, pa);
+
   std::string baseline, tolerance = "1%";
   bool update = false;
   CLI::App* check = app.add_subcommand(
@@ -413,6 +419,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (*verify_cmd) return do_verify(plan_path, out, err);
     if (*check) return do_check(plan_path, baseline, tolerance, update, out, err);
     if (*run) return run_command(ra, out, err);
+    if (*profile_cmd) return profile_command(pa, out, err);
   } catch (const Error& e) {
     err << "memplan: error: " << e.what() << "\n";
     return 1;
