@@ -1,8 +1,12 @@
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <string>
 
+#include "compiler/dtype_codec.h"
+#include "compiler/low_precision.h"
 #include "runtime/kernels_internal.h"
+#include "runtime/low_precision_run.h"
 
 namespace memplan {
 
@@ -39,6 +43,79 @@ std::vector<std::string_view> kernel_ops() {
   std::vector<std::string_view> r;
   for (const auto& [k, v] : table()) r.push_back(k);
   return r;
+}
+
+namespace {
+
+bool is_low(DType d) { return d == DType::f16 || d == DType::bf16; }
+
+float low_to_f32(DType d, uint16_t h) {
+  if (d == DType::bf16) {
+    uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  }
+  return static_cast<float>(f16_to_f64(h));
+}
+
+uint16_t f32_to_low(DType d, float f) {
+  if (d == DType::f16) return f64_to_f16(f);  // f32 -> f64 is exact: one rounding
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu))
+    return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN stays a (quiet) NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);               // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+void widen(const TensorArg& low, float* dst) {
+  const auto* src = low.as<const uint16_t>();
+  for (int64_t i = 0; i < low.numel; ++i) dst[i] = low_to_f32(low.dtype, src[i]);
+}
+
+void narrow(const float* src, const TensorArg& low) {
+  auto* dst = low.as<uint16_t>();
+  for (int64_t i = 0; i < low.numel; ++i) dst[i] = f32_to_low(low.dtype, src[i]);
+}
+
+}  // namespace
+
+void run_kernel(KernelFn k, const KernelArgs& a) {
+  auto low = [](const TensorArg& t) { return t.present() && is_low(t.dtype); };
+  const bool staged = !op_handles_low_precision(a.node->op) &&
+                      (std::any_of(a.in.begin(), a.in.end(), low) ||
+                       std::any_of(a.out.begin(), a.out.end(), low));
+  if (!staged) return k(a);
+  KernelArgs b = a;
+  auto* ws = static_cast<uint8_t*>(a.workspace);
+  int64_t used = 0;
+  auto stage = [&](TensorArg& t) {
+    const int64_t bytes = low_precision_slot_bytes(t.numel);
+    if (!ws || used + bytes > a.workspace_bytes)
+      throw InternalError(node_desc(*a.node) + ": the planned workspace (" +
+                          std::to_string(a.workspace_bytes) +
+                          " bytes) does not hold its f32 staging copies");
+    t.data = ws + used;
+    t.dtype = DType::f32;
+    used += bytes;
+  };
+  for (size_t i = 0; i < b.in.size(); ++i) {
+    if (!low(a.in[i])) continue;
+    stage(b.in[i]);
+    widen(a.in[i], b.in[i].as<float>());
+  }
+  for (size_t o = 0; o < b.out.size(); ++o) {
+    if (!low(a.out[o])) continue;
+    stage(b.out[o]);
+    for (size_t i = 0; i < a.in.size(); ++i)  // in-place: the output shares its input's copy
+      if (a.in[i].data == a.out[o].data && low(a.in[i])) b.out[o].data = b.in[i].data;
+  }
+  b.workspace = a.workspace_bytes > used ? ws + used : nullptr;
+  b.workspace_bytes = a.workspace_bytes - used;
+  k(b);
+  for (size_t o = 0; o < b.out.size(); ++o)
+    if (low(a.out[o])) narrow(b.out[o].as<float>(), a.out[o]);
 }
 
 uint64_t node_rng_key(const Node& n) {

@@ -38,15 +38,24 @@ bool is_batchnorm(const std::string& op) {
 }
 
 /// How a resident tensor is read: the (node, slot) pairs of its consumers.
+/// A Cast is looked through (precision lowering reads a weight through its
+/// "<w>/to_bf16" cast), so the fan-in is the same as in the f32 plan.
 struct Use {
   const Node* node;
   size_t slot;
 };
-std::vector<Use> uses_of(const Graph& g, TensorId t) {
+std::vector<Use> uses_of(const Graph& g, TensorId t, int depth = 0) {
   std::vector<Use> r;
   for (const Node& n : g.nodes())
-    for (size_t k = 0; k < n.inputs.size(); ++k)
-      if (n.inputs[k] == t) r.push_back({&n, k});
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (n.inputs[k] != t) continue;
+      if (n.op == "Cast" && depth < 2 && n.outputs[0].valid()) {
+        std::vector<Use> more = uses_of(g, n.outputs[0], depth + 1);
+        r.insert(r.end(), more.begin(), more.end());
+        continue;
+      }
+      r.push_back({&n, k});
+    }
   return r;
 }
 

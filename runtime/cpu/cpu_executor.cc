@@ -25,6 +25,7 @@
 #include "passes/assign_offsets.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
+#include "runtime/low_precision_run.h"
 
 namespace memplan {
 
@@ -91,7 +92,7 @@ class CpuExecutor final : public Executor {
       if (opts_.guard) fill_canaries(s);
       KernelArgs& a = args_[s];
       a.step = step_;
-      kernels_[s](a);
+      run_kernel(kernels_[s], a);
       if (opts_.guard) check_canaries(s);
       if (opts_.check_finite && !outputs_finite(s, r)) {
         r.seconds = seconds_since(t0);
@@ -430,6 +431,15 @@ class CpuExecutor final : public Executor {
     return -1;
   }
 
+  /// f16 / bf16: NaN is an all-ones exponent with a nonzero mantissa, i.e.
+  /// the magnitude bits exceed infinity's (0x7c00 / 0x7f80).
+  static int64_t first_nan_low(const void* p, int64_t n, uint16_t inf_bits) {
+    const auto* x = static_cast<const uint16_t*>(p);
+    for (int64_t i = 0; i < n; ++i)
+      if ((x[i] & 0x7fffu) > inf_bits) return i;
+    return -1;
+  }
+
   bool outputs_finite(size_t s, StepResult& r) const {
     const KernelArgs& a = args_[s];
     for (size_t k = 0; k < a.out.size(); ++k) {
@@ -437,7 +447,9 @@ class CpuExecutor final : public Executor {
       if (!o.present()) continue;
       int64_t bad = o.dtype == DType::f32   ? first_nonfinite<float>(o.data, o.numel)
                     : o.dtype == DType::f64 ? first_nonfinite<double>(o.data, o.numel)
-                                            : -1;
+                    : o.dtype == DType::f16  ? first_nan_low(o.data, o.numel, 0x7c00)
+                    : o.dtype == DType::bf16 ? first_nan_low(o.data, o.numel, 0x7f80)
+                                             : -1;
       if (bad < 0) continue;
       r.finite = false;
       r.first_nonfinite_op = op_desc(s, plan_.ops[s]) + " wrote NaN to '" +
