@@ -96,7 +96,14 @@ void fill(Executor& ex, const Tensor& t, uint64_t seed, int kind, double bound) 
 /// variances, zeros otherwise.
 void init_state(Executor& ex, const Graph& g, TensorId id) {
   bool var = false;
-  for (const Use& u : uses_of(g, id)) var |= is_batchnorm(u.node->op) && u.slot == 4;
+  for (const Use& u : uses_of(g, id)) {
+    var |= is_batchnorm(u.node->op) && u.slot == 4;
+    // The loss scale starts at LossScaleUpdate's init_scale (plans elide state data).
+    if (u.node->op == "LossScaleUpdate" && u.slot == 0) {
+      fill(ex, g.tensor(id), 0, 0, attr_float(*u.node, "init_scale", 65536.0));
+      return;
+    }
+  }
   fill(ex, g.tensor(id), 0, 0, var ? 1.0 : 0.0);
 }
 

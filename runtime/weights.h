@@ -27,8 +27,9 @@
 //     U(-b, b), zero keeps a fresh model's output centred), except the scale
 //     input of BatchNormalization / LayerNormalization / InstanceNormalization /
 //     GroupNormalization, which is one;
-//  4. state is zero, except BatchNorm running variances, which are one;
-//     optimizer state is zero; the step counter is set to 0.
+//  4. state is zero, except BatchNorm running variances, which are one, and
+//     the loss scale (loss scaling), which gets its init_scale from the
+//     plan; optimizer state is zero; the step counter is set to 0.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,8 @@
 //  3. build one KernelArgs per op, once: a step only fills the step counter
 //     in and calls the kernels, so it allocates nothing;
 //  4. step(): optional NaN poison, inputs copied into the arena, ops in plan
-//     order, optional finite check per op, loss read back.
+//     order, optional finite check per op (f32/f64/f16/bf16 outputs; with
+//     loss scaling not on gradient-role outputs), loss read back.
 // Guard mode re-plans the arena with assign_offsets over the lifetimes the
 // verifier recomputes from the op list, every buffer enlarged by 2 x 64 canary
 // bytes and the tensor placed at offset + 64. A buffer's canaries are written
@@ -70,6 +71,7 @@ class CpuExecutor final : public Executor {
     if (plan_.program.empty())
       throw Error("the plan has no program (IR text); recompile it with this version of memplan");
     g_ = parse_graph(plan_.program, "plan program");
+    for (const PlanOp& op : plan_.ops) loss_scaling_ |= op.op == "UnscaleGradients";
     bind_graph();
     resolve_roots();
     if (opts_.guard) plan_guarded_arena();
@@ -445,6 +447,9 @@ class CpuExecutor final : public Executor {
     for (size_t k = 0; k < a.out.size(); ++k) {
       const TensorArg& o = a.out[k];
       if (!o.present()) continue;
+      // With loss scaling an overflowing backward is a skipped step, not an
+      // error: UnscaleGradients detects it and the optimizer skips.
+      if (loss_scaling_ && plan_.tensors[plan_.ops[s].outputs[k]].role == Role::gradient) continue;
       int64_t bad = o.dtype == DType::f32   ? first_nonfinite<float>(o.data, o.numel)
                     : o.dtype == DType::f64 ? first_nonfinite<double>(o.data, o.numel)
                     : o.dtype == DType::f16  ? first_nan_low(o.data, o.numel, 0x7c00)
@@ -493,6 +498,7 @@ class CpuExecutor final : public Executor {
   std::vector<uint8_t*> ptr_;
   std::vector<KernelArgs> args_;
   uint64_t step_ = 0;
+  bool loss_scaling_ = false;  // the plan has UnscaleGradients: gradients are not NaN-checked
   // guard mode
   std::vector<int64_t> guard_off_, ws_guard_off_;
   std::vector<Guarded> guards_;
