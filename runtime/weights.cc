@@ -148,18 +148,30 @@ void load_onnx(Executor& ex, const std::string& path) {
       }
       throw Error(path + ": the model has no initializer for parameter '" + t.name + "'");
     }
-    if (s->dtype != t.dtype || s->shape != t.shape)
+    // A frozen weight the precision pass stores in f16/bf16 is converted
+    // from the model's f32 (round to nearest even).
+    const bool lowered = s->dtype == DType::f32 && (t.dtype == DType::f16 || t.dtype == DType::bf16);
+    if ((s->dtype != t.dtype && !lowered) || s->shape != t.shape)
       throw Error(path + ": initializer '" + t.name + "' is " + std::string(dtype_name(s->dtype)) +
                   shape_str(s->shape) + " but the plan has " + std::string(dtype_name(t.dtype)) +
                   shape_str(t.shape));
+    std::vector<uint8_t> bytes;
     if (s->data) {
-      ex.write(t.name, *s->data);
-      continue;
+      bytes = *s->data;
+    } else {
+      if (!ext_read) ext = onnx_external_refs(path), ext_read = true;
+      auto it = ext.find(t.name);
+      if (it == ext.end()) throw Error(path + ": initializer '" + t.name + "' has no data");
+      bytes = read_external(path, *s, it->second);
     }
-    if (!ext_read) ext = onnx_external_refs(path), ext_read = true;
-    auto it = ext.find(t.name);
-    if (it == ext.end()) throw Error(path + ": initializer '" + t.name + "' has no data");
-    ex.write(t.name, read_external(path, t, it->second));
+    if (lowered) {
+      std::vector<uint8_t> low;
+      low.reserve(static_cast<size_t>(t.bytes()));
+      for (int64_t i = 0; i < t.numel(); ++i)
+        encode_float(t.dtype, decode_float(DType::f32, bytes.data(), static_cast<size_t>(i)), low);
+      bytes = std::move(low);
+    }
+    ex.write(t.name, bytes);
   }
 }
 

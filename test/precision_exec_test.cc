@@ -220,6 +220,39 @@ TEST(PrecisionExec, TinyTransformerF16WithLossScaling) {
   }
 }
 
+/// A frozen weight (same regex for the pass and for --freeze) is stored in
+/// bf16: load_weights converts the model's f32 initializer (round to nearest
+/// even), the resident region shrinks by half its bytes, and the step runs.
+TEST(PrecisionExec, FrozenWeightLoadsFromOnnxAsBf16) {
+  const std::string frozen = "^model\\.features\\.0\\.weight$";
+  Graph g = import_onnx_file(tiny_cnn()).graph;
+  const Graph src = g;  // the model's f32 initializers
+  bind_dims(g, {.dims = {{"batch", 4}}});
+  infer_shapes(g);
+  PrecisionStats ps = lower_precision(g, {.frozen = frozen});
+  EXPECT_EQ(ps.frozen_weights_lowered, 1);
+  TrainingOptions to;
+  to.freeze = frozen;
+  build_training_graph(g, to);
+  Plan p = finish_plan(g);
+  auto ex = make_cpu_executor(p);
+  load_weights(*ex, tiny_cnn());
+  const Tensor& w = src.tensor(*src.find_tensor("model.features.0.weight"));
+  const std::vector<uint8_t> got = ex->read("model.features.0.weight");
+  ASSERT_EQ(got.size(), static_cast<size_t>(w.numel() * 2));
+  ASSERT_TRUE(w.data);
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    std::vector<uint8_t> want;
+    encode_float(DType::bf16, decode_float(DType::f32, w.data->data(), static_cast<size_t>(i)), want);
+    ASSERT_EQ(got[2 * static_cast<size_t>(i)], want[0]) << i;
+    ASSERT_EQ(got[2 * static_cast<size_t>(i) + 1], want[1]) << i;
+  }
+  auto feed = make_synthetic_feed(ex->graph(), 3);
+  StepResult r = ex->step(feed->batch(0));
+  EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
+  EXPECT_EQ(ex->read("model.features.0.weight"), got);  // frozen: not updated
+}
+
 /// An MLP whose saved matmul inputs dominate: batch 4096, width 256, 4
 /// layers, SGD (no optimizer state). f32 saves per layer the Relu output the
 /// next MatMul reads, 4096 * 256 * 4 B = 4 MiB; bf16 saves it in 2 MiB (plus
