@@ -27,7 +27,8 @@ namespace {
 bool is_low_op(std::string_view op) {
   static constexpr std::string_view kLowOps[] = {
       "Add",     "Concat",    "Flatten", "Identity",  "LeakyRelu", "Mul",      "Neg",
-      "Relu",    "Reshape",   "Split",   "Squeeze",   "Sub",       "Transpose", "Unsqueeze"};
+      "MaxPool", "Relu",      "Reshape", "Split",     "Squeeze",   "Sub",      "Transpose",
+      "Unsqueeze"};
   return std::find(std::begin(kLowOps), std::end(kLowOps), op) != std::end(kLowOps);
 }
 
@@ -54,6 +55,7 @@ class Lowering {
     for (TensorId t : n.outputs)
       if (float_slot(t) && g_.tensor(t).dtype != DType::f32) return "";
     if (is_matmul_class(n.op)) {
+      if (o_.only_nodes && !o_.only_nodes->count(n.name)) return "";
       bool any = std::any_of(n.inputs.begin(), n.inputs.end(), [&](TensorId t) { return float_slot(t); });
       return any ? "matmul-class" : "";
     }
@@ -233,6 +235,16 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
   if (o.low != DType::bf16 && o.low != DType::f16)
     throw Error("precision: the low-precision dtype must be bf16 or f16, not " +
                 std::string(dtype_name(o.low)));
+  if (o.only_nodes) {
+    std::set<std::string> matmuls;
+    for (const Node& n : g.nodes())
+      if (is_matmul_class(n.op)) matmuls.insert(n.name);
+    for (const std::string& name : *o.only_nodes)
+      if (!matmuls.count(name))
+        throw Error("precision: node '" + name +
+                    "' is not a MatMul, Gemm, Conv or ConvTranspose node of the graph; only those "
+                    "can be chosen for low precision");
+  }
   return Lowering(g, o).run();
 }
 

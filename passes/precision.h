@@ -17,8 +17,10 @@
 //     in `low`: each float input is read through a Cast(to=low) (one per
 //     tensor, "<tensor>/to_bf16", shared by every lowered reader) and each
 //     output is written in `low` as "<tensor>/bf16" (f16: "/to_f16", "/f16").
+//     PrecisionOptions::only_nodes restricts this rule to the named nodes.
 //  2. Cheap elementwise and data-movement ops (kLowOps in precision.cc: Relu,
-//     LeakyRelu, Add, Sub, Mul, Neg, views, Transpose, Concat, Split) run in
+//     LeakyRelu, Add, Sub, Mul, Neg, MaxPool, views, Transpose, Concat,
+//     Split) run in
 //     `low` when every float input is the low output of an op lowered by rule
 //     1 or 2, or a parameter or constant (cast, like weights), and at least
 //     one is such a low output. So bias + Relu after a MatMul stay low and the
@@ -41,6 +43,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,10 @@ struct PrecisionOptions {
   /// frozen weights whose every reader is lowered are STORED in `low`.
   std::string frozen;
   bool training = true;  // false: every parameter counts as frozen
+  /// When set, rule 1 lowers only the matmul-class nodes named here (the
+  /// budget solver's per-op choice); rule 2 follows as usual. A name that is
+  /// not a matmul-class node of the graph is an Error.
+  std::optional<std::set<std::string>> only_nodes;
 };
 
 struct PrecisionStats {
@@ -64,8 +72,9 @@ struct PrecisionStats {
   std::vector<std::string> decisions;  // one line per lowered op
 };
 
-/// Lowers g in place (see the banner). Throws Error on a bad `low` dtype or
-/// an invalid `frozen` regex.
+/// Lowers g in place (see the banner). Throws Error on a bad `low` dtype, an
+/// invalid `frozen` regex or an `only_nodes` name that is not a matmul-class
+/// node.
 PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
 
 }  // namespace memplan

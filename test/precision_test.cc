@@ -142,6 +142,25 @@ TEST(PrecisionPass, ResidualAddOfF32StreamStaysF32) {
   EXPECT_EQ(g.node(g.tensor(add.inputs[0]).producer).name, "a/to_f32");
 }
 
+TEST(PrecisionPass, OnlyNodesRestrictsRuleOne) {
+  // Only mm2 chosen: mm1, add1, relu1 stay f32 (relu1's input is not a low
+  // output), mm2 reads r through a cast.
+  PrecisionStats st;
+  Graph g = lowered(kMlp, {.only_nodes = std::set<std::string>{"mm2"}}, &st);
+  ASSERT_EQ(st.decisions.size(), 1u);
+  EXPECT_EQ(st.decisions[0], "MatMul 'mm2': bf16 (matmul-class)");
+  EXPECT_TRUE(g.find_tensor("r/to_bf16"));
+  EXPECT_FALSE(g.find_tensor("x/to_bf16"));
+  Graph g2 = parse_graph(kMlp);
+  infer_shapes(g2);
+  try {
+    lower_precision(g2, {.only_nodes = std::set<std::string>{"relu1"}});
+    FAIL() << "a Relu accepted as a matmul-class choice";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'relu1' is not a MatMul"), std::string::npos) << e.what();
+  }
+}
+
 TEST(PrecisionPass, NothingEligibleLeavesGraphUntouched) {
   const char* text = R"(graph @g opset 17 {
   input %x : f32[2,4]
