@@ -204,6 +204,21 @@ TEST(PrecisionPass, FrozenWeightStoredLowWithRoundedData) {
   EXPECT_EQ(g.tensor(*g.find_tensor("v")).dtype, DType::f32);
 }
 
+TEST(PrecisionPass, InferenceStoresEveryLoweredWeightLow) {
+  // training = false: w1, b1, w2 are read only by lowered ops (through their
+  // casts), so all three are stored in bf16 and their casts disappear; x
+  // (an input) keeps its cast. Casts left: x/to_bf16 and y/to_f32.
+  PrecisionStats st;
+  Graph g = lowered(kMlp, {.training = false}, &st);
+  EXPECT_EQ(st.frozen_weights_lowered, 3);
+  EXPECT_EQ(st.casts_inserted, 2);
+  for (const char* w : {"w1", "b1", "w2"}) {
+    EXPECT_EQ(g.tensor(*g.find_tensor(w)).dtype, DType::bf16) << w;
+    EXPECT_FALSE(g.find_tensor(std::string(w) + "/to_bf16")) << w;
+  }
+  EXPECT_EQ(g.tensor(*g.find_tensor("x")).dtype, DType::f32);
+}
+
 TEST(PrecisionPass, BadOptionsAreErrors) {
   Graph g = parse_graph(kMlp);
   infer_shapes(g);
