@@ -38,7 +38,8 @@ TensorId loss_scale_tensor(Builder& b, const LossScaling& o, const Tensor& loss)
                 std::to_string(o.growth_interval));
   TensorId s = b.zero_tensor("memplan/loss_scale", loss.dtype, loss.shape, Role::state);
   std::vector<uint8_t> bytes;
-  for (int64_t i = 0; i < loss.numel(); ++i) encode_float(loss.dtype, o.init_scale, bytes);
+  for (int64_t i = 0; i < loss.numel(); ++i)
+    encode_float(loss.dtype, o.init_scale, bytes);
   b.g.tensor(s).data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
   return s;
 }
@@ -48,7 +49,7 @@ std::vector<TensorId> unscale_gradients(Builder& b, const LossScaling& o, Tensor
   Graph& g = b.g;
   std::vector<TensorId> ins = {scale};
   std::vector<Builder::Out> outs = {{"memplan/found_inf", Role::gradient}};
-  std::map<uint32_t, size_t> slot_of;  // original gradient tensor -> its input slot
+  std::map<uint32_t, size_t> slot_of; // original gradient tensor -> its input slot
   std::map<uint32_t, char> root_used;
   for (TensorId gr : bw.grads) {
     if (slot_of.count(gr.v)) continue;
@@ -56,7 +57,8 @@ std::vector<TensorId> unscale_gradients(Builder& b, const LossScaling& o, Tensor
     if (root_used.count(alias_root(g, gr).v)) {
       const std::string name = g.tensor(gr).name + "/copy";
       in = b.emit("Cast", "memplan/loss_scale/copy", {gr},
-                  {{"to", std::string(dtype_name(g.tensor(gr).dtype))}}, {{name, Role::gradient}})[0];
+                  {{"to", std::string(dtype_name(g.tensor(gr).dtype))}},
+                  {{name, Role::gradient}})[0];
     }
     root_used[alias_root(g, in).v] = 1;
     slot_of[gr.v] = ins.size();
@@ -65,7 +67,8 @@ std::vector<TensorId> unscale_gradients(Builder& b, const LossScaling& o, Tensor
   }
   const std::vector<TensorId> r =
       b.emit("UnscaleGradients", "memplan/unscale_gradients", ins, {}, outs);
-  for (TensorId& gr : bw.grads) gr = r[slot_of.at(gr.v)];
+  for (TensorId& gr : bw.grads)
+    gr = r[slot_of.at(gr.v)];
   bw.found_inf = r[0];
   const Tensor& s = g.tensor(scale);
   TensorId tracker = b.zero_tensor("memplan/loss_scale_growth", s.dtype, s.shape, Role::state);
@@ -78,4 +81,4 @@ std::vector<TensorId> unscale_gradients(Builder& b, const LossScaling& o, Tensor
                  {"memplan/loss_scale_growth/updated", Role::state}});
 }
 
-}  // namespace memplan::autodiff
+} // namespace memplan::autodiff

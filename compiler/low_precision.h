@@ -18,9 +18,11 @@ namespace memplan {
 
 bool op_handles_low_precision(std::string_view op);
 /// Bytes of one staged f32 copy of `numel` elements: numel * 4 rounded up to 64.
-inline int64_t low_precision_slot_bytes(int64_t numel) { return (numel * 4 + 63) / 64 * 64; }
+inline int64_t low_precision_slot_bytes(int64_t numel) {
+  return (numel * 4 + 63) / 64 * 64;
+}
 /// Sum of low_precision_slot_bytes over n's present f16/bf16 input and output
 /// slots (every slot, in-place ones included); 0 for native ops.
 int64_t low_precision_staging_bytes(const Graph& g, const Node& n);
 
-}  // namespace memplan
+} // namespace memplan

@@ -26,9 +26,8 @@ namespace {
 /// Ops of rule 2: cheap elementwise math and data movement.
 bool is_low_op(std::string_view op) {
   static constexpr std::string_view kLowOps[] = {
-      "Add",     "Concat",    "Flatten", "Identity",  "LeakyRelu", "Mul",      "Neg",
-      "MaxPool", "Relu",      "Reshape", "Split",     "Squeeze",   "Sub",      "Transpose",
-      "Unsqueeze"};
+      "Add",  "Concat",  "Flatten", "Identity", "LeakyRelu", "Mul",       "Neg",      "MaxPool",
+      "Relu", "Reshape", "Split",   "Squeeze",  "Sub",       "Transpose", "Unsqueeze"};
   return std::find(std::begin(kLowOps), std::end(kLowOps), op) != std::end(kLowOps);
 }
 
@@ -39,7 +38,8 @@ class Lowering {
   PrecisionStats run() {
     low_of_.assign(g_.num_tensors(), TensorId());
     produced_low_.assign(g_.num_tensors(), 0);
-    for (NodeId id : g_.topo_order()) visit(id);
+    for (NodeId id : g_.topo_order())
+      visit(id);
     store_frozen_weights();
     finish();
     return std::move(st_);
@@ -56,7 +56,8 @@ class Lowering {
       if (float_slot(t) && g_.tensor(t).dtype != DType::f32) return "";
     if (is_matmul_class(n.op)) {
       if (o_.only_nodes && !o_.only_nodes->count(n.name)) return "";
-      bool any = std::any_of(n.inputs.begin(), n.inputs.end(), [&](TensorId t) { return float_slot(t); });
+      bool any =
+          std::any_of(n.inputs.begin(), n.inputs.end(), [&](TensorId t) { return float_slot(t); });
       return any ? "matmul-class" : "";
     }
     if (!is_low_op(n.op)) return "";
@@ -121,7 +122,7 @@ class Lowering {
       TensorId lt = add_tensor(std::move(l));
       g_.tensor(lt).producer = id;
       g_.node(id).outputs[k] = lt;
-      g_.tensor(out).producer = NodeId();  // re-produced by the back cast
+      g_.tensor(out).producer = NodeId(); // re-produced by the back cast
       Node back;
       back.op = "Cast";
       back.name = g_.tensor(out).name + "/to_f32";
@@ -163,7 +164,8 @@ class Lowering {
         std::vector<uint8_t> bytes;
         bytes.reserve(static_cast<size_t>(t.numel()) * dtype_size(o_.low));
         for (int64_t k = 0; k < t.numel(); ++k)
-          encode_float(o_.low, decode_float(DType::f32, t.data->data(), static_cast<size_t>(k)), bytes);
+          encode_float(o_.low, decode_float(DType::f32, t.data->data(), static_cast<size_t>(k)),
+                       bytes);
         t.data = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
       }
       t.dtype = o_.low;
@@ -188,10 +190,11 @@ class Lowering {
     }
     // Names survive compaction; ids do not.
     std::vector<std::string> lowered;
-    for (NodeId id : lowered_) lowered.push_back(g_.node(id).name);
+    for (NodeId id : lowered_)
+      lowered.push_back(g_.node(id).name);
     std::sort(dead_.begin(), dead_.end());
     dead_.erase(std::unique(dead_.begin(), dead_.end()), dead_.end());
-    if (lowered.empty() && dead_.empty()) return;  // nothing eligible: g is untouched
+    if (lowered.empty() && dead_.empty()) return; // nothing eligible: g is untouched
     g_.remove_nodes_and_compact(dead_);
     g_.sort_topologically();
     st_.ops_lowered = static_cast<int64_t>(lowered.size());
@@ -221,15 +224,15 @@ class Lowering {
   Graph& g_;
   const PrecisionOptions& o_;
   std::string low_name_;
-  std::vector<TensorId> low_of_;     // per tensor: its low version, if any
-  std::vector<char> produced_low_;   // per f32 tensor: its low version is a lowered op's output
+  std::vector<TensorId> low_of_;   // per tensor: its low version, if any
+  std::vector<char> produced_low_; // per f32 tensor: its low version is a lowered op's output
   std::vector<NodeId> lowered_;
   std::vector<NodeId> dead_;
-  std::set<std::string> casts_, back_casts_;  // names of inserted cast nodes
+  std::set<std::string> casts_, back_casts_; // names of inserted cast nodes
   PrecisionStats st_;
 };
 
-}  // namespace
+} // namespace
 
 PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
   if (o.low != DType::bf16 && o.low != DType::f16)
@@ -248,4 +251,4 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
   return Lowering(g, o).run();
 }
 
-}  // namespace memplan
+} // namespace memplan

@@ -53,11 +53,11 @@
 namespace memplan {
 
 struct PrecisionOptions {
-  DType low = DType::bf16;  // bf16 or f16; anything else is an Error
+  DType low = DType::bf16; // bf16 or f16; anything else is an Error
   /// Regex over parameter names (same semantics as TrainingOptions::freeze):
   /// frozen weights whose every reader is lowered are STORED in `low`.
   std::string frozen;
-  bool training = true;  // false: every parameter counts as frozen
+  bool training = true; // false: every parameter counts as frozen
   /// When set, rule 1 lowers only the matmul-class nodes named here (the
   /// budget solver's per-op choice); rule 2 follows as usual. A name that is
   /// not a matmul-class node of the graph is an Error.
@@ -66,10 +66,10 @@ struct PrecisionOptions {
 
 struct PrecisionStats {
   int64_t ops_lowered = 0;
-  int64_t casts_inserted = 0;  // cast nodes in the final graph (both directions)
+  int64_t casts_inserted = 0; // cast nodes in the final graph (both directions)
   int64_t frozen_weights_lowered = 0;
-  int64_t cast_bytes = 0;  // bytes of the cast nodes' outputs
-  std::vector<std::string> decisions;  // one line per lowered op
+  int64_t cast_bytes = 0;             // bytes of the cast nodes' outputs
+  std::vector<std::string> decisions; // one line per lowered op
 };
 
 /// Lowers g in place (see the banner). Throws Error on a bad `low` dtype, an
@@ -77,4 +77,4 @@ struct PrecisionStats {
 /// node.
 PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
 
-}  // namespace memplan
+} // namespace memplan

@@ -15,4 +15,4 @@ namespace memplan {
 /// every kernel through this. InternalError if the workspace is too small.
 void run_kernel(KernelFn k, const KernelArgs& a);
 
-}  // namespace memplan
+} // namespace memplan

@@ -49,12 +49,16 @@ Plan mlp_plan(const LossScaling& ls, bool f16 = false) {
 
 std::map<std::string, std::vector<uint8_t>> batch() {
   std::vector<float> x(32), l(24);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) * 0.25f - 0.7f;
-  for (size_t i = 0; i < l.size(); ++i) l[i] = static_cast<float>(i % 5) * 0.5f - 1.0f;
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(i % 7) * 0.25f - 0.7f;
+  for (size_t i = 0; i < l.size(); ++i)
+    l[i] = static_cast<float>(i % 5) * 0.5f - 1.0f;
   return {{"x", f32_bytes(x)}, {"labels", f32_bytes(l)}};
 }
 
-float scalar(const Executor& ex, const std::string& name) { return as_f32(ex.read(name)).at(0); }
+float scalar(const Executor& ex, const std::string& name) {
+  return as_f32(ex.read(name)).at(0);
+}
 
 TEST(LossScale, GraphHasOneUnscaleAndSeedIsTheScale) {
   Plan p = mlp_plan({.enabled = true});
@@ -77,7 +81,7 @@ TEST(LossScale, PowerOfTwoScaleIsExactInF32) {
   auto a = make_cpu_executor(ref), b = make_cpu_executor(ls);
   init_random(*a, 3);
   init_random(*b, 3);
-  EXPECT_EQ(scalar(*b, "memplan/loss_scale"), 65536.0f);  // init_random keeps init_scale
+  EXPECT_EQ(scalar(*b, "memplan/loss_scale"), 65536.0f); // init_random keeps init_scale
   for (int k = 0; k < 2; ++k) {
     StepResult ra = a->step(batch()), rb = b->step(batch());
     ASSERT_TRUE(ra.finite && rb.finite) << rb.first_nonfinite_op;
@@ -104,8 +108,8 @@ TEST(LossScale, F16OverflowSkipsTheStepAndBacksOff) {
   EXPECT_EQ(ex->read("w1"), w1);
   EXPECT_EQ(ex->read("w2"), w2);
   EXPECT_EQ(as_f32(ex->read("w1/adam_m")), std::vector<float>(24, 0.0f));
-  EXPECT_EQ(scalar(*ex, "memplan/step"), 0.0f);  // Adam's step did not advance
-  EXPECT_EQ(scalar(*ex, "memplan/loss_scale"), 536870912.0f);  // 2^29
+  EXPECT_EQ(scalar(*ex, "memplan/step"), 0.0f);               // Adam's step did not advance
+  EXPECT_EQ(scalar(*ex, "memplan/loss_scale"), 536870912.0f); // 2^29
   EXPECT_EQ(scalar(*ex, "memplan/loss_scale_growth"), 0.0f);
   // Halving each step, S reaches a size where f16 gradients fit, and then
   // steps apply: the counter counts exactly the applied steps.
@@ -115,7 +119,7 @@ TEST(LossScale, F16OverflowSkipsTheStepAndBacksOff) {
     StepResult s = ex->step(batch());
     ASSERT_TRUE(s.finite) << s.first_nonfinite_op;
     const float after = scalar(*ex, "memplan/loss_scale");
-    applied += after == before;  // growth_interval 2000: a good step keeps S
+    applied += after == before; // growth_interval 2000: a good step keeps S
     EXPECT_TRUE(after == before || after == before / 2) << before << " -> " << after;
   }
   EXPECT_GT(applied, 0);
@@ -153,5 +157,5 @@ TEST(LossScale, BadOptionsAreErrors) {
   }
 }
 
-}  // namespace
-}  // namespace memplan::testing
+} // namespace
+} // namespace memplan::testing

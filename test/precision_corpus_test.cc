@@ -59,7 +59,8 @@ TEST_P(PrecisionCorpus, LowersDifferentiatesAndPlans) {
     }
   Compiled f16 = compile(m.path, DType::f16);
   int unscale = 0;
-  for (const PlanOp& op : f16.plan.ops) unscale += op.op == "UnscaleGradients";
+  for (const PlanOp& op : f16.plan.ops)
+    unscale += op.op == "UnscaleGradients";
   EXPECT_EQ(unscale, 1);
   const double ratio = static_cast<double>(bf16.plan.summary.peak_bytes) /
                        static_cast<double>(f32.plan.summary.peak_bytes);
@@ -74,5 +75,5 @@ INSTANTIATE_TEST_SUITE_P(Models, PrecisionCorpus, ::testing::ValuesIn(corpus_mod
                            return info.param.opset + "_" + info.param.name;
                          });
 
-}  // namespace
-}  // namespace memplan::testing
+} // namespace
+} // namespace memplan::testing

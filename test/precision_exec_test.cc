@@ -39,8 +39,12 @@
 namespace memplan::testing {
 namespace {
 
-std::string tiny_cnn() { return MEMPLAN_SOURCE_DIR "/test/models/samples/tiny_cnn.onnx"; }
-std::string tiny_transformer() { return MEMPLAN_SOURCE_DIR "/test/models/samples/tiny_transformer.onnx"; }
+std::string tiny_cnn() {
+  return MEMPLAN_SOURCE_DIR "/test/models/samples/tiny_cnn.onnx";
+}
+std::string tiny_transformer() {
+  return MEMPLAN_SOURCE_DIR "/test/models/samples/tiny_transformer.onnx";
+}
 
 struct Built {
   Plan plan;
@@ -73,7 +77,8 @@ Built build(const std::string& path, const std::map<std::string, int64_t>& dims,
 
 double norm(const std::vector<double>& v) {
   double s = 0;
-  for (double x : v) s += x * x;
+  for (double x : v)
+    s += x * x;
   return std::sqrt(s);
 }
 
@@ -98,7 +103,8 @@ std::vector<uint8_t> rounded(const PlanTensor& t, const std::vector<uint8_t>& b,
 double rel_diff(const PlanTensor& t, const Executor& a, const Executor& b) {
   const std::vector<double> x = as_doubles(t, a.read(t.name)), y = as_doubles(t, b.read(t.name));
   std::vector<double> d(x.size());
-  for (size_t i = 0; i < x.size(); ++i) d[i] = y[i] - x[i];
+  for (size_t i = 0; i < x.size(); ++i)
+    d[i] = y[i] - x[i];
   const double n = norm(x);
   return n > 0 ? norm(d) / n : norm(d);
 }
@@ -152,8 +158,8 @@ void compare(const std::string& path, const std::map<std::string, int64_t>& dims
     if (rel > worst) worst = rel, worst_floor = floor, worst_name = t.name;
     ++compared;
     EXPECT_LE(rel, std::max(grad_tol, 3 * floor))
-        << path << " " << dtype_name(low) << ": gradient '" << t.name << "' (rounding the weights alone: "
-        << floor << ")";
+        << path << " " << dtype_name(low) << ": gradient '" << t.name
+        << "' (rounding the weights alone: " << floor << ")";
   }
   EXPECT_GT(compared, 0);
   EXPECT_LE(loss_err, loss_tol) << path << " loss " << rlo.loss << " vs " << r32.loss;
@@ -170,8 +176,12 @@ void compare(const std::string& path, const std::map<std::string, int64_t>& dims
   }
 }
 
-TEST(PrecisionExec, TinyCnnBf16MatchesF32) { compare(tiny_cnn(), {{"batch", 32}}, DType::bf16, 3e-2, 1e-2); }
-TEST(PrecisionExec, TinyCnnF16MatchesF32) { compare(tiny_cnn(), {{"batch", 8}}, DType::f16, 4e-3, 2e-3); }
+TEST(PrecisionExec, TinyCnnBf16MatchesF32) {
+  compare(tiny_cnn(), {{"batch", 32}}, DType::bf16, 3e-2, 1e-2);
+}
+TEST(PrecisionExec, TinyCnnF16MatchesF32) {
+  compare(tiny_cnn(), {{"batch", 8}}, DType::f16, 4e-3, 2e-3);
+}
 TEST(PrecisionExec, TinyTransformerBf16MatchesF32) {
   compare(tiny_transformer(), {{"batch", 4}, {"seq", 16}}, DType::bf16, 3e-2, 1e-2);
 }
@@ -209,7 +219,7 @@ TEST(PrecisionExec, TinyTransformerF16WithLossScaling) {
   std::cout << "tiny_transformer f16 + loss scaling: loss " << rlo.loss << " vs f32 " << r32.loss
             << ", worst gradient rel by norm " << worst << ", scale after step 1: " << s1 << "\n";
   if (s1 == 65536.0f) {
-    EXPECT_LE(worst, 4e-3);  // an applied step: gradients as without scaling
+    EXPECT_LE(worst, 4e-3); // an applied step: gradients as without scaling
   }
   float s = s1;
   for (uint64_t k = 1; k < 5; ++k) {
@@ -227,7 +237,7 @@ TEST(PrecisionExec, TinyTransformerF16WithLossScaling) {
 TEST(PrecisionExec, FrozenWeightLoadsFromOnnxAsBf16) {
   const std::string frozen = "^model\\.features\\.0\\.weight$";
   Graph g = import_onnx_file(tiny_cnn()).graph;
-  const Graph src = g;  // the model's f32 initializers
+  const Graph src = g; // the model's f32 initializers
   bind_dims(g, {.dims = {{"batch", 4}}});
   infer_shapes(g);
   PrecisionStats ps = lower_precision(g, {.frozen = frozen});
@@ -244,14 +254,15 @@ TEST(PrecisionExec, FrozenWeightLoadsFromOnnxAsBf16) {
   ASSERT_TRUE(w.data);
   for (int64_t i = 0; i < w.numel(); ++i) {
     std::vector<uint8_t> want;
-    encode_float(DType::bf16, decode_float(DType::f32, w.data->data(), static_cast<size_t>(i)), want);
+    encode_float(DType::bf16, decode_float(DType::f32, w.data->data(), static_cast<size_t>(i)),
+                 want);
     ASSERT_EQ(got[2 * static_cast<size_t>(i)], want[0]) << i;
     ASSERT_EQ(got[2 * static_cast<size_t>(i) + 1], want[1]) << i;
   }
   auto feed = make_synthetic_feed(ex->graph(), 3);
   StepResult r = ex->step(feed->batch(0));
   EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
-  EXPECT_EQ(ex->read("model.features.0.weight"), got);  // frozen: not updated
+  EXPECT_EQ(ex->read("model.features.0.weight"), got); // frozen: not updated
 }
 
 /// Precision and rematerialization together: the bf16 transformer fitted to
@@ -334,5 +345,5 @@ TEST(PrecisionExec, Bf16PeakBelowF32WhenActivationsDominate) {
   EXPECT_LT(p16.summary.peak_bytes, p32.summary.peak_bytes);
 }
 
-}  // namespace
-}  // namespace memplan::testing
+} // namespace
+} // namespace memplan::testing

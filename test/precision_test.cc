@@ -87,7 +87,7 @@ TEST(PrecisionPass, MlpLowersMatmulsBiasAndRelu) {
   output %p
 }
 )");
-  EXPECT_EQ(st.ops_lowered, 4);  // mm1, add1, relu1, mm2
+  EXPECT_EQ(st.ops_lowered, 4); // mm1, add1, relu1, mm2
   EXPECT_EQ(st.casts_inserted, 5);
   // Cast outputs: x 32 + w1 128 + b1 16 + w2 48 + y (f32) 12 elements;
   // bytes 2*(32+128+16+48) + 4*12 = 448 + 48 = 496.
@@ -134,7 +134,8 @@ TEST(PrecisionPass, ResidualAddOfF32StreamStaysF32) {
   Graph g = lowered(text, {}, &st);
   EXPECT_EQ(st.ops_lowered, 1);
   const std::vector<NodeId> order = g.topo_order();
-  auto it = std::find_if(order.begin(), order.end(), [&](NodeId n) { return g.node(n).name == "res"; });
+  auto it =
+      std::find_if(order.begin(), order.end(), [&](NodeId n) { return g.node(n).name == "res"; });
   ASSERT_NE(it, order.end());
   const Node& add = g.node(*it);
   EXPECT_EQ(g.tensor(add.inputs[0]).name, "a");
@@ -157,7 +158,8 @@ TEST(PrecisionPass, OnlyNodesRestrictsRuleOne) {
     lower_precision(g2, {.only_nodes = std::set<std::string>{"relu1"}});
     FAIL() << "a Relu accepted as a matmul-class choice";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("node 'relu1' is not a MatMul"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("node 'relu1' is not a MatMul"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -181,7 +183,8 @@ TEST(PrecisionPass, FrozenWeightStoredLowWithRoundedData) {
   // w's elements: 1 + 2^-8 is a tie between bf16 neighbours 1 and 1 + 2^-7;
   // nearest even gives 1.0 (0x3f80). 3.0 is exact (0x4040).
   std::vector<uint8_t> data;
-  for (double v : {1.0 + 1.0 / 256, 3.0}) encode_float(DType::f32, v, data);
+  for (double v : {1.0 + 1.0 / 256, 3.0})
+    encode_float(DType::f32, v, data);
   Graph g;
   TensorId x = add_decl(g, "x", Role::input, {1, 2});
   TensorId w = add_decl(g, "w", Role::parameter, {2, 1});
@@ -200,7 +203,7 @@ TEST(PrecisionPass, FrozenWeightStoredLowWithRoundedData) {
   EXPECT_EQ(bf16_to_f64(static_cast<uint16_t>((*tw.data)[0] | (*tw.data)[1] << 8)), 1.0);
   EXPECT_EQ(bf16_to_f64(static_cast<uint16_t>((*tw.data)[2] | (*tw.data)[3] << 8)), 3.0);
   EXPECT_FALSE(g.find_tensor("w/to_bf16"));
-  EXPECT_TRUE(g.find_tensor("v/to_bf16"));  // not frozen: f32 master + cast
+  EXPECT_TRUE(g.find_tensor("v/to_bf16")); // not frozen: f32 master + cast
   EXPECT_EQ(g.tensor(*g.find_tensor("v")).dtype, DType::f32);
 }
 
@@ -226,7 +229,8 @@ TEST(PrecisionPass, BadOptionsAreErrors) {
     lower_precision(g, {.low = DType::f64});
     FAIL() << "f64 accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("must be bf16 or f16, not f64"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("must be bf16 or f16, not f64"), std::string::npos)
+        << e.what();
   }
   try {
     lower_precision(g, {.frozen = "w("});
@@ -254,7 +258,8 @@ TEST(PrecisionPass, AutodiffKeepsParameterGradientsF32) {
   }
   // The gradient of a low activation is low (the Cast rule casts it back).
   bool low_grad = false;
-  for (const Tensor& t : g.tensors()) low_grad |= t.role == Role::gradient && t.dtype == DType::bf16;
+  for (const Tensor& t : g.tensors())
+    low_grad |= t.role == Role::gradient && t.dtype == DType::bf16;
   EXPECT_TRUE(low_grad);
 }
 
@@ -276,8 +281,10 @@ TEST(PrecisionRuntime, StagedMatMulEqualsF32KernelRoundedOnce) {
     const std::vector<double> av = {1.0 / 3, 2, -1.5, 0.1, 7, 1e-3};
     const std::vector<double> bv = {0.7, -2, 1.25, 3.3, -0.01, 5};
     std::vector<uint8_t> ab, bb;
-    for (double v : av) encode_float(low, v, ab);
-    for (double v : bv) encode_float(low, v, bb);
+    for (double v : av)
+      encode_float(low, v, ab);
+    for (double v : bv)
+      encode_float(low, v, bb);
     std::vector<uint8_t> yb(8), ws(192);
     KernelArgs k;
     k.node = &g.node(NodeId(0));
@@ -288,7 +295,7 @@ TEST(PrecisionRuntime, StagedMatMulEqualsF32KernelRoundedOnce) {
     run_kernel(find_kernel("MatMul"), k);
     for (size_t i = 0; i < 2; ++i)
       for (size_t j = 0; j < 2; ++j) {
-        float acc = 0;  // f32 compute on the rounded inputs
+        float acc = 0; // f32 compute on the rounded inputs
         for (size_t t = 0; t < 3; ++t)
           acc += static_cast<float>(decode_float(low, ab.data(), i * 3 + t)) *
                  static_cast<float>(decode_float(low, bb.data(), t * 2 + j));
@@ -297,7 +304,7 @@ TEST(PrecisionRuntime, StagedMatMulEqualsF32KernelRoundedOnce) {
         EXPECT_EQ(decode_float(low, yb.data(), i * 2 + j), decode_float(low, want.data(), 0))
             << dtype_name(low) << " y[" << i << "," << j << "]";
       }
-    k.workspace_bytes = 128;  // one slot short: an InternalError, never a silent overflow
+    k.workspace_bytes = 128; // one slot short: an InternalError, never a silent overflow
     EXPECT_THROW(run_kernel(find_kernel("MatMul"), k), InternalError);
   }
 }
@@ -311,12 +318,13 @@ TEST(PrecisionRuntime, NanCheckCoversBf16) {
   Plan p = plan_of(g);
   auto ex = make_cpu_executor(p);
   std::vector<uint8_t> xb;
-  for (double v : {1.0, -1.0}) encode_float(DType::bf16, v, xb);
+  for (double v : {1.0, -1.0})
+    encode_float(DType::bf16, v, xb);
   StepResult r = ex->step({{"x", xb}});
   EXPECT_FALSE(r.finite);
   EXPECT_NE(r.first_nonfinite_op.find("wrote NaN to 'y' (element 1)"), std::string::npos)
       << r.first_nonfinite_op;
 }
 
-}  // namespace
-}  // namespace memplan::testing
+} // namespace
+} // namespace memplan::testing
