@@ -371,18 +371,27 @@ TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   verify(g);
   TrainingStats st;
   Builder b(g);
-  const TensorId loss = opts.loss.empty() ? model_loss(g) : built_loss(b, opts);
+  if (opts.micro_batches < 1)
+    throw Error("micro_batches must be at least 1, got " + std::to_string(opts.micro_batches));
+  TensorId loss = opts.loss.empty() ? model_loss(g) : built_loss(b, opts);
   {
     const Tensor& l = g.tensor(loss);
     if (!is_scalar_float(l))
       throw Error("the loss '" + l.name + "' must be a float scalar, got " + type_str(l));
   }
   st.loss = g.tensor(loss).name;
-  const std::vector<TensorId> bn_state = rewrite_batchnorm(b);
+  MicroBatch mb;
+  if (opts.micro_batches > 1) {
+    mb = slice_inputs(b, opts.micro_batches);
+    loss = micro_loss(b, opts, loss, mb, st);
+  }
+  std::vector<TensorId> bn_state = rewrite_batchnorm(b);
   const std::vector<char> trainable = trainable_params(g, opts.freeze, st);
   const LossScaling& ls = opts.loss_scaling;
   const TensorId scale = ls.enabled ? loss_scale_tensor(b, ls, g.tensor(loss)) : TensorId();
   Backward bw = build_backward(b, loss, trainable, st.warnings, scale);
+  // Replicas share the (resident) seed; their gradients accumulate scaled.
+  if (opts.micro_batches > 1) replicate(b, mb, loss, bw, bn_state, st);
   const std::vector<TensorId> scale_state =
       ls.enabled ? unscale_gradients(b, ls, scale, bw) : std::vector<TensorId>{};
   Updates up = build_optimizer(b, opts, bw, st.warnings);

@@ -51,6 +51,19 @@
 //    statistics'; step'; optimizer state' (momentum', or m', v' per
 //    parameter); gradients (grads_as_outputs, or always with
 //    OptimizerKind::none, which emits no step counter and no updates).
+//  - micro-batching (micro_batches = k > 1; compiler/autodiff_microbatch.cc):
+//    the graph arrives bound at the micro batch B/k. Graph inputs become
+//    full-batch tensors [B, ...] with the same names; replica i (0..k-1)
+//    reads part i through BatchSlice; forward, loss and backward are cloned
+//    per replica ("<name>/mb<i>"); the gradients accumulate (GradAccumulate)
+//    into replica 0's; clipping and the optimizer run once. Each replica's
+//    loss is scaled so that their sum is the full-batch loss: cross-entropy
+//    by 1 / (non-ignored labels of the full batch), mse by 1 / (elements of
+//    the full batch), the model's own loss by 1/k (a warning). The loss
+//    output is the sum. BatchNorm running statistics chain through the
+//    replicas (a warning: per-micro-batch statistics). Replica i starts
+//    after replica i-1's backward (ordering-only BatchSlice inputs), so
+//    every schedule holds one replica's activations at a time.
 //  - nodes no output depends on are removed (e.g. a second model head that
 //    does not feed the loss), then the node order is made topological.
 #pragma once
@@ -111,6 +124,10 @@ struct TrainingOptions {
   std::string freeze;           // ECMAScript regex over parameter names; "" = none
   bool grads_as_outputs = false;
   LossScaling loss_scaling;  // off by default; the f16 precision policy turns it on
+  /// k > 1: gradient accumulation over k micro-batches, unrolled in the
+  /// graph (see "Micro-batching" below). The graph must be bound at the
+  /// micro batch B/k (passes/microbatch.h, micro_binding).
+  int64_t micro_batches = 1;
 };
 
 struct TrainingStats {
@@ -121,6 +138,9 @@ struct TrainingStats {
                                 // UnscaleGradients, LossScaleUpdate
   int64_t nodes_pruned = 0;  // nodes no output depends on, removed
   std::string loss;          // name of the loss tensor
+  int64_t micro_batches = 1;          // k
+  int64_t micro_batch_rows = 0;       // B/k, with k > 1
+  int64_t nodes_per_micro_batch = 0;  // nodes replicated per micro-batch, with k > 1
   std::vector<std::string> warnings;  // e.g. --freeze matched nothing
 };
 

@@ -2,6 +2,7 @@
 //   autodiff.cc           driver, loss selection, BatchNorm rewrite, outputs, pruning
 //   autodiff_backward.cc  reverse-mode differentiation with the gradient rules
 //   autodiff_optim.cc     gradient clipping, step counter, optimizer updates
+//   autodiff_microbatch.cc  micro-batch slicing, loss scaling, replication
 //   autodiff_loss_scale.cc dynamic loss scaling (seed, unscale, scale update)
 // Include only from those files.
 #pragma once
@@ -83,5 +84,27 @@ struct Updates {
 /// update per trained parameter. OptimizerKind::none emits nothing.
 Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward& bw,
                         std::vector<std::string>& warnings);
+
+/// Micro-batching (autodiff_microbatch.cc), used when opts.micro_batches > 1.
+struct MicroBatch {
+  int64_t k = 1;
+  int64_t rows = 0;             // micro-batch size B/k (axis 0 of the model's inputs)
+  std::vector<NodeId> slices;   // replica 0's BatchSlice nodes, one per graph input
+};
+/// Makes every graph input full-batch (same name); the micro-sized tensor
+/// becomes "<input>/mb0", produced by BatchSlice(index 0, count k). Throws
+/// Error on a scalar input or inputs with different axis 0.
+MicroBatch slice_inputs(Builder& b, int64_t k);
+/// Scales one replica's loss so that the k replica losses sum to the
+/// full-batch mean (cross-entropy: global count of non-ignored labels; mse:
+/// full element count; the model's own loss: 1/k with a warning). Returns
+/// the scaled loss, which takes the loss's name.
+TensorId micro_loss(Builder& b, const TrainingOptions& opts, TensorId loss, const MicroBatch& mb,
+                    TrainingStats& st);
+/// After build_backward: clones the replica k-1 times, accumulates the
+/// gradients, sums the losses. Updates loss (the sum, same name), bw.grads
+/// (the accumulated gradients) and bn_state (the last replica's).
+void replicate(Builder& b, const MicroBatch& mb, TensorId& loss, Backward& bw,
+               std::vector<TensorId>& bn_state, TrainingStats& st);
 
 } // namespace memplan::autodiff

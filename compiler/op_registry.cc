@@ -125,8 +125,8 @@ std::vector<TensorType> infer_node(const Graph& g, const Node& n) {
 bool op_handles_low_precision(std::string_view op) {
   // Data movement (element-size dispatch) and Cast: no arithmetic on values.
   static constexpr std::string_view kNative[] = {
-      "Cast",    "CastLike", "Concat",    "Expand", "Flatten", "Identity",
-      "Reshape", "Split",    "Squeeze",   "Tile",   "Transpose", "Unsqueeze"};
+      "BatchSlice", "Cast",  "CastLike", "Concat", "Expand",    "Flatten",
+      "Identity",   "Reshape", "Split",  "Squeeze", "Tile",    "Transpose", "Unsqueeze"};
   return std::find(std::begin(kNative), std::end(kNative), op) != std::end(kNative);
 }
 
@@ -163,7 +163,9 @@ int64_t node_bytes_moved(const Graph& g, const Node& n) {
     const Tensor& t = g.tensor(id);
     if (t.shape_known) total += t.bytes();
   };
-  for (TensorId id : n.inputs) add(id);
+  // BatchSlice's inputs after the first only order it: their data is not read.
+  const size_t read = n.op == "BatchSlice" ? std::min<size_t>(n.inputs.size(), 1) : n.inputs.size();
+  for (size_t i = 0; i < read; ++i) add(n.inputs[i]);
   for (TensorId id : n.outputs) add(id);
   return total;
 }

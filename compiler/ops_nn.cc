@@ -143,7 +143,7 @@ void register_nn(std::vector<OpDef>& t) {
   for (std::string_view op : {"Softmax", "LogSoftmax"})
     t.push_back({.name = op, .attrs = {"axis"}, .infer = softmax, .flops = five_per_out});
   t.push_back({.name = "Dropout", .max_inputs = 3, .max_outputs = 2,
-               .attrs = {"ratio", "seed", "is_test"}, .infer = dropout});
+               .attrs = {"ratio", "seed", "is_test", "rng_key", "rng_offset"}, .infer = dropout});
   t.push_back({.name = "SoftmaxCrossEntropyLoss", .min_inputs = 2, .max_inputs = 3,
                .max_outputs = 2, .attrs = {"ignore_index", "reduction"}, .infer = sce_loss,
                .flops = five_per_in});

@@ -24,6 +24,13 @@
 //   LossScaleUpdate(scale, tracker, found_inf) -> (scale', tracker')
 //       attrs growth_factor, backoff_factor, growth_interval (GradScaler);
 //       init_scale: the scale's starting value (for weight initialization)
+//
+// Micro-batching (compiler/autodiff_microbatch.cc) adds one op that is not in
+// place:
+//   BatchSlice(X, after...) -> Y      attrs index, count
+//       Y = the index-th of `count` equal parts of X along axis 0 (a copy).
+//       Inputs after the first are ordering-only dependencies: their data is
+//       never read, they only make the node run after their producers.
 #include "compiler/ops_common.h"
 
 namespace memplan::ops {
@@ -96,6 +103,23 @@ Types grad_accumulate(const InferCtx& c) {
   return {{c.dtype(0), c.shape(0)}};
 }
 
+Types batch_slice(const InferCtx& c) {
+  const int64_t count = attr_int(c.node(), "count", 0);
+  const int64_t index = attr_int(c.node(), "index", -1);
+  if (count < 1) c.fail("count must be at least 1, got " + std::to_string(count));
+  if (index < 0 || index >= count)
+    c.fail("index " + std::to_string(index) + " is outside [0, " + std::to_string(count) + ")");
+  Shape s = c.shape(0);
+  if (s.empty()) c.fail("input 0 is a scalar: there is no batch axis to slice");
+  if (s[0] % count != 0)
+    c.fail("axis 0 of input 0 (" + std::to_string(s[0]) + ") is not divisible by count " +
+           std::to_string(count));
+  for (size_t i = 1; i < c.num_inputs(); ++i)
+    (void)c.input(i);  // ordering-only inputs must exist (their data is not read)
+  s[0] /= count;
+  return {{c.dtype(0), s}};
+}
+
 Types global_norm_scale(const InferCtx& c) {
   if (!(attr_float(c.node(), "max_norm", 1.0) > 0.0)) c.fail("max_norm must be positive");
   for (size_t i = 0; i < c.num_inputs(); ++i)
@@ -163,6 +187,12 @@ void register_optim(std::vector<OpDef>& t) {
                .flops = adam_flops});
   t.push_back(
       {.name = "GradAccumulate", .min_inputs = 2, .max_inputs = 2, .infer = grad_accumulate});
+  t.push_back({.name = "BatchSlice",
+               .min_inputs = 1,
+               .max_inputs = -1,
+               .attrs = {"index", "count"},
+               .infer = batch_slice,
+               .flops = zero_flops});
   t.push_back({.name = "GlobalNormScale",
                .min_inputs = 1,
                .max_inputs = -1,

@@ -4,7 +4,10 @@
 #include <cstdint>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "compiler/autodiff.h"
+#include "compiler/budget_search.h"
 #include "compiler/ir_text.h"
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
@@ -69,6 +72,54 @@ const std::vector<std::string>& pipeline_pass_names() {
   return names;
 }
 
+DeviceProfile compile_device(const CompileOptions& opts) {
+  return opts.device_profile.empty() ? builtin_device(opts.device)
+                                     : load_device_profile(opts.device_profile);
+}
+
+namespace {
+
+struct Dumper {
+  const CompileOptions& opts;
+  bool on = true;
+  void operator()(const Graph& g, const std::string& pass, const VerifyOptions& vo) const {
+    verify(g, vo);
+    if (on && opts.dump_after.count(pass) && opts.dump) opts.dump(pass, print_graph(g));
+  }
+};
+
+/// bind-dims and infer-shapes on a copy of the imported graph.
+Graph bind_and_infer(const Graph& imported, const CompileOptions& opts, const Dumper& after,
+                     int64_t* folded) {
+  Graph g = imported;
+  bind_dims(g, {.dims = opts.dims, .input_shapes = opts.input_shapes});
+  check_input_sizes(g, opts);
+  after(g, "bind-dims", {.require_shapes = false});
+  InferShapesStats st = infer_shapes(g, {.fold_constants = !opts.disabled.count("fold")});
+  if (folded) *folded = st.nodes_folded;
+  after(g, "infer-shapes", {.require_shapes = true});
+  return g;
+}
+
+/// One candidate of the budget solver: the training graph for k micro-batches
+/// at the given precision.
+Lowered lower_candidate(const Graph& imported, const CompileOptions& opts, const LeverChoice& c,
+                        const Dumper& after, int64_t* folded) {
+  if (c.micro_batches != 1)
+    throw Error("micro-batching is not available in this build of the pipeline");
+  if (c.precision != DType::f32)
+    throw Error("precision " + precision_label(c.precision) + " is not available yet");
+  Lowered l;
+  l.graph = bind_and_infer(imported, opts, after, folded);
+  l.training = build_training_graph(l.graph, opts.training);
+  l.notes = l.training.warnings;
+  after(l.graph, "autodiff", {.require_shapes = true});
+  check_total_size(l.graph, opts);
+  return l;
+}
+
+}  // namespace
+
 CompileResult compile_model(const std::string& onnx_path, const CompileOptions& opts) {
   if (opts.mode != "inference" && opts.mode != "training")
     throw Error("--mode " + opts.mode + ": unknown mode; use training (the default) or inference");
@@ -80,47 +131,64 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
                   "infer-shapes, autodiff, plan-memory)");
   }
   CompileResult r;
-  auto after = [&](const std::string& pass, const VerifyOptions& vo) {
-    verify(r.graph, vo);
-    if (opts.dump_after.count(pass) && opts.dump) opts.dump(pass, print_graph(r.graph));
-  };
+  const DeviceProfile device = compile_device(opts);
+  Dumper after{opts};
 
   ImportResult imp = import_onnx_file(onnx_path);
-  r.graph = std::move(imp.graph);
+  const Graph imported = std::move(imp.graph);
   r.notes = std::move(imp.notes);
-  r.nodes_imported = static_cast<int64_t>(r.graph.num_nodes());
-  after("import", {.require_shapes = false});
+  r.nodes_imported = static_cast<int64_t>(imported.num_nodes());
+  after(imported, "import", {.require_shapes = false});
 
   // Errors past the importer (which names the file itself) are prefixed with
   // the model path, so every message says which model it is about.
   try {
-    bind_dims(r.graph, {.dims = opts.dims, .input_shapes = opts.input_shapes});
-    check_input_sizes(r.graph, opts);
-    after("bind-dims", {.require_shapes = false});
-
-    InferShapesStats st = infer_shapes(r.graph, {.fold_constants = !opts.disabled.count("fold")});
-    r.nodes_folded = st.nodes_folded;
-    after("infer-shapes", {.require_shapes = true});
-
-    if (opts.mode == "training") {
-      TrainingStats ts = build_training_graph(r.graph, opts.training);
-      for (const std::string& w : ts.warnings) r.notes.push_back(w);
-      r.training = ts;
-      after("autodiff", {.require_shapes = true});
-    }
-
-    check_total_size(r.graph, opts);
-    if (opts.budget_bytes) {
-      // Memory budget: plan, and rematerialize when the plan does not fit.
-      RematOptions ro{.budget_bytes = *opts.budget_bytes, .solver = opts.remat_solver,
-                      .device = builtin_device(opts.device), .alignment = opts.plan.alignment};
-      RematFit fit = fit_to_budget(r.graph, opts.plan, ro);
-      r.plan = std::move(fit.plan);
-      r.remat_recomputed = fit.remat.recomputed_nodes;
-      r.remat_extra_seconds = fit.remat.extra_seconds;
-      r.remat_decisions = std::move(fit.remat.decisions);
+    if (opts.mode == "inference") {
+      r.graph = bind_and_infer(imported, opts, after, &r.nodes_folded);
+      check_total_size(r.graph, opts);
+      if (opts.budget_bytes) {
+        // Memory budget: plan, and rematerialize when the plan does not fit.
+        RematOptions ro{.budget_bytes = *opts.budget_bytes, .solver = opts.remat_solver,
+                        .device = device, .alignment = opts.plan.alignment};
+        RematFit fit = fit_to_budget(r.graph, opts.plan, ro);
+        r.plan = std::move(fit.plan);
+        r.remat_recomputed = fit.remat.recomputed_nodes;
+        r.remat_extra_seconds = fit.remat.extra_seconds;
+        r.remat_decisions = std::move(fit.remat.decisions);
+      } else {
+        r.plan = plan_memory(r.graph, opts.plan);
+      }
     } else {
-      r.plan = plan_memory(r.graph, opts.plan);
+      SearchOptions so;
+      so.budget_bytes = opts.budget_bytes.value_or(
+          std::max<int64_t>(device.mem_bytes - device.context_reserve_bytes, 0));
+      so.budget_source = opts.budget_bytes ? "--budget" : "device memory (" + device.name + ")";
+      so.precision = opts.precision;
+      so.auto_low = opts.budget_bytes.has_value();
+      so.device = device;
+      so.remat_solver = opts.remat_solver;
+      so.plan = opts.plan;
+      so.micro_batches = {opts.micro_batches.value_or(1)};
+      Dumper quiet{opts, false};
+      int64_t folded = 0;
+      SearchResult sr = search_budget(
+          [&](const LeverChoice& c) { return lower_candidate(imported, opts, c, quiet, &folded); },
+          so);
+      r.nodes_folded = folded;
+      if (!opts.dump_after.empty())  // dumps show the chosen candidate's passes
+        (void)lower_candidate(imported, opts, sr.choice, after, nullptr);
+      r.graph = std::move(sr.graph);
+      r.plan = std::move(sr.plan);
+      r.training = sr.training;
+      for (const std::string& w : sr.notes) r.notes.push_back(w);
+      const PlanDecisions& d = *r.plan.decisions;
+      r.remat_recomputed = static_cast<int64_t>(d.recomputed.size());
+      for (const RecomputeDecision& x : d.recomputed) {
+        r.remat_extra_seconds += x.seconds;
+        r.remat_decisions.push_back(fmt::format("recompute '{}' ({} bytes) before '{}': +{:.3g} s",
+                                                x.node, x.bytes, x.before, x.seconds));
+      }
+      if (!opts.budget_bytes) r.plan.budget_bytes.reset();
     }
   } catch (const Error& e) {
     throw Error(onnx_path + ": " + e.what());

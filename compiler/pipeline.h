@@ -4,8 +4,15 @@
 //   import        ONNX file -> Graph (python-free-frontends/onnx_importer.h)
 //   bind-dims     symbolic dims from --dim / --input-shape (passes/bind_dims.h)
 //   infer-shapes  shape inference + constant folding (passes/infer_shapes.h)
-//   autodiff      training mode only: loss, backward, optimizer (compiler/autodiff.h)
-//   plan-memory   schedule, lifetimes, offsets -> Plan (passes/plan_memory.h)
+//   precision     training mode: bf16/fp16 for matmul-class ops (passes/precision.h)
+//   autodiff      training mode only: loss, backward, optimizer (compiler/autodiff.h);
+//                 with k micro-batches, k replicas and gradient accumulation
+//   plan-memory   schedule, lifetimes, offsets -> Plan (passes/plan_memory.h);
+//                 in training mode the budget solver (compiler/budget_search.h)
+//                 runs bind-dims .. autodiff once per candidate (k, precision)
+//                 and rematerializes (passes/remat.h) where a plan does not fit.
+//                 The budget is --budget, or the device's memory minus its
+//                 context reserve.
 //
 // Passes listed in `disabled` are skipped where that is meaningful
 // ("fold" turns constant folding off inside infer-shapes).
@@ -19,6 +26,7 @@
 #include <vector>
 
 #include "compiler/autodiff.h"
+#include "compiler/cost_model.h"
 #include "compiler/ir.h"
 #include "compiler/plan.h"
 #include "passes/plan_memory.h"
@@ -37,7 +45,11 @@ struct CompileOptions {
   // --- memory budget (passes/remat.h) -------------------------------------
   std::optional<int64_t> budget_bytes;  // --budget: the plan's peak must fit
   std::string remat_solver = "fast";    // --remat-solver fast|exact
-  std::string device = "h100";          // --device: cost-model profile
+  std::string device = "h100";          // --device: built-in cost-model profile
+  std::string device_profile;           // --device-profile FILE (overrides `device`)
+  std::string precision = "auto";       // --precision auto|fp32|bf16|fp16
+  std::optional<int64_t> micro_batches; // --micro-batches K (default: the solver chooses)
+  bool early_updates = true;            // --early-updates on|off
 };
 
 struct CompileResult {
@@ -52,6 +64,9 @@ struct CompileResult {
   double remat_extra_seconds = 0;      // estimated by the cost model
   std::vector<std::string> remat_decisions;
 };
+
+/// The device profile the options name (--device-profile FILE, else --device).
+DeviceProfile compile_device(const CompileOptions& opts);
 
 /// Names of the pipeline's passes, in order.
 const std::vector<std::string>& pipeline_pass_names();

@@ -25,6 +25,38 @@ std::string_view placement_name(Placement p) {
 
 // ---------------------------------------------------------------- writing
 
+namespace {
+
+ojson decisions_json(const PlanDecisions& d) {
+  ojson j;
+  j["device"] = d.device;
+  j["budget_source"] = d.budget_source;
+  j["reserve_bytes"] = d.reserve_bytes;
+  j["precision"] = d.precision;
+  j["ops_low_precision"] = d.ops_low_precision;
+  j["casts"] = d.casts;
+  j["micro_batches"] = d.micro_batches;
+  j["loss_scaling"] = d.loss_scaling;
+  j["early_updates"] = d.early_updates;
+  j["step_seconds"] = d.step_seconds;
+  j["unconstrained_step_seconds"] = d.unconstrained_step_seconds;
+  j["unconstrained_peak_bytes"] = d.unconstrained_peak_bytes;
+  ojson rc = ojson::array();
+  for (const RecomputeDecision& r : d.recomputed)
+    rc.push_back({{"node", r.node}, {"before", r.before}, {"bytes", r.bytes}, {"seconds", r.seconds}});
+  j["recomputed"] = std::move(rc);
+  ojson cs = ojson::array();
+  for (const CandidateRecord& c : d.candidates)
+    cs.push_back({{"micro_batches", c.micro_batches}, {"precision", c.precision}, {"fits", c.fits},
+                  {"peak_bytes", c.peak_bytes}, {"step_seconds", c.step_seconds},
+                  {"recomputed", c.recomputed}, {"note", c.note}});
+  j["candidates"] = std::move(cs);
+  j["notes"] = d.notes;
+  return j;
+}
+
+}  // namespace
+
 std::string plan_to_json(const Plan& p) {
   ojson j;
   j["format"] = "memplan-plan";
@@ -48,12 +80,14 @@ std::string plan_to_json(const Plan& p) {
   s["num_ops"] = p.ops.size();
   s["num_tensors"] = p.tensors.size();
   j["summary"] = s;
+  if (p.decisions) j["decisions"] = decisions_json(*p.decisions);
   j["inputs"] = p.inputs;
   j["outputs"] = p.outputs;
   j["loss"] = p.loss;
   ojson ops = ojson::array();
   for (const PlanOp& o : p.ops) {
-    ojson x = {{"name", o.name}, {"op", o.op}, {"inputs", o.inputs}, {"outputs", o.outputs}};
+    ojson x = {{"name", o.name}, {"op", o.op}, {"inputs", o.inputs}, {"outputs", o.outputs},
+               {"dtype", dtype_name(o.dtype)}, {"est_seconds", o.est_seconds}};
     if (o.workspace_bytes > 0) {
       x["workspace_bytes"] = o.workspace_bytes;
       x["workspace_offset"] = o.workspace_offset;
@@ -116,6 +150,14 @@ struct Reader {
     if (!v.is_string()) fail(path, "must be a string");
     return v.get<std::string>();
   }
+  double num(const ojson& v, const std::string& path) const {
+    if (!v.is_number()) fail(path, "must be a number");
+    return v.get<double>();
+  }
+  bool boolean(const ojson& v, const std::string& path) const {
+    if (!v.is_boolean()) fail(path, "must be true or false");
+    return v.get<bool>();
+  }
   const ojson& arr(const ojson& v, const std::string& path) const {
     if (!v.is_array()) fail(path, "must be an array");
     return v;
@@ -127,6 +169,52 @@ struct Reader {
     return r;
   }
 };
+
+PlanDecisions read_decisions(const Reader& rd, const ojson& j) {
+  const std::string P = "decisions";
+  auto key = [&](const char* k) -> const ojson& { return rd.get(j, P, k); };
+  auto path = [&](const char* k) { return P + "." + k; };
+  PlanDecisions d;
+  d.device = rd.str(key("device"), path("device"));
+  d.budget_source = rd.str(key("budget_source"), path("budget_source"));
+  d.reserve_bytes = rd.i64(key("reserve_bytes"), path("reserve_bytes"));
+  d.precision = rd.str(key("precision"), path("precision"));
+  d.ops_low_precision = rd.i64(key("ops_low_precision"), path("ops_low_precision"));
+  d.casts = rd.i64(key("casts"), path("casts"));
+  d.micro_batches = rd.i64(key("micro_batches"), path("micro_batches"));
+  d.loss_scaling = rd.boolean(key("loss_scaling"), path("loss_scaling"));
+  d.early_updates = rd.boolean(key("early_updates"), path("early_updates"));
+  d.step_seconds = rd.num(key("step_seconds"), path("step_seconds"));
+  d.unconstrained_step_seconds =
+      rd.num(key("unconstrained_step_seconds"), path("unconstrained_step_seconds"));
+  d.unconstrained_peak_bytes =
+      rd.i64(key("unconstrained_peak_bytes"), path("unconstrained_peak_bytes"));
+  const ojson& rc = rd.arr(key("recomputed"), path("recomputed"));
+  for (size_t i = 0; i < rc.size(); ++i) {
+    const std::string q = path("recomputed") + "[" + std::to_string(i) + "]";
+    d.recomputed.push_back({rd.str(rd.get(rc[i], q, "node"), q + ".node"),
+                            rd.str(rd.get(rc[i], q, "before"), q + ".before"),
+                            rd.i64(rd.get(rc[i], q, "bytes"), q + ".bytes"),
+                            rd.num(rd.get(rc[i], q, "seconds"), q + ".seconds")});
+  }
+  const ojson& cs = rd.arr(key("candidates"), path("candidates"));
+  for (size_t i = 0; i < cs.size(); ++i) {
+    const std::string q = path("candidates") + "[" + std::to_string(i) + "]";
+    CandidateRecord c;
+    c.micro_batches = rd.i64(rd.get(cs[i], q, "micro_batches"), q + ".micro_batches");
+    c.precision = rd.str(rd.get(cs[i], q, "precision"), q + ".precision");
+    c.fits = rd.boolean(rd.get(cs[i], q, "fits"), q + ".fits");
+    c.peak_bytes = rd.i64(rd.get(cs[i], q, "peak_bytes"), q + ".peak_bytes");
+    c.step_seconds = rd.num(rd.get(cs[i], q, "step_seconds"), q + ".step_seconds");
+    c.recomputed = rd.i64(rd.get(cs[i], q, "recomputed"), q + ".recomputed");
+    c.note = rd.str(rd.get(cs[i], q, "note"), q + ".note");
+    d.candidates.push_back(std::move(c));
+  }
+  const ojson& notes = rd.arr(key("notes"), path("notes"));
+  for (size_t i = 0; i < notes.size(); ++i)
+    d.notes.push_back(rd.str(notes[i], path("notes") + "[" + std::to_string(i) + "]"));
+  return d;
+}
 
 }  // namespace
 
@@ -171,6 +259,7 @@ Plan plan_from_json(std::string_view text, std::string_view source) {
   for (auto it = byrole.begin(); it != byrole.end(); ++it)
     p.summary.bytes_by_role[it.key()] = rd.i64(it.value(), "summary.bytes_by_role." + it.key());
 
+  if (j.contains("decisions")) p.decisions = read_decisions(rd, j["decisions"]);
   p.inputs = rd.ids(rd.get(j, "", "inputs"), "inputs");
   p.outputs = rd.ids(rd.get(j, "", "outputs"), "outputs");
   p.loss = rd.i32(rd.get(j, "", "loss"), "loss");
@@ -182,6 +271,13 @@ Plan plan_from_json(std::string_view text, std::string_view source) {
     o.op = rd.str(rd.get(ops[i], path, "op"), path + ".op");
     o.inputs = rd.ids(rd.get(ops[i], path, "inputs"), path + ".inputs");
     o.outputs = rd.ids(rd.get(ops[i], path, "outputs"), path + ".outputs");
+    if (ops[i].contains("dtype")) {
+      const std::string dt = rd.str(ops[i]["dtype"], path + ".dtype");
+      auto d = parse_dtype(dt);
+      if (!d) rd.fail(path + ".dtype", "has unknown dtype '" + dt + "'");
+      o.dtype = *d;
+    }
+    if (ops[i].contains("est_seconds")) o.est_seconds = rd.num(ops[i]["est_seconds"], path + ".est_seconds");
     if (ops[i].contains("workspace_bytes")) {
       o.workspace_bytes = rd.i64(ops[i]["workspace_bytes"], path + ".workspace_bytes");
       o.workspace_offset =

@@ -38,6 +38,47 @@ struct PlanOp {
   std::vector<int32_t> outputs;  // tensor indices, -1 = omitted
   int64_t workspace_bytes = 0;   // scratch live during this op only (0: none)
   int64_t workspace_offset = 0;  // its arena offset
+  DType dtype = DType::f32;      // the dtype it computes in (cost_model.h node_compute_dtype)
+  double est_seconds = 0;        // the cost model's time for one run on the plan's device
+};
+
+/// One recomputation the budget planner chose (passes/remat.h).
+struct RecomputeDecision {
+  std::string node;    // the node run again
+  std::string before;  // the node whose stage needs it
+  int64_t bytes = 0;   // arena bytes its outputs would otherwise hold
+  double seconds = 0;  // estimated time of the extra run
+};
+
+/// One combination of levers the budget solver tried (compiler/budget_search.h).
+struct CandidateRecord {
+  int64_t micro_batches = 1;
+  std::string precision = "fp32";
+  bool fits = false;
+  int64_t peak_bytes = 0;    // the plan's peak (the smallest reached when it does not fit)
+  double step_seconds = 0;   // estimated; 0 when it does not fit
+  int64_t recomputed = 0;    // extra node runs
+  std::string note;          // why it was skipped or did not fit
+};
+
+/// What the budget planner decided and why (absent in plans from older
+/// versions and in inference plans).
+struct PlanDecisions {
+  std::string device;              // cost-model profile name
+  std::string budget_source;       // "--budget" or "device memory"
+  int64_t reserve_bytes = 0;       // CUDA context + handles, outside the budget
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
+  int64_t ops_low_precision = 0;   // ops that compute in bf16/fp16
+  int64_t casts = 0;               // Cast nodes the precision pass inserted
+  int64_t micro_batches = 1;       // k
+  bool loss_scaling = false;       // fp16 dynamic loss scaling in the graph
+  bool early_updates = false;      // some update runs before the last backward op
+  std::vector<RecomputeDecision> recomputed;
+  double step_seconds = 0;               // estimated step time of this plan
+  double unconstrained_step_seconds = 0; // fp32, k = 1, no recomputation
+  int64_t unconstrained_peak_bytes = 0;  // its peak
+  std::vector<CandidateRecord> candidates;
+  std::vector<std::string> notes;  // warnings and reasons (e.g. per-micro-batch BatchNorm)
 };
 
 struct PlanSummary {
@@ -66,6 +107,7 @@ struct Plan {
   std::vector<int32_t> outputs;
   int32_t loss = -1;  // the scalar loss tensor (training plans), -1 if none
   PlanSummary summary;
+  std::optional<PlanDecisions> decisions;
   /// The textual IR (docs/ir-text.md) of the planned graph with every
   /// constant's data inline and parameter data elided: what a runtime needs
   /// besides weights. Tensor names match `tensors`. May be empty.

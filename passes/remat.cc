@@ -286,8 +286,10 @@ struct Applier {
     runs.push_back(1);
     r.schedule.push_back(nid);
     ++r.recomputed_nodes;
-    if (before)
+    if (before) {
       r.decisions.push_back(fmt::format("recompute '{}' ({} bytes) before '{}'", orig_name, bytes, *before));
+      r.recomputes.push_back({orig_name, *before, bytes, 0.0});
+    }
   }
 };
 
@@ -328,6 +330,7 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
         r.extra_seconds += secs;
         ap.run(b.order[v], stage_name);
         r.decisions.back() += fmt::format(": +{:.3g} s", secs);
+        r.recomputes.back().seconds = secs;
       } else {
         ap.run(b.order[v], std::nullopt);
       }
@@ -376,43 +379,62 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const Rem
 
 }  // namespace
 
-RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
+RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
   RematFit f;
   PlanMemoryOptions po = popts;
   po.budget_bytes = o.budget_bytes;
   f.plan = plan_memory(g, po);
-  if (f.plan.summary.peak_bytes <= o.budget_bytes) return f;
-
-  const Graph original = g;
-  const int64_t resident = f.plan.summary.resident_bytes;
-  const int64_t unconstrained = f.plan.summary.peak_bytes;
-  std::string last_note;
-  Graph fitted;
-  (void)try_budget(original, po, o, o.budget_bytes, 10, &f, &fitted, &last_note);
-  if (f.used_remat) {
-    g = std::move(fitted);
+  f.unconstrained_peak = f.plan.summary.peak_bytes;
+  f.best_peak = f.plan.summary.peak_bytes;
+  if (f.plan.summary.peak_bytes <= o.budget_bytes) {
+    f.fits = true;
     return f;
   }
-  // Infeasible. Find the smallest budget that does fit, by bisection between
-  // the requested budget and the smallest peak known to be achievable, so
-  // the error names a figure that compiling with --budget FIGURE meets.
-  int64_t lo = std::max(o.budget_bytes, resident), hi = unconstrained;
+  const Graph original = g;
+  Graph fitted;
+  f.best_peak = std::min(f.best_peak, try_budget(original, po, o, o.budget_bytes, 10, &f,
+                                                 &fitted, &f.note));
+  if (f.used_remat) {
+    g = std::move(fitted);
+    f.fits = true;
+  }
+  return f;
+}
+
+int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
+                                const RematOptions& o, int64_t lo, int64_t hi) {
+  // Bisection between a budget known not to fit (lo) and a peak known to be
+  // achievable (hi); each probe's fitting peak tightens hi, so the answer is
+  // a figure that compiling with --budget FIGURE meets.
+  PlanMemoryOptions po = popts;
   for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
     const int64_t mid = lo + (hi - lo) / 2;
     RematFit probe;
     Graph probe_graph;
     std::string note;
-    (void)try_budget(original, po, o, mid, 4, &probe, &probe_graph, &note);
+    po.budget_bytes = mid;
+    (void)try_budget(g, po, o, mid, 4, &probe, &probe_graph, &note);
     if (probe.used_remat)
       hi = probe.plan.summary.peak_bytes;
     else
       lo = mid;
   }
+  return hi;
+}
+
+RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
+  const Graph original = g;
+  RematFit f = try_fit_budget(g, popts, o);
+  if (f.fits) return f;
+  const int64_t resident = f.plan.summary.resident_bytes;
+  const int64_t unconstrained = f.unconstrained_peak;
+  const int64_t hi = smallest_fitting_budget(original, popts, o,
+                                             std::max(o.budget_bytes, resident), unconstrained);
   throw Error(fmt::format(
       "cannot fit {} bytes: the smallest budget found that fits is {} bytes (rematerialization "
       "bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "
       "is {} bytes)",
-      o.budget_bytes, hi, last_note.empty() ? "" : ": " + last_note, resident, unconstrained));
+      o.budget_bytes, hi, f.note.empty() ? "" : ": " + f.note, resident, unconstrained));
 }
 
 }  // namespace memplan

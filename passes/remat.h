@@ -66,6 +66,7 @@ struct RematResult {
   double extra_seconds = 0;      // estimated (cost model)
   std::vector<NodeId> schedule;  // run order after applying (one entry per run)
   std::vector<std::string> decisions;  // "recompute 'X' (N bytes) before 'Y': +T s"
+  std::vector<RecomputeDecision> recomputes;  // the same, structured
   std::string note;
   int64_t fixed_bytes = 0;    // resident + inputs (aligned)
   int64_t problem_peak = 0;   // the solver's replayed peak (incl. fixed and the margin)
@@ -75,10 +76,25 @@ struct RematResult {
 RematResult rematerialize(Graph& g, const RematOptions& o);
 
 struct RematFit {
-  Plan plan;
+  Plan plan;  // the fitting plan; when nothing fits, the unconstrained one
+  bool fits = false;
   bool used_remat = false;
   RematResult remat;
+  int64_t unconstrained_peak = 0;  // peak of the plan without recomputation
+  int64_t best_peak = 0;           // the lowest peak any try reached
+  std::string note;                // the solver's last note (why it bottomed out)
 };
+
+/// Like fit_to_budget, without throwing: fits = false when no plan found fits
+/// (g is then unchanged and plan is the unconstrained one).
+RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
+
+/// The smallest budget found that fits, by bisection between `lo` (a budget
+/// known not to fit) and `hi` (a peak known to be achievable, e.g. the
+/// unconstrained one). The result is a peak some plan reached: compiling with
+/// it as the budget succeeds.
+int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
+                                const RematOptions& o, int64_t lo, int64_t hi);
 
 /// See the banner. On success g is the rewritten graph the plan belongs to.
 /// Throws Error "cannot fit BUDGET: the smallest budget found that fits is X ..." otherwise.

@@ -23,7 +23,8 @@ uint64_t name_key(const std::string& s) {
   return h;
 }
 
-/// Calls f(node, slot) for every read of t or of a view / Cast of it.
+/// Calls f(node, slot) for every read of t or of a view / Cast / BatchSlice
+/// (micro-batching's part of a full-batch input) of it.
 template <class F>
 void for_each_use(const Graph& g, const std::vector<std::vector<NodeId>>& cons, TensorId t, F f,
                   int depth = 0) {
@@ -33,7 +34,7 @@ void for_each_use(const Graph& g, const std::vector<std::vector<NodeId>>& cons, 
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       if (n.inputs[k] != t) continue;
       f(n, k);
-      if ((is_view_op(n.op) || n.op == "Cast") && k == 0 && !n.outputs.empty() && n.outputs[0].valid())
+      if ((is_view_op(n.op) || n.op == "Cast" || n.op == "BatchSlice") && k == 0 && !n.outputs.empty() && n.outputs[0].valid())
         for_each_use(g, cons, n.outputs[0], f, depth + 1);
     }
   }

@@ -9,6 +9,12 @@
 // the mask is all true. The mask is a pure function of (seed, step, rng_key),
 // so a recomputed Dropout reproduces it.
 //
+// Attribute rng_offset (default 0, set by micro-batching) shifts the element
+// counter: element i draws rng_uniform(stream, i + rng_offset). Replica j of
+// k micro-batches keeps the original's rng_key and gets rng_offset =
+// j * numel(X), so for a batch-major X (axis 0 = batch) the k micro-batch
+// masks concatenate to exactly the mask of the full batch in one step.
+//
 // DropoutGrad(dY, mask, ratio?, training_mode?) -> dX = dY * mask / (1 - ratio)
 // with the same ratio / training rules (dX = dY when not training).
 #include <algorithm>
@@ -43,6 +49,8 @@ void dropout(const KernelArgs& a) {
   const DropParams p = params(a, 1);
   const bool drop = p.training && p.ratio > 0;
   const uint64_t stream = rng_stream(a.seed, a.step, a.rng_key);
+  const int64_t offset = attr_int(*a.node, "rng_offset", 0);
+  if (offset < 0) fail(a, "rng_offset must be non-negative, got " + std::to_string(offset));
   float_dispatch(a, x.dtype, [&]<class T>() {
     const T* xp = x.as<T>();
     T* yp = y.as<T>();
@@ -53,7 +61,7 @@ void dropout(const KernelArgs& a) {
     }
     const T s = static_cast<T>(p.scale());
     for (int64_t i = 0; i < x.numel; ++i) {
-      const bool keep = rng_uniform(stream, static_cast<uint64_t>(i)) >= p.ratio;
+      const bool keep = rng_uniform(stream, static_cast<uint64_t>(i + offset)) >= p.ratio;
       yp[i] = keep ? xp[i] * s : T(0);
       if (mask) mask[i] = keep;
     }

@@ -1,4 +1,5 @@
-// CPU kernels: optimizer family (op signatures in compiler/ops_optim.cc).
+// CPU kernels: optimizer family and BatchSlice (op signatures in
+// compiler/ops_optim.cc).
 //
 // Every kernel reads element i of its inputs before writing element i of its
 // outputs, so it is correct both in place (output pointer == input pointer,
@@ -167,6 +168,21 @@ void grad_accumulate(const KernelArgs& a) {
   });
 }
 
+// BatchSlice: part `index` of `count` equal parts of input 0 along axis 0 is
+// contiguous in row-major order, so it is one memcpy. Inputs after the
+// first only order the node (never read).
+void batch_slice(const KernelArgs& a) {
+  const int64_t index = attr_int(*a.node, "index", 0);
+  const int64_t count = attr_int(*a.node, "count", 1);
+  const TensorArg &x = a.in.at(0), &y = a.out.at(0);
+  if (count < 1 || index < 0 || index >= count || y.numel * count != x.numel || y.dtype != x.dtype)
+    throw Error(node_desc(*a.node) + ": output " + shape_str(y.shape) + " is not part " +
+                std::to_string(index) + " of " + std::to_string(count) + " of input " +
+                shape_str(x.shape));
+  const size_t bytes = static_cast<size_t>(y.numel) * dtype_size(y.dtype);
+  if (bytes) std::memcpy(y.data, static_cast<const char*>(x.data) + bytes * static_cast<size_t>(index), bytes);
+}
+
 // torch.nn.utils.clip_grad_norm_ (norm_type 2): total = sqrt(sum ||g||^2),
 // scale = min(1, max_norm / (total + 1e-6)). Sums in double for every dtype.
 void global_norm_scale(const KernelArgs& a) {
@@ -247,6 +263,7 @@ void register_optim(Table& t) {
   t["AdamUpdate"] = adam_update;
   t["GradAccumulate"] = grad_accumulate;
   t["GlobalNormScale"] = global_norm_scale;
+  t["BatchSlice"] = batch_slice;
 }
 
 } // namespace memplan::kernels

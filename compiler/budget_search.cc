@@ -1,0 +1,250 @@
+#include "compiler/budget_search.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+#include "passes/remat.h"
+
+namespace memplan {
+
+std::string precision_label(DType d) {
+  switch (d) {
+    case DType::bf16: return "bf16";
+    case DType::f16: return "fp16";
+    default: return "fp32";
+  }
+}
+
+double estimate_step_seconds(const Graph& g, Plan& p, const DeviceProfile& d) {
+  std::unordered_map<std::string_view, uint32_t> by_name;
+  for (uint32_t i = 0; i < g.num_nodes(); ++i) by_name.emplace(g.node(NodeId(i)).name, i);
+  double total = 0;
+  for (PlanOp& op : p.ops) {
+    auto it = by_name.find(op.name);
+    if (it == by_name.end())
+      throw InternalError("plan op '" + op.name + "' is not a node of its graph");
+    const Node& n = g.node(NodeId(it->second));
+    op.dtype = node_compute_dtype(g, n);
+    op.est_seconds = node_time(g, n, d);
+    total += op.est_seconds;
+  }
+  return total;
+}
+
+bool plan_has_early_updates(const Plan& p) {
+  int64_t first_update = -1, last_grad = -1;
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    const PlanOp& op = p.ops[i];
+    if (op.op == "SGDUpdate" || op.op == "AdamUpdate") {
+      if (first_update < 0) first_update = static_cast<int64_t>(i);
+      continue;
+    }
+    for (int32_t t : op.outputs)
+      if (t >= 0 && p.tensors[t].role == Role::gradient) last_grad = static_cast<int64_t>(i);
+  }
+  return first_update >= 0 && first_update < last_grad;
+}
+
+namespace {
+
+std::string mib(int64_t b) { return fmt::format("{:.2f} MiB", static_cast<double>(b) / (1 << 20)); }
+
+/// The precisions to try, best guess first.
+std::vector<DType> precisions(const SearchOptions& o) {
+  const DeviceProfile& d = o.device;
+  auto need = [&](DType t, double flops) {
+    if (flops <= 0)
+      throw Error("--precision " + o.precision + ": device '" + d.name + "' has no " +
+                  precision_label(t) + " tensor cores (its profile gives 0 FLOP/s); use " +
+                  "--precision fp32 or auto");
+    return std::vector<DType>{t};
+  };
+  if (o.precision == "fp32") return {DType::f32};
+  if (o.precision == "bf16") return need(DType::bf16, d.flops_bf16);
+  if (o.precision == "fp16") return need(DType::f16, d.flops_f16);
+  if (o.precision != "auto")
+    throw Error("--precision " + o.precision + ": unknown; use auto, fp32, bf16 or fp16");
+  std::vector<DType> r = {DType::f32};
+  if (o.auto_low) {
+    if (d.flops_bf16 > 0)
+      r.push_back(DType::bf16);
+    else if (d.flops_f16 > 0)
+      r.push_back(DType::f16);
+  }
+  return r;
+}
+
+struct Evaluated {
+  LeverChoice choice;
+  CandidateRecord rec;
+  bool fits_without_remat = false;
+  Graph graph;
+  Plan plan;
+  std::vector<RecomputeDecision> recomputes;
+  Lowered info;  // graph moved out
+  int64_t unconstrained_peak = 0;    // peak without recomputation
+  double unconstrained_seconds = 0;  // every node once
+};
+
+double graph_seconds(const Graph& g, const DeviceProfile& d) {
+  double s = 0;
+  for (const Node& n : g.nodes()) s += node_time(g, n, d);
+  return s;
+}
+
+Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptions& o) {
+  Evaluated e;
+  e.choice = c;
+  e.rec.micro_batches = c.micro_batches;
+  e.rec.precision = precision_label(c.precision);
+  try {
+    e.info = lower(c);
+  } catch (const Error& err) {
+    e.rec.note = std::string("cannot lower: ") + err.what();
+    return e;
+  }
+  e.graph = std::move(e.info.graph);
+  e.unconstrained_seconds = graph_seconds(e.graph, o.device);
+  RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver, .device = o.device,
+                  .alignment = o.plan.alignment};
+  RematFit f = try_fit_budget(e.graph, o.plan, ro);
+  e.unconstrained_peak = f.unconstrained_peak;
+  e.rec.fits = f.fits;
+  e.rec.peak_bytes = f.fits ? f.plan.summary.peak_bytes : f.best_peak;
+  e.fits_without_remat = f.fits && !f.used_remat;
+  if (!f.fits) {
+    e.rec.note = "does not fit: the smallest peak reached is " + mib(f.best_peak) +
+                 (f.note.empty() ? "" : " (" + f.note + ")");
+    return e;
+  }
+  e.plan = std::move(f.plan);
+  e.rec.recomputed = f.used_remat ? f.remat.recomputed_nodes : 0;
+  e.recomputes = std::move(f.remat.recomputes);
+  e.rec.step_seconds = estimate_step_seconds(e.graph, e.plan, o.device);
+  return e;
+}
+
+}  // namespace
+
+SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
+  const std::vector<DType> precs = precisions(o);
+  std::vector<int64_t> ks = o.micro_batches.empty() ? std::vector<int64_t>{1} : o.micro_batches;
+
+  // The reference: fp32, k = 1, no recomputation (the plan with no levers).
+  double ref_seconds = -1;
+  int64_t ref_peak = 0;
+
+  std::vector<CandidateRecord> records;
+  std::optional<Evaluated> best;
+  for (DType p : precs) {
+    bool stop = false;
+    for (int64_t k : ks) {
+      if (stop) {
+        records.push_back({k, precision_label(p), false, 0, 0, 0,
+                           "not tried: a smaller k fits without recomputation"});
+        continue;
+      }
+      Evaluated e = evaluate(lower, {k, p}, o);
+      records.push_back(e.rec);
+      if (k == 1 && p == DType::f32 && e.unconstrained_peak > 0) {
+        ref_seconds = e.unconstrained_seconds;
+        ref_peak = e.unconstrained_peak;
+      }
+      if (e.fits_without_remat) stop = true;
+      if (!e.rec.fits) continue;
+      const bool better = !best || e.rec.step_seconds < best->rec.step_seconds ||
+                          (e.rec.step_seconds == best->rec.step_seconds &&
+                           e.rec.peak_bytes < best->rec.peak_bytes);
+      if (better) best = std::move(e);
+    }
+  }
+
+  if (ref_seconds < 0) {
+    Lowered ref = lower({1, DType::f32});
+    ref_peak = plan_memory(ref.graph, o.plan).summary.peak_bytes;
+    ref_seconds = graph_seconds(ref.graph, o.device);
+  }
+
+  if (!best) {
+    // Nothing fits: the smallest budget the most aggressive candidates reach.
+    int64_t smallest = std::numeric_limits<int64_t>::max();
+    std::string at;
+    int64_t resident = 0;
+    std::string remat_note;
+    for (DType p : precs) {
+      Lowered l;
+      try {
+        l = lower({ks.back(), p});
+      } catch (const Error&) {
+        continue;
+      }
+      RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
+                      .device = o.device, .alignment = o.plan.alignment};
+      Graph g = l.graph;
+      RematFit f = try_fit_budget(g, o.plan, ro);
+      resident = f.plan.summary.resident_bytes;
+      if (!f.note.empty()) remat_note = f.note;
+      const int64_t hi = smallest_fitting_budget(l.graph, o.plan, ro,
+                                                 std::max(o.budget_bytes, resident),
+                                                 f.unconstrained_peak);
+      if (hi < smallest) {
+        smallest = hi;
+        at = fmt::format("k={}, {}, with rematerialization", ks.back(), precision_label(p));
+      }
+    }
+    if (smallest == std::numeric_limits<int64_t>::max()) {
+      std::string why;
+      for (const CandidateRecord& c : records)
+        why += fmt::format("\n  k={} {}: {}", c.micro_batches, c.precision, c.note);
+      throw Error(fmt::format("cannot fit {} bytes: no candidate could be planned:{}",
+                              o.budget_bytes, why));
+    }
+    std::string levers = fmt::format(
+        "micro-batching {}; precision {}; rematerialization bottomed out{}",
+        ks.size() > 1 ? fmt::format("reached k={} (the largest divisor of the batch)", ks.back())
+                      : (o.micro_batch_note.empty() ? std::string("fixed at k=1")
+                                                    : "unavailable: " + o.micro_batch_note),
+        precs.size() == 1 && precs[0] == DType::f32
+            ? (o.precision == "fp32" ? "fixed by --precision fp32"
+                                     : "fp32 only (low precision is considered with --budget)")
+            : "reached " + precision_label(precs.back()),
+        remat_note.empty() ? "" : " (" + remat_note + ")");
+    throw Error(fmt::format(
+        "cannot fit {} bytes: the smallest budget found that fits is {} bytes ({}, at {}; compile "
+        "with --budget {}). The budget is from {}. Levers: {}. Resident storage alone is {} bytes; "
+        "the unconstrained peak is {} bytes",
+        o.budget_bytes, smallest, mib(smallest), at, smallest, o.budget_source, levers, resident,
+        ref_peak));
+  }
+
+  SearchResult r;
+  r.graph = std::move(best->graph);
+  r.plan = std::move(best->plan);
+  r.choice = best->choice;
+  r.training = best->info.training;
+  PlanDecisions d;
+  d.device = o.device.name;
+  d.budget_source = o.budget_source;
+  d.reserve_bytes = o.device.context_reserve_bytes;
+  d.precision = precision_label(best->choice.precision);
+  d.ops_low_precision = best->info.ops_low_precision;
+  d.casts = best->info.casts;
+  d.micro_batches = best->choice.micro_batches;
+  d.loss_scaling = best->info.loss_scaling;
+  d.early_updates = plan_has_early_updates(r.plan);
+  d.recomputed = std::move(best->recomputes);
+  d.step_seconds = best->rec.step_seconds;
+  d.unconstrained_step_seconds = ref_seconds;
+  d.unconstrained_peak_bytes = ref_peak;
+  d.candidates = std::move(records);
+  d.notes = best->info.notes;
+  if (!o.micro_batch_note.empty()) d.notes.push_back("micro-batching: " + o.micro_batch_note);
+  r.notes = d.notes;
+  r.plan.decisions = std::move(d);
+  return r;
+}
+
+}  // namespace memplan

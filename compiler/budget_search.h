@@ -1,0 +1,90 @@
+// The budget solver: chooses micro-batch count k, precision and
+// rematerialization jointly, minimizing the estimated step time of a plan
+// whose peak fits the budget (issue "fit the budget").
+//
+// Search: every candidate (precision p, micro-batch count k) is lowered by the
+// caller (compiler/pipeline.cc: bind dims at batch/k, infer shapes, lower
+// precision, build the k-replica training graph) and then fitted with
+// try_fit_budget (passes/remat.h): planned as is, rematerialized when it does
+// not fit. Its time is estimate_step_seconds() of the fitted plan: the cost
+// model's time of every op the plan runs, recomputations included, so k
+// micro-batches pay k times the launch costs and their smaller, less
+// efficient kernels, and low precision pays for its casts.
+//  - precisions: fp32 | bf16 | fp16 force one; auto tries fp32 and, when
+//    `auto_low` (the user gave --budget), the device's fastest low-precision
+//    type (bf16, or fp16 on devices without bf16). A dtype the device lacks is
+//    never tried.
+//  - k: the divisors of the batch in ascending order, or the one forced. For a
+//    precision, once some k fits without recomputation, larger k are not
+//    tried: they only add launches (recorded as skipped).
+//  - the fastest fitting candidate wins; ties go to the smaller peak.
+//  - nothing fits: Error naming the smallest budget found that fits (bisection
+//    on the most aggressive candidate of each precision: the largest k with
+//    rematerialization) and which levers bottomed out.
+// The winning plan gets est_seconds per op and its PlanDecisions.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/autodiff.h"
+#include "compiler/cost_model.h"
+#include "compiler/ir.h"
+#include "compiler/plan.h"
+#include "passes/plan_memory.h"
+
+namespace memplan {
+
+struct LeverChoice {
+  int64_t micro_batches = 1;
+  DType precision = DType::f32;  // f32, bf16 or f16
+};
+std::string precision_label(DType d);  // "fp32", "bf16", "fp16"
+
+/// A candidate lowered to the training graph, ready to plan.
+struct Lowered {
+  Graph graph;
+  int64_t ops_low_precision = 0;
+  int64_t casts = 0;
+  bool loss_scaling = false;
+  TrainingStats training;
+  std::vector<std::string> notes;  // warnings the user should see for this choice
+};
+using LowerFn = std::function<Lowered(const LeverChoice&)>;
+
+struct SearchOptions {
+  int64_t budget_bytes = 0;
+  std::string budget_source = "--budget";  // or "device memory"
+  std::string precision = "auto";          // auto | fp32 | bf16 | fp16
+  bool auto_low = false;  // auto may choose low precision (the user gave --budget)
+  std::vector<int64_t> micro_batches = {1};  // candidate k, ascending
+  std::string micro_batch_note;  // why only k = 1 is possible (e.g. a fixed batch), or ""
+  DeviceProfile device;
+  std::string remat_solver = "fast";
+  PlanMemoryOptions plan;
+};
+
+struct SearchResult {
+  Graph graph;  // the winner's graph (after rematerialization)
+  Plan plan;    // with decisions and est_seconds filled
+  LeverChoice choice;
+  TrainingStats training;
+  std::vector<std::string> notes;
+};
+
+/// See the banner. Throws Error when no candidate fits, or when --precision
+/// asks for a dtype the device lacks.
+SearchResult search_budget(const LowerFn& lower, const SearchOptions& o);
+
+/// Sum of node_time over the plan's ops (the plan's graph g), writing each
+/// op's est_seconds and dtype into p.
+double estimate_step_seconds(const Graph& g, Plan& p, const DeviceProfile& d);
+
+/// True if some optimizer update (SGDUpdate, AdamUpdate) runs before the last
+/// op that produces a gradient.
+bool plan_has_early_updates(const Plan& p);
+
+}  // namespace memplan
