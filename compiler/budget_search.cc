@@ -109,7 +109,7 @@ Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptio
   e.graph = std::move(e.info.graph);
   e.unconstrained_seconds = graph_seconds(e.graph, o.device);
   RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver, .device = o.device,
-                  .alignment = o.plan.alignment};
+                  .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
   RematFit f = try_fit_budget(e.graph, o.plan, ro);
   e.unconstrained_peak = f.unconstrained_peak;
   e.rec.fits = f.fits;
@@ -182,7 +182,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         continue;
       }
       RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
-                      .device = o.device, .alignment = o.plan.alignment};
+                      .device = o.device, .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
       Graph g = l.graph;
       RematFit f = try_fit_budget(g, o.plan, ro);
       resident = f.plan.summary.resident_bytes;
@@ -214,7 +214,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         remat_note.empty() ? "" : " (" + remat_note + ")");
     throw Error(fmt::format(
         "cannot fit {} bytes: the smallest budget found that fits is {} bytes ({}, at {}; compile "
-        "with --budget {}). The budget is from {}. Levers: {}. Resident storage alone is {} bytes; "
+        "with --budget {}). The budget is from {}. Levers: {}; resident storage alone is {} bytes; "
         "the unconstrained peak is {} bytes",
         o.budget_bytes, smallest, mib(smallest), at, smallest, o.budget_source, levers, resident,
         ref_peak));

@@ -1,5 +1,6 @@
 // memplan's command line: compile, inspect, verify, check.
 #include "compiler/cli.h"
+#include "compiler/cli_internal.h"
 
 #include <fmt/format.h>
 
@@ -19,8 +20,6 @@
 
 namespace memplan {
 
-namespace {
-
 std::string human(int64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(b);
@@ -39,6 +38,8 @@ std::string dims_str(const std::map<std::string, int64_t>& dims) {
 }
 
 double ratio(int64_t a, int64_t b) { return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : 1.0; }
+
+namespace {
 
 /// Fails early, before any work, when an output path cannot be written.
 void check_output_dir(const std::string& path) {
@@ -72,20 +73,7 @@ void print_summary(std::ostream& out, const Plan& p) {
 
 // ---------------------------------------------------------------- compile
 
-struct CompileArgs {
-  std::string model, output, emit = "plan", mode = "training", schedule = "best",
-                             offsets = "best-of";
-  std::vector<std::string> dims, input_shapes, dump_after;
-  int64_t alignment = 256;
-  bool no_fold = false;
-  // training
-  std::string optimizer = "adamw", loss, labels, logits, freeze;
-  double lr = 1e-3, momentum = 0, dampening = 0, weight_decay = -1 /* optimizer's default */, beta1 = 0.9, beta2 = 0.999,
-         eps = 1e-8, clip = 0;
-  bool nesterov = false;
-  // memory budget
-  std::string budget, remat_solver = "fast", device = "h100";
-};
+
 
 OptimizerKind parse_optimizer(const std::string& s) {
   for (auto k : {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::none})
@@ -126,7 +114,9 @@ TrainingOptions training_options(const CompileArgs& a) {
   return t;
 }
 
-int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
+}  // namespace
+
+CompileOptions compile_options(const CompileArgs& a) {
   if (a.mode != "inference" && a.mode != "training")
     throw Error("--mode " + a.mode + ": unknown mode; use --mode training or --mode inference");
   CompileOptions o;
@@ -156,7 +146,26 @@ int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
   if (!a.budget.empty()) o.budget_bytes = parse_size(a.budget, "--budget");
   o.remat_solver = a.remat_solver;
   o.device = a.device;
-  (void)builtin_device(a.device);  // Error listing the known devices
+  o.device_profile = a.device_profile;
+  (void)compile_device(o);  // Error listing the known devices, or naming the bad profile file
+  if (a.precision != "auto" && a.precision != "fp32" && a.precision != "bf16" && a.precision != "fp16")
+    throw Error("--precision " + a.precision + ": use auto, fp32, bf16 or fp16");
+  o.precision = a.precision;
+  if (a.micro_batches != 0) {
+    if (a.micro_batches < 1) throw Error("--micro-batches must be at least 1");
+    o.micro_batches = a.micro_batches;
+  }
+  if (a.early_updates != "on" && a.early_updates != "off")
+    throw Error("--early-updates " + a.early_updates + ": use on or off");
+  o.early_updates = a.early_updates == "on";
+  o.plan.early_updates = o.early_updates;
+  return o;
+}
+
+namespace {
+
+int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
+  CompileOptions o = compile_options(a);
   o.dump_after.insert(a.dump_after.begin(), a.dump_after.end());
   o.dump = [&err](const std::string& pass, const std::string& text) {
     err << "// ----- IR after " << pass << "\n" << text;
@@ -178,9 +187,13 @@ int do_compile(const CompileArgs& a, std::ostream& out, std::ostream& err) {
                      a.model, r.plan.mode, dims_str(r.plan.dims), r.plan.ops.size(),
                      r.nodes_folded, r.plan.tensors.size());
   print_summary(out, r.plan);
-  if (r.plan.budget_bytes) {
-    out << fmt::format("budget    {:>12}  peak {} fits; {} recomputed node runs, +{:.3g} s estimated ({})\n",
-                       human(*r.plan.budget_bytes), human(r.plan.summary.peak_bytes),
+  if (r.plan.budget_bytes)
+    out << fmt::format("budget    {:>12}  peak {} fits\n", human(*r.plan.budget_bytes),
+                       human(r.plan.summary.peak_bytes));
+  if (r.plan.decisions) {
+    print_decisions(out, r.plan, 5);
+  } else if (r.plan.budget_bytes) {
+    out << fmt::format("          {} recomputed node runs, +{:.3g} s estimated ({})\n",
                        r.remat_recomputed, r.remat_extra_seconds, a.device);
     for (size_t i = 0; i < r.remat_decisions.size() && i < 5; ++i)
       out << "  " << r.remat_decisions[i] << "\n";
@@ -203,6 +216,7 @@ int do_inspect(const std::string& path, int top, std::ostream& out) {
   if (p.budget_bytes)
     out << fmt::format("budget    {:>12}  {}\n", human(*p.budget_bytes),
                        s.peak_bytes <= *p.budget_bytes ? "fits" : "DOES NOT FIT");
+  if (p.decisions) print_decisions(out, p, top);
   const bool step_ok = s.peak_step >= 0 && static_cast<size_t>(s.peak_step) < p.ops.size();
   std::string peak_op = step_ok ? p.ops[static_cast<size_t>(s.peak_step)].name : "-";
   out << fmt::format("\nbytes by role (resident roles in total; arena roles live at step {}, op '{}')\n",
@@ -343,57 +357,15 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   CompileArgs ca;
   CLI::App* compile = app.add_subcommand("compile", "Compile an ONNX model into a memory plan");
-  compile->add_option("model", ca.model, "ONNX model file (.onnx)")->required();
-  compile->add_option("--mode", ca.mode,
-                      "What to plan: training (forward, backward, optimizer update) or inference "
-                      "(forward only)")
-      ->capture_default_str();
-  compile->add_option("--optimizer", ca.optimizer, "Training: sgd, adam, adamw or none")
-      ->capture_default_str();
-  compile->add_option("--lr", ca.lr, "Training: learning rate")->capture_default_str();
-  compile->add_option("--momentum", ca.momentum, "SGD momentum")->capture_default_str();
-  compile->add_option("--dampening", ca.dampening, "SGD dampening")->capture_default_str();
-  compile->add_flag("--nesterov", ca.nesterov, "SGD: Nesterov momentum");
-  compile->add_option("--weight-decay", ca.weight_decay,
-                      "Weight decay (SGD/Adam: L2 in the gradient, default 0; AdamW: decoupled, default "
-                      "0.01)");
-  compile->add_option("--beta1", ca.beta1, "Adam/AdamW beta1")->capture_default_str();
-  compile->add_option("--beta2", ca.beta2, "Adam/AdamW beta2")->capture_default_str();
-  compile->add_option("--eps", ca.eps, "Adam/AdamW epsilon")->capture_default_str();
-  compile->add_option("--clip-grad-norm", ca.clip,
-                      "Clip gradients to this global L2 norm (0: off)")->capture_default_str();
-  compile->add_option("--freeze", ca.freeze,
-                      "Regex (ECMAScript) over parameter names: matching parameters are not trained");
-  compile->add_option("--loss", ca.loss,
-                      "Loss to build when the model has no scalar loss output: cross-entropy or mse");
-  compile->add_option("--labels", ca.labels, "With --loss: the graph input holding the targets");
-  compile->add_option("--logits", ca.logits,
-                      "With --loss: the graph output the loss applies to (default: the only one)");
-  compile->add_option("--dim", ca.dims, "Bind a symbolic dim, NAME=VALUE (repeatable), e.g. batch=32");
-  compile->add_option("--input-shape", ca.input_shapes,
-                      "Set a whole input shape, NAME=D0xD1x..., e.g. input=32x3x224x224 (repeatable)");
-  compile->add_option("-o,--output", ca.output,
-                      "Write the result here (atomically) and print a summary; default: stdout");
-  compile->add_option("--emit", ca.emit, "What to write: plan (JSON) or ir (textual IR)")
-      ->check(CLI::IsMember({"plan", "ir"}));
-  compile->add_option("--alignment", ca.alignment, "Byte alignment of arena offsets (power of two)")
-      ->capture_default_str();
-  compile->add_option("--schedule", ca.schedule, "Node order: model, greedy, greedy-lifo or best")
-      ->capture_default_str();
-  compile->add_option("--offset-method", ca.offsets, "Offset assignment: greedy-size or best-of")
-      ->capture_default_str();
-  compile->add_flag("--no-fold", ca.no_fold, "Do not fold constant subgraphs");
-  compile->add_option("--budget", ca.budget,
-                      "Memory budget, e.g. 16GiB, 16GB, 800MiB: recompute activations until the "
-                      "plan's peak fits");
-  compile->add_option("--remat-solver", ca.remat_solver, "Rematerialization solver: fast or exact")
-      ->check(CLI::IsMember({"fast", "exact"}))
-      ->capture_default_str();
-  compile->add_option("--device", ca.device, "Device profile for the cost model (h100, a100-80g, ...)")
-      ->capture_default_str();
-  compile->add_option("--dump-after", ca.dump_after,
-                      "Print the IR (plan for plan-memory) to stderr after a pass: import, "
-                      "bind-dims, infer-shapes, plan-memory (repeatable)");
+  add_compile_options(*compile, ca, true);
+
+  SweepArgs sa;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "Compile a model at several budgets (--budgets A,B,...), or find the largest value "
+               "of a dim that fits one budget (--budget B --dim NAME=LO:HI)");
+  add_compile_options(*sweep, sa.compile, false);
+  sweep->add_option("--budgets", sa.budgets, "Comma-separated budgets, e.g. 8GiB,16GiB,80GiB");
+  sweep->add_option("--budget", sa.budget, "With a --dim NAME=LO:HI range: the budget to fit");
 
   std::string plan_path;
   int top = 15;
@@ -436,6 +408,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   try {
     if (*compile) return do_compile(ca, out, err);
+    if (*sweep) return do_sweep(sa, out, err);
     if (*inspect) return do_inspect(plan_path, top, out);
     if (*verify_cmd) return do_verify(plan_path, out, err);
     if (*check) return do_check(plan_path, baseline, tolerance, update, out, err);

@@ -11,6 +11,7 @@
 #include "compiler/ir_text.h"
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
+#include "passes/microbatch.h"
 #include "passes/remat.h"
 #include "python-free-frontends/onnx_importer.h"
 
@@ -88,11 +89,13 @@ struct Dumper {
   }
 };
 
-/// bind-dims and infer-shapes on a copy of the imported graph.
+/// bind-dims and infer-shapes on a copy of the imported graph, with the batch
+/// divided by k (passes/microbatch.h).
 Graph bind_and_infer(const Graph& imported, const CompileOptions& opts, const Dumper& after,
-                     int64_t* folded) {
+                     int64_t* folded, int64_t k = 1) {
   Graph g = imported;
-  bind_dims(g, {.dims = opts.dims, .input_shapes = opts.input_shapes});
+  const BindOptions full{.dims = opts.dims, .input_shapes = opts.input_shapes};
+  bind_dims(g, k == 1 ? full : micro_binding(imported, full, k));
   check_input_sizes(g, opts);
   after(g, "bind-dims", {.require_shapes = false});
   InferShapesStats st = infer_shapes(g, {.fold_constants = !opts.disabled.count("fold")});
@@ -105,17 +108,52 @@ Graph bind_and_infer(const Graph& imported, const CompileOptions& opts, const Du
 /// at the given precision.
 Lowered lower_candidate(const Graph& imported, const CompileOptions& opts, const LeverChoice& c,
                         const Dumper& after, int64_t* folded) {
-  if (c.micro_batches != 1)
-    throw Error("micro-batching is not available in this build of the pipeline");
   if (c.precision != DType::f32)
     throw Error("precision " + precision_label(c.precision) + " is not available yet");
   Lowered l;
-  l.graph = bind_and_infer(imported, opts, after, folded);
-  l.training = build_training_graph(l.graph, opts.training);
+  l.graph = bind_and_infer(imported, opts, after, folded, c.micro_batches);
+  TrainingOptions t = opts.training;
+  t.micro_batches = c.micro_batches;
+  l.training = build_training_graph(l.graph, t);
   l.notes = l.training.warnings;
   after(l.graph, "autodiff", {.require_shapes = true});
   check_total_size(l.graph, opts);
   return l;
+}
+
+/// The micro-batch counts the solver may try: --micro-batches K, or the
+/// divisors of the batch up to max_k. Sets *note when only k = 1 is possible.
+std::vector<int64_t> micro_batch_candidates(const Graph& imported, const CompileOptions& opts,
+                                            std::string* note) {
+  constexpr int64_t max_k = 64;  // the unrolled graph grows with k
+  const BindOptions full{.dims = opts.dims, .input_shapes = opts.input_shapes};
+  if (opts.micro_batches) {
+    if (*opts.micro_batches != 1) (void)micro_binding(imported, full, *opts.micro_batches);
+    return {*opts.micro_batches};
+  }
+  Graph g = imported;
+  bind_dims(g, full);
+  int64_t batch = 0;
+  try {
+    batch = find_batch(g).size;
+  } catch (const Error& e) {
+    *note = e.what();
+    return {1};
+  }
+  std::vector<int64_t> ks;
+  for (int64_t k : batch_divisors(batch))
+    if (k <= max_k) ks.push_back(k);
+  if (ks.size() > 1) {
+    try {
+      (void)micro_binding(imported, full, ks[1]);
+    } catch (const Error& e) {
+      *note = e.what();
+      return {1};
+    }
+  } else if (batch == 1) {
+    *note = "the batch is 1";
+  }
+  return ks;
 }
 
 }  // namespace
@@ -149,7 +187,8 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       if (opts.budget_bytes) {
         // Memory budget: plan, and rematerialize when the plan does not fit.
         RematOptions ro{.budget_bytes = *opts.budget_bytes, .solver = opts.remat_solver,
-                        .device = device, .alignment = opts.plan.alignment};
+                        .device = device, .alignment = opts.plan.alignment,
+                        .early_updates = opts.plan.early_updates};
         RematFit fit = fit_to_budget(r.graph, opts.plan, ro);
         r.plan = std::move(fit.plan);
         r.remat_recomputed = fit.remat.recomputed_nodes;
@@ -168,7 +207,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       so.device = device;
       so.remat_solver = opts.remat_solver;
       so.plan = opts.plan;
-      so.micro_batches = {opts.micro_batches.value_or(1)};
+      so.micro_batches = micro_batch_candidates(imported, opts, &so.micro_batch_note);
       Dumper quiet{opts, false};
       int64_t folded = 0;
       SearchResult sr = search_budget(

@@ -11,7 +11,8 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
   if (opts.order)
     sched.order = *opts.order;
   else
-    sched = schedule(g, {.method = opts.schedule, .alignment = opts.alignment});
+    sched = schedule(g, {.method = opts.schedule, .alignment = opts.alignment,
+                          .early_updates = opts.early_updates});
   Lifetimes lt = compute_lifetimes(g, sched.order, opts.alignment);
 
   std::vector<Buffer> bufs;

@@ -26,6 +26,7 @@ struct PlanMemoryOptions {
   ScheduleMethod schedule = ScheduleMethod::best;
   OffsetMethod offsets = OffsetMethod::best_of;
   std::optional<int64_t> budget_bytes;
+  bool early_updates = true;  // ScheduleOptions::early_updates
   /// A given run order (e.g. rematerialize's): used instead of scheduling;
   /// must be a topological order of every node. Recorded as schedule "given".
   std::optional<std::vector<NodeId>> order;

@@ -56,7 +56,9 @@ std::vector<TensorId> alias_chain(const Graph& g, TensorId t) {
 Built build_problem(const Graph& g, const RematOptions& o) {
   Built b;
   const std::vector<NodeId> base =
-      schedule(g, {.method = ScheduleMethod::best, .alignment = o.alignment}).order;
+      schedule(g, {.method = ScheduleMethod::best, .alignment = o.alignment,
+                   .early_updates = o.early_updates})
+          .order;
   Lifetimes lt = compute_lifetimes(g, base, o.alignment);
   for (int64_t w : lt.workspace) b.max_workspace = std::max(b.max_workspace, w);
 

@@ -58,6 +58,7 @@ struct RematOptions {
   DeviceProfile device = builtin_device("h100");
   double exact_time_limit_s = 10;
   int64_t alignment = 256;
+  bool early_updates = true;  // the base order's (ScheduleOptions::early_updates)
 };
 
 struct RematResult {

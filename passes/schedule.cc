@@ -109,6 +109,21 @@ std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
   return order;
 }
 
+bool is_update(const Node& n) { return n.op == "SGDUpdate" || n.op == "AdamUpdate"; }
+
+/// Moves updates no other node reads to the end (stable).
+void updates_last(const Graph& g, std::vector<NodeId>& order) {
+  std::vector<char> read_by_other(g.num_nodes(), 0);
+  for (const Node& n : g.nodes()) {
+    if (is_update(n)) continue;
+    for (TensorId in : n.inputs)
+      if (in.valid() && g.tensor(in).producer.valid()) read_by_other[g.tensor(in).producer.v] = 1;
+  }
+  std::stable_partition(order.begin(), order.end(), [&](NodeId id) {
+    return !(is_update(g.node(id)) && !read_by_other[id.v]);
+  });
+}
+
 }  // namespace
 
 ScheduleResult schedule(const Graph& g, const ScheduleOptions& opts) {
@@ -119,6 +134,7 @@ ScheduleResult schedule(const Graph& g, const ScheduleOptions& opts) {
       r.order = g.topo_order();
     else
       r.order = greedy_order(g, opts.alignment, m == ScheduleMethod::greedy_lifo);
+    if (!opts.early_updates) updates_last(g, r.order);
     r.lower_bound = compute_lifetimes(g, r.order, opts.alignment).lower_bound;
     return r;
   };

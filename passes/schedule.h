@@ -11,6 +11,9 @@
 // keeps the smallest, as XLA's scheduler and Inductor keep the best of
 // several orders.
 //
+// Late updates (early_updates = false) move the optimizer updates of each
+// candidate to its end, keeping their relative order.
+//
 // Requires: static shapes (infer_shapes). Ensures: the returned order is a
 // topological order of every node.
 #pragma once
@@ -32,6 +35,12 @@ std::optional<ScheduleMethod> parse_schedule_method(std::string_view s);
 struct ScheduleOptions {
   ScheduleMethod method = ScheduleMethod::best;
   int64_t alignment = 256;  // sizes are rounded up to this when scoring
+  /// Early updates: an optimizer update (SGDUpdate, AdamUpdate) may run as
+  /// soon as its inputs are ready, so its gradient dies there (the greedy
+  /// orders do this). false: every update runs after all other nodes (as
+  /// torch's optimizer.step() after backward), which needs every gradient
+  /// alive at once. Updates whose outputs another node reads stay in place.
+  bool early_updates = true;
 };
 
 struct ScheduleResult {
