@@ -1,9 +1,9 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
 
-#include "compiler/dtype_codec.h"
 #include "compiler/low_precision.h"
 #include "runtime/kernels_internal.h"
 #include "runtime/low_precision_run.h"
@@ -49,34 +49,58 @@ namespace {
 
 bool is_low(DType d) { return d == DType::f16 || d == DType::bf16; }
 
-float low_to_f32(DType d, uint16_t h) {
-  if (d == DType::bf16) {
-    uint32_t bits = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    return f;
-  }
-  return static_cast<float>(f16_to_f64(h));
+float from_bits(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
 }
 
-uint16_t f32_to_low(DType d, float f) {
-  if (d == DType::f16) return f64_to_f16(f);  // f32 -> f64 is exact: one rounding
+}  // namespace
+
+float low_bits_to_f32(DType d, uint16_t h) {
+  if (d == DType::bf16) return from_bits(static_cast<uint32_t>(h) << 16);
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (exp == 0x1f) return from_bits(sign | 0x7f800000u | (mant << 13)); // inf, NaN
+  if (exp != 0) return from_bits(sign | ((exp + 112) << 23) | (mant << 13));
+  const float sub = static_cast<float>(mant) * 0x1p-24f; // zero or subnormal: exact
+  return sign ? -sub : sub;
+}
+
+uint16_t f32_to_low_bits(DType d, float f) {
   uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu))
-    return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN stays a (quiet) NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);               // round to nearest even
-  return static_cast<uint16_t>(bits >> 16);
+  const uint32_t ax = bits & 0x7fffffffu;
+  if (d == DType::bf16) {
+    if (ax > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40); // quiet NaN
+    bits += 0x7fffu + ((bits >> 16) & 1u); // round to nearest even
+    return static_cast<uint16_t>(bits >> 16);
+  }
+  const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  if (ax > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+  // 65520 (0x477ff000) lies halfway between f16's largest 65504 (odd
+  // mantissa) and 65536: ties to even round it, and all above, to infinity.
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (ax < 0x38800000u) { // below 2^-14: a multiple of 2^-24 (subnormal); 1024 carries to 2^-14
+    const float m = std::nearbyint(from_bits(ax) * 0x1p24f); // exact scaling, nearest even
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(m));
+  }
+  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax >> 13) & 0x3ffu);
+  const uint32_t rest = ax & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h; // a carry moves into the exponent
+  return static_cast<uint16_t>(sign | h);
 }
+
+namespace {
 
 void widen(const TensorArg& low, float* dst) {
   const auto* src = low.as<const uint16_t>();
-  for (int64_t i = 0; i < low.numel; ++i) dst[i] = low_to_f32(low.dtype, src[i]);
+  for (int64_t i = 0; i < low.numel; ++i) dst[i] = low_bits_to_f32(low.dtype, src[i]);
 }
 
 void narrow(const float* src, const TensorArg& low) {
   auto* dst = low.as<uint16_t>();
-  for (int64_t i = 0; i < low.numel; ++i) dst[i] = f32_to_low(low.dtype, src[i]);
+  for (int64_t i = 0; i < low.numel; ++i) dst[i] = f32_to_low_bits(low.dtype, src[i]);
 }
 
 }  // namespace

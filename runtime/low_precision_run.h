@@ -15,4 +15,10 @@ namespace memplan {
 /// every kernel through this. InternalError if the workspace is too small.
 void run_kernel(KernelFn k, const KernelArgs& a);
 
+/// The conversions run_kernel uses, bit-exact with compiler/dtype_codec.h
+/// (f16/bf16 -> f32 exact; f32 -> f16/bf16 round to nearest even, NaN stays
+/// NaN) without going through double. Exposed for tests.
+float low_bits_to_f32(DType d, uint16_t h);
+uint16_t f32_to_low_bits(DType d, float f);
+
 } // namespace memplan

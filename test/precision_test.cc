@@ -14,7 +14,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <iostream>
 
@@ -306,6 +308,49 @@ TEST(PrecisionRuntime, StagedMatMulEqualsF32KernelRoundedOnce) {
       }
     k.workspace_bytes = 128; // one slot short: an InternalError, never a silent overflow
     EXPECT_THROW(run_kernel(find_kernel("MatMul"), k), InternalError);
+  }
+}
+
+/// run_kernel's bit conversions agree with compiler/dtype_codec.h (which goes
+/// through double, one rounding): widening on every f16/bf16 pattern;
+/// narrowing at every rounding boundary (the midpoint of two neighbouring low
+/// values, exactly representable in f32, and one f32 ulp either side: ties go
+/// to the even neighbour), at the overflow thresholds and on a stride through
+/// all 2^32 f32 patterns.
+TEST(PrecisionRuntime, BitConversionsMatchTheCodec) {
+  auto narrow_ok = [](DType d, float f) {
+    const uint16_t want = d == DType::f16 ? f64_to_f16(f) : f64_to_bf16(f);
+    const uint16_t got = f32_to_low_bits(d, f);
+    if (std::isnan(f)) return std::isnan(low_bits_to_f32(d, got));
+    return got == want;
+  };
+  for (DType d : {DType::f16, DType::bf16}) {
+    for (uint32_t h = 0; h < 65536; ++h) {
+      const auto bits = static_cast<uint16_t>(h);
+      const double want = d == DType::f16 ? f16_to_f64(bits) : bf16_to_f64(bits);
+      const float got = low_bits_to_f32(d, bits);
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(got)) << h;
+        continue;
+      }
+      ASSERT_EQ(static_cast<double>(got), want) << dtype_name(d) << " " << h;
+      ASSERT_EQ(std::signbit(got), std::signbit(want)) << h;
+      if (h == 65535 || h == 0x7fff) continue;
+      const float next = low_bits_to_f32(d, static_cast<uint16_t>(h + 1));
+      if (!std::isfinite(next)) continue;
+      const float mid = static_cast<float>((static_cast<double>(got) + next) / 2);
+      for (float f : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 2 * mid)})
+        ASSERT_TRUE(narrow_ok(d, f)) << dtype_name(d) << " near " << mid;
+    }
+    for (float f : {65520.0f, std::nextafter(65520.0f, 0.0f), 3.3961e38f, FLT_MAX,
+                    std::numeric_limits<float>::infinity(), -0.0f, 1e-8f, 2.9802322e-8f})
+      EXPECT_TRUE(narrow_ok(d, f)) << dtype_name(d) << " " << f;
+    for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 65521) {
+      float f;
+      const auto b32 = static_cast<uint32_t>(b);
+      std::memcpy(&f, &b32, sizeof f);
+      ASSERT_TRUE(narrow_ok(d, f)) << dtype_name(d) << " bits " << b32;
+    }
   }
 }
 
