@@ -14,7 +14,9 @@
 // A gradient tensor listed twice (a parameter read by two slots whose
 // gradient rules return one tensor) is unscaled once; two distinct gradient
 // tensors that share storage (views of one buffer) cannot both be unscaled in
-// place, so the second is first copied (Cast to its own dtype).
+// place, so the second is first copied (Cast to its own dtype), as is a
+// gradient whose storage is no node's output (e.g. the seed S itself when the
+// loss is a parameter).
 #include <cmath>
 #include <map>
 #include <string>
@@ -54,7 +56,11 @@ std::vector<TensorId> unscale_gradients(Builder& b, const LossScaling& o, Tensor
   for (TensorId gr : bw.grads) {
     if (slot_of.count(gr.v)) continue;
     TensorId in = gr;
-    if (root_used.count(alias_root(g, gr).v)) {
+    const TensorId root = alias_root(g, gr);
+    // Unscaling writes the storage: copy a gradient whose storage another
+    // gradient already uses, or that is not a node's output (the seed, a
+    // constant), which must not be overwritten.
+    if (root_used.count(root.v) || !g.tensor(root).producer.valid()) {
       const std::string name = g.tensor(gr).name + "/copy";
       in = b.emit("Cast", "memplan/loss_scale/copy", {gr},
                   {{"to", std::string(dtype_name(g.tensor(gr).dtype))}},

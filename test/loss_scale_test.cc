@@ -163,7 +163,8 @@ TEST(LossScale, MicroBatchesAccumulateScaledThenUnscaleOnce) {
     to.loss_scaling.enabled = scaled;
     build_training_graph(g, to);
     int unscale = 0;
-    for (const Node& n : g.nodes()) unscale += n.op == "UnscaleGradients";
+    for (const Node& n : g.nodes())
+      unscale += n.op == "UnscaleGradients";
     EXPECT_EQ(unscale, scaled ? 1 : 0);
     return plan_of(g);
   };
@@ -181,6 +182,38 @@ TEST(LossScale, MicroBatchesAccumulateScaledThenUnscaleOnce) {
     if (t.role == Role::parameter && t.placement == Placement::resident) {
       EXPECT_EQ(a->read(t.name), b->read(t.name)) << t.name;
     }
+}
+
+/// loss = ReduceSum(w * w) with w read twice by Mul: the gradient rules give
+/// one contribution per slot, summed; and a second parameter v whose loss
+/// term is v itself (ReduceSum of an Identity view), so its gradient's storage
+/// is the seed S: unscaling must copy it, never overwrite S. Checked: after
+/// one SGD step (lr 1) w' = w - 2w = -w, v' = v - 1, and S is unchanged.
+TEST(LossScale, GradientStoredInTheSeedIsCopiedNotOverwritten) {
+  Graph g;
+  TensorId w = add_decl(g, "w", Role::parameter, {2});
+  TensorId v = add_decl(g, "v", Role::parameter, {});
+  TensorId sq =
+      add_op(g, "ReduceSum", {add_op(g, "Mul", {w, w}, "ww")}, "sw", {{"keepdims", int64_t{0}}});
+  TensorId loss = add_op(g, "Add", {sq, add_op(g, "Identity", {v}, "vi")}, "loss");
+  g.outputs = {loss};
+  infer_shapes(g);
+  TrainingOptions to;
+  to.optimizer.kind = OptimizerKind::sgd;
+  to.optimizer.lr = 1.0;
+  to.loss_scaling.enabled = true;
+  build_training_graph(g, to);
+  Plan p = plan_of(g);
+  auto ex = make_cpu_executor(p);
+  ex->write("w", f32_bytes({0.5f, -2.0f}));
+  ex->write("v", f32_bytes({3.0f}));
+  init_random(*ex, 0); // only to set S; rewrite the weights after it
+  ex->write("w", f32_bytes({0.5f, -2.0f}));
+  ex->write("v", f32_bytes({3.0f}));
+  ASSERT_TRUE(ex->step({}).finite);
+  EXPECT_EQ(as_f32(ex->read("w")), (std::vector<float>{-0.5f, 2.0f}));
+  EXPECT_EQ(as_f32(ex->read("v")), (std::vector<float>{2.0f}));
+  EXPECT_EQ(scalar(*ex, "memplan/loss_scale"), 65536.0f);
 }
 
 TEST(LossScale, BadOptionsAreErrors) {

@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <limits>
 #include <cstring>
 #include <iostream>
+#include <limits>
 
 #include "compiler/autodiff.h"
 #include "compiler/dtype_codec.h"
