@@ -169,20 +169,25 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   }
 
   if (!best) {
-    // Nothing fits: the smallest budget the most aggressive candidates reach.
+    // Nothing fits: per precision, bisect on the candidate that came lowest
+    // (the largest k usually, but not always: with k > 1 the accumulated
+    // gradients can cost more than the activations they save).
     int64_t smallest = std::numeric_limits<int64_t>::max();
     std::string at;
     int64_t resident = 0;
     std::string remat_note;
     for (DType p : precs) {
-      Lowered l;
-      try {
-        l = lower({ks.back(), p});
-      } catch (const Error&) {
-        continue;
-      }
+      const CandidateRecord* low = nullptr;
+      for (const CandidateRecord& c : records)
+        if (c.precision == precision_label(p) && c.peak_bytes > 0 &&
+            (!low || c.peak_bytes < low->peak_bytes))
+          low = &c;
+      if (!low) continue;
+      const int64_t k = low->micro_batches;
+      Lowered l = lower({k, p});
       RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
-                      .device = o.device, .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
+                      .device = o.device, .alignment = o.plan.alignment,
+                      .early_updates = o.plan.early_updates};
       Graph g = l.graph;
       RematFit f = try_fit_budget(g, o.plan, ro);
       resident = f.plan.summary.resident_bytes;
@@ -192,7 +197,8 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
                                                  f.unconstrained_peak);
       if (hi < smallest) {
         smallest = hi;
-        at = fmt::format("k={}, {}, with rematerialization", ks.back(), precision_label(p));
+        at = fmt::format("k={}, {}{}", k, precision_label(p),
+                         hi < f.unconstrained_peak ? ", with rematerialization" : "");
       }
     }
     if (smallest == std::numeric_limits<int64_t>::max()) {

@@ -405,9 +405,8 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
 
 int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
                                 const RematOptions& o, int64_t lo, int64_t hi) {
-  // Bisection between a budget known not to fit (lo) and a peak known to be
-  // achievable (hi); each probe's fitting peak tightens hi, so the answer is
-  // a figure that compiling with --budget FIGURE meets.
+  // Bisection between a budget known not to fit (lo) and one known to fit
+  // (hi), so the answer is a figure that compiling with --budget FIGURE meets.
   PlanMemoryOptions po = popts;
   for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
     const int64_t mid = lo + (hi - lo) / 2;
@@ -416,8 +415,12 @@ int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
     std::string note;
     po.budget_bytes = mid;
     (void)try_budget(g, po, o, mid, 4, &probe, &probe_graph, &note);
+    // On success the figure is the budget itself, not the peak reached: a
+    // compile at exactly this budget repeats this computation and fits,
+    // while the heuristic is not monotone enough to promise that for the
+    // (lower) peak.
     if (probe.used_remat)
-      hi = probe.plan.summary.peak_bytes;
+      hi = mid;
     else
       lo = mid;
   }

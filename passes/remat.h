@@ -92,8 +92,8 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
 
 /// The smallest budget found that fits, by bisection between `lo` (a budget
 /// known not to fit) and `hi` (a peak known to be achievable, e.g. the
-/// unconstrained one). The result is a peak some plan reached: compiling with
-/// it as the budget succeeds.
+/// unconstrained one). The result is a budget some try fitted: compiling with
+/// it as the budget succeeds (within 0.5% of the smallest such budget).
 int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
                                 const RematOptions& o, int64_t lo, int64_t hi);
 

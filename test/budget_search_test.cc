@@ -1,0 +1,359 @@
+// The budget solver (compiler/budget_search.h) through compile_model and the
+// CLI: at 90%, 70% and 50% of the unconstrained training peak P and at the
+// smallest budget found, the plan fits and verifies, records its decisions,
+// and — executed — gives the unplanned step's results:
+//  - the reference for a plan with k micro-batches is the plan compiled with
+//    --micro-batches k and no budget (the same graph without recomputation):
+//    recomputation must not change a bit;
+//  - for BatchNorm-free models the k-micro-batch step also matches the k = 1
+//    step within 1e-5 relative (BatchNorm's statistics are per micro-batch,
+//    so tiny_cnn is only compared against its own k).
+// Low precision is covered in precision_test.cc; here --precision fp32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "compiler/budget_search.h"
+#include "compiler/pipeline.h"
+#include "compiler/plan_verify.h"
+#include "runtime/data_feed.h"
+#include "runtime/executor.h"
+#include "runtime/weights.h"
+#include "python-free-frontends/onnx_importer.h"
+#include "test/cli_test_util.h"
+
+namespace memplan::testing {
+namespace {
+
+struct Sample {
+  std::string path;
+  std::map<std::string, int64_t> dims;
+  bool batchnorm = false;
+};
+
+Sample cnn() { return {tiny_cnn(), {{"batch", 32}}, true}; }
+Sample transformer() { return {tiny_transformer(), {{"batch", 8}, {"seq", 32}}, false}; }
+
+CompileOptions options(const Sample& s, std::optional<int64_t> budget) {
+  CompileOptions o;
+  o.dims = s.dims;
+  o.budget_bytes = budget;
+  o.precision = "fp32";
+  // SGD: Adam's m / sqrt(v) turns rounding noise in a near-zero gradient into
+  // a full-size step, so only SGD makes "k micro-batches == k = 1 within
+  // 1e-5" a meaningful check. (Bit-identity checks hold for any optimizer;
+  // remat_pass_test.cc runs them with AdamW.)
+  o.training.optimizer.kind = OptimizerKind::sgd;
+  o.training.optimizer.lr = 0.1;
+  return o;
+}
+
+struct Trace {
+  std::vector<double> losses;
+  std::map<std::string, std::vector<uint8_t>> resident;
+};
+
+Trace execute(const Plan& p) {
+  auto ex = make_cpu_executor(p, {.seed = 7});
+  init_random(*ex, 3);
+  auto feed = make_synthetic_feed(ex->graph(), 5);
+  Trace t;
+  for (uint64_t k = 0; k < 2; ++k) {
+    StepResult r = ex->step(feed->batch(k));
+    EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
+    t.losses.push_back(r.loss);
+  }
+  for (const PlanTensor& pt : p.tensors)
+    if (pt.placement == Placement::resident &&
+        (pt.role == Role::parameter || pt.role == Role::optimizer_state || pt.role == Role::state))
+      t.resident[pt.name] = ex->read(pt.name);
+  return t;
+}
+
+void expect_identical(const Trace& a, const Trace& b, const std::string& what) {
+  ASSERT_EQ(a.losses.size(), b.losses.size());
+  for (size_t i = 0; i < a.losses.size(); ++i)
+    EXPECT_EQ(std::memcmp(&a.losses[i], &b.losses[i], sizeof(double)), 0)
+        << what << " step " << i << ": " << a.losses[i] << " vs " << b.losses[i];
+  ASSERT_EQ(a.resident.size(), b.resident.size()) << what;
+  for (const auto& [name, bytes] : a.resident)
+    EXPECT_TRUE(bytes == b.resident.at(name)) << what << ": '" << name << "' differs";
+}
+
+/// Relative L2 distance of two f32 buffers.
+double rel_l2(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  const float* x = reinterpret_cast<const float*>(a.data());
+  const float* y = reinterpret_cast<const float*>(b.data());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() / 4; ++i) {
+    num += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    den += double(y[i]) * y[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+void expect_close(const Trace& a, const Trace& b, double tol, const std::string& what) {
+  for (size_t i = 0; i < a.losses.size(); ++i)
+    EXPECT_NEAR(a.losses[i], b.losses[i], tol * std::abs(b.losses[i])) << what << " step " << i;
+  for (const auto& [name, bytes] : a.resident)
+    if (name != "memplan/step") {
+      EXPECT_LE(rel_l2(bytes, b.resident.at(name)), tol) << what << ": " << name;
+    }
+}
+
+int64_t number_after(const std::string& text, const std::string& key) {
+  const size_t at = text.find(key);
+  return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size()));
+}
+
+/// The smallest budget the solver reports for an impossible one (1 KiB).
+int64_t smallest_budget(const Sample& s) {
+  try {
+    compile_model(s.path, options(s, 1024));
+  } catch (const Error& e) {
+    const int64_t b = number_after(e.what(), "the smallest budget found that fits is ");
+    EXPECT_GT(b, 1024) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Levers: micro-batching reached k="), std::string::npos)
+        << e.what();
+    return b;
+  }
+  ADD_FAILURE() << "1 KiB cannot hold the parameters";
+  return -1;
+}
+
+void check_sample(const Sample& s) {
+  CompileResult base = compile_model(s.path, options(s, std::nullopt));
+  const int64_t P = base.plan.summary.peak_bytes;
+  ASSERT_TRUE(base.plan.decisions.has_value());
+  EXPECT_EQ(base.plan.decisions->micro_batches, 1) << "no budget: the device's memory is plenty";
+  EXPECT_EQ(base.plan.decisions->unconstrained_peak_bytes, P);
+  const Trace k1 = execute(base.plan);
+
+  std::vector<std::pair<std::string, int64_t>> budgets = {
+      {"90%", P * 9 / 10}, {"70%", P * 7 / 10}, {"50%", P / 2}, {"smallest", smallest_budget(s)}};
+  for (const auto& [what, budget] : budgets) {
+    SCOPED_TRACE(s.path + " at " + what);
+    CompileResult r = compile_model(s.path, options(s, budget));
+    PlanVerifyResult v = verify_plan(r.plan);
+    ASSERT_TRUE(v.ok()) << v.errors.front();
+    EXPECT_LE(r.plan.summary.peak_bytes, budget);
+    ASSERT_TRUE(r.plan.decisions.has_value());
+    const PlanDecisions& d = *r.plan.decisions;
+    EXPECT_GE(d.step_seconds, d.unconstrained_step_seconds * 0.999)
+        << "fp32 levers only add time";
+    std::cout << s.path << " " << what << " of P=" << P << ": budget " << budget << " peak "
+              << r.plan.summary.peak_bytes << " k=" << d.micro_batches << " recomputed "
+              << d.recomputed.size() << " est " << d.step_seconds * 1e3 << " ms (x"
+              << d.step_seconds / d.unconstrained_step_seconds << ")\n";
+    // The same k without a budget: recomputation must not change a bit.
+    CompileOptions ref_o = options(s, std::nullopt);
+    ref_o.micro_batches = d.micro_batches;
+    const Trace ref = execute(compile_model(s.path, ref_o).plan);
+    const Trace got = execute(r.plan);
+    expect_identical(got, ref, what);
+    if (!s.batchnorm) expect_close(got, k1, 1e-5, what + " against k=1");
+  }
+}
+
+TEST(BudgetSearch, TinyCnnAtEveryBudget) { check_sample(cnn()); }
+TEST(BudgetSearch, TinyTransformerAtEveryBudget) { check_sample(transformer()); }
+
+// The fastest fitting candidate wins: with room for the whole step nothing is
+// split or recomputed; just below P, micro-batching and recomputation compete
+// on estimated time, and the winner is never slower than another fitting one.
+TEST(BudgetSearch, ChoosesTheFastestFittingCandidate) {
+  const Sample s = cnn();
+  const int64_t P = compile_model(s.path, options(s, std::nullopt)).plan.summary.peak_bytes;
+  CompileResult roomy = compile_model(s.path, options(s, P));
+  EXPECT_EQ(roomy.plan.decisions->micro_batches, 1);
+  EXPECT_TRUE(roomy.plan.decisions->recomputed.empty());
+  CompileResult tight = compile_model(s.path, options(s, P * 6 / 10));
+  const PlanDecisions& d = *tight.plan.decisions;
+  int fitting = 0;
+  for (const CandidateRecord& c : d.candidates)
+    if (c.fits) {
+      ++fitting;
+      EXPECT_LE(d.step_seconds, c.step_seconds + 1e-15) << "k=" << c.micro_batches;
+      EXPECT_LE(c.peak_bytes, P * 6 / 10);
+    }
+  EXPECT_GE(fitting, 1);
+}
+
+TEST(BudgetSearch, InfeasibleNamesAnAchievableBudget) {
+  const Sample s = transformer();
+  const int64_t b = smallest_budget(s);
+  ASSERT_GT(b, 0);
+  CompileResult r = compile_model(s.path, options(s, b));  // must not throw
+  EXPECT_LE(r.plan.summary.peak_bytes, b);
+  // Micro-batching was allowed, so the floor is below the remat-only one.
+  CompileOptions remat_only = options(s, 1024);
+  remat_only.micro_batches = 1;
+  try {
+    compile_model(s.path, remat_only);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_GT(number_after(e.what(), "the smallest budget found that fits is "), b) << e.what();
+    EXPECT_NE(std::string(e.what()).find("micro-batching fixed at k=1"), std::string::npos);
+  }
+}
+
+TEST(BudgetSearch, DecisionsRoundTripThroughJson) {
+  const Sample s = cnn();
+  CompileResult r = compile_model(s.path, options(s, 6 << 20));
+  Plan back = plan_from_json(plan_to_json(r.plan), "mem");
+  ASSERT_TRUE(back.decisions.has_value());
+  EXPECT_EQ(plan_to_json(back), plan_to_json(r.plan));
+  EXPECT_EQ(back.decisions->micro_batches, r.plan.decisions->micro_batches);
+  EXPECT_EQ(back.decisions->candidates.size(), r.plan.decisions->candidates.size());
+  double sum = 0;
+  for (const PlanOp& o : back.ops) sum += o.est_seconds;
+  EXPECT_NEAR(sum, back.decisions->step_seconds, 1e-12) << "step time is the sum over the ops";
+}
+
+// Early updates: each update runs when its gradient is complete, so the
+// gradients never all live at once. Off: every update after backward. Where
+// the peak is at the end of backward (gpt2 at batch 1: parameters and their
+// gradients dominate) that is a large saving; results never change.
+TEST(BudgetSearch, EarlyUpdatesLowerThePeakAndChangeNothing) {
+  CompileOptions on;
+  on.dims = {{"batch", 1}, {"seq", 16}};
+  on.precision = "fp32";
+  CompileOptions off = on;
+  off.early_updates = false;
+  off.plan.early_updates = false;
+  const std::string gpt2 = source_path("test/models/opset17/gpt2.onnx");
+  CompileResult a = compile_model(gpt2, on), b = compile_model(gpt2, off);
+  EXPECT_TRUE(a.plan.decisions->early_updates);
+  EXPECT_FALSE(b.plan.decisions->early_updates);
+  EXPECT_TRUE(plan_has_early_updates(a.plan));
+  EXPECT_FALSE(plan_has_early_updates(b.plan));
+  EXPECT_LT(a.plan.summary.peak_bytes, b.plan.summary.peak_bytes * 9 / 10);
+  std::cout << "gpt2 b1 s16: early updates peak " << a.plan.summary.peak_bytes << " vs late "
+            << b.plan.summary.peak_bytes << "\n";
+
+  const Sample s = transformer();
+  CompileOptions t_on = options(s, std::nullopt), t_off = t_on;
+  t_off.early_updates = false;
+  t_off.plan.early_updates = false;
+  CompileResult c = compile_model(s.path, t_on), d = compile_model(s.path, t_off);
+  EXPECT_LE(c.plan.summary.peak_bytes, d.plan.summary.peak_bytes);
+  EXPECT_FALSE(plan_has_early_updates(d.plan));
+  expect_identical(execute(c.plan), execute(d.plan), "early vs late updates");
+}
+
+TEST(BudgetSearch, PrecisionFlagsAreChecked) {
+  const Sample s = cnn();
+  CompileOptions o = options(s, std::nullopt);
+  o.precision = "bf16";
+  o.device = "v100";  // no bf16 tensor cores
+  try {
+    compile_model(s.path, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no bf16"), std::string::npos) << e.what();
+  }
+  o.precision = "fp8";
+  EXPECT_THROW(compile_model(s.path, o), Error);
+}
+
+TEST(BudgetSearch, MicroBatchFlagErrors) {
+  CliRun r = run({"compile", tiny_cnn(), "--dim", "batch=32", "--micro-batches", "3"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("does not divide the batch 32"), std::string::npos) << r.err;
+  r = run({"compile", tiny_cnn(), "--dim", "batch=32", "--early-updates", "maybe"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("--early-updates maybe"), std::string::npos) << r.err;
+}
+
+TEST(BudgetSearch, SweepBudgets) {
+  CliRun r = run({"sweep", tiny_cnn(), "--dim", "batch=32", "--precision", "fp32", "--budgets",
+                  "1MiB,6MiB,64MiB"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // Header plus one row per budget.
+  int lines = 0;
+  for (char c : r.out) lines += c == '\n';
+  EXPECT_EQ(lines, 4) << r.out;
+  EXPECT_NE(r.out.find("smallest that fits"), std::string::npos) << "1 MiB cannot fit:\n" << r.out;
+  EXPECT_NE(r.out.find("1.00x"), std::string::npos) << "64 MiB needs no lever:\n" << r.out;
+}
+
+TEST(BudgetSearch, SweepFindsTheLargestDimThatFits) {
+  const std::string budget = "3MiB";
+  CliRun r = run({"sweep", tiny_transformer(), "--dim", "batch=2", "--dim", "seq=8:128",
+                  "--precision", "fp32", "--budget", budget});
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  const int64_t best = number_after(r.out, "that fits 3.00 MiB: ");
+  ASSERT_GT(best, 8) << r.out;
+  // The answer fits; one more does not (unless it is the range's top).
+  CompileOptions o;
+  o.dims = {{"batch", 2}, {"seq", best}};
+  o.precision = "fp32";
+  o.budget_bytes = 3 << 20;
+  EXPECT_NO_THROW(compile_model(tiny_transformer(), o));
+  if (best < 128) {
+    o.dims["seq"] = best + 1;
+    EXPECT_THROW(compile_model(tiny_transformer(), o), Error);
+  }
+}
+
+}  // namespace
+}  // namespace memplan::testing
+
+namespace memplan::testing {
+namespace {
+
+// Every corpus model at its small binding (batch 2, seq 64), compiled and
+// verified (not executed: the corpus has no weights) at 90%, 70% and 50% of
+// the unconstrained training peak P and at the smallest budget the solver
+// reports. A budget the levers cannot reach must fail naming a figure above
+// it that then compiles; every plan's peak is within its budget.
+class BudgetSearchCorpus : public ::testing::TestWithParam<CorpusModel> {};
+
+TEST_P(BudgetSearchCorpus, SmallBindingAtEveryBudget) {
+  const CorpusModel& m = GetParam();
+  CompileOptions o;
+  o.precision = "fp32";
+  {
+    ImportResult imp = import_onnx_file(m.path);
+    for (TensorId id : imp.graph.inputs)
+      for (const std::string& d : imp.graph.tensor(id).sym) {
+        if (d == "batch") o.dims["batch"] = 2;
+        if (d == "seq") o.dims["seq"] = 64;
+      }
+  }
+  const int64_t P = compile_model(m.path, o).plan.summary.peak_bytes;
+  auto fit = [&](int64_t budget, const std::string& what) {
+    o.budget_bytes = budget;
+    CompileResult r;
+    try {
+      r = compile_model(m.path, o);
+    } catch (const Error& e) {
+      const int64_t smallest = number_after(e.what(), "the smallest budget found that fits is ");
+      ASSERT_GT(smallest, budget) << e.what();
+      std::cout << m.name << " " << what << ": does not fit " << budget << "; smallest "
+                << smallest << " (" << 100.0 * smallest / P << "% of P)\n";
+      o.budget_bytes = budget = smallest;
+      r = compile_model(m.path, o);  // the reported figure must compile
+    }
+    PlanVerifyResult v = verify_plan(r.plan);
+    ASSERT_TRUE(v.ok()) << what << ": " << v.errors.front();
+    EXPECT_LE(r.plan.summary.peak_bytes, budget) << what;
+    const PlanDecisions& d = *r.plan.decisions;
+    std::cout << m.name << " " << what << ": peak " << r.plan.summary.peak_bytes << " of P " << P
+              << " k=" << d.micro_batches << " recomputed " << d.recomputed.size() << " x"
+              << d.step_seconds / d.unconstrained_step_seconds << "\n";
+  };
+  fit(P * 9 / 10, "90%");
+  fit(P * 7 / 10, "70%");
+  fit(P / 2, "50%");
+  fit(1024, "smallest");
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, BudgetSearchCorpus, ::testing::ValuesIn(corpus_models()),
+                         [](const ::testing::TestParamInfo<CorpusModel>& i) {
+                           return i.param.opset + "_" + i.param.name;
+                         });
+
+}  // namespace
+}  // namespace memplan::testing
