@@ -66,7 +66,10 @@ TEST_P(PrecisionCorpus, LowersDifferentiatesAndPlans) {
                        static_cast<double>(f32.plan.summary.peak_bytes);
   std::cout << m.opset << "/" << m.name << ": " << bf16.ps.ops_lowered << " ops lowered, "
             << bf16.ps.casts_inserted << " casts; peak f32 " << f32.plan.summary.peak_bytes
-            << " bf16 " << bf16.plan.summary.peak_bytes << " (x" << ratio << ")\n";
+            << " bf16 " << bf16.plan.summary.peak_bytes << " (x" << ratio << "); bf16 arena/LB "
+            << static_cast<double>(bf16.plan.summary.arena_bytes) /
+                   static_cast<double>(bf16.plan.summary.lower_bound_bytes)
+            << "\n";
   RecordProperty("bf16_over_f32_peak", std::to_string(ratio));
 }
 
