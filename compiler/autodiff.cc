@@ -360,7 +360,7 @@ int64_t prune_dead(Graph& g) {
 
 bool is_optimizer_op(std::string_view op) {
   return op == "StepIncrement" || op == "SGDUpdate" || op == "AdamUpdate" ||
-         op == "GlobalNormScale";
+         op == "GlobalNormScale" || op == "UnscaleGradients" || op == "LossScaleUpdate";
 }
 
 } // namespace
@@ -387,9 +387,15 @@ TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   }
   std::vector<TensorId> bn_state = rewrite_batchnorm(b);
   const std::vector<char> trainable = trainable_params(g, opts.freeze, st);
-  Backward bw = build_backward(b, loss, trainable, st.warnings);
+  const LossScaling& ls = opts.loss_scaling;
+  const TensorId scale = ls.enabled ? loss_scale_tensor(b, ls, g.tensor(loss)) : TensorId();
+  Backward bw = build_backward(b, loss, trainable, st.warnings, scale);
+  // Replicas share the (resident) seed; their gradients accumulate scaled.
   if (opts.micro_batches > 1) replicate(b, mb, loss, bw, bn_state, st);
-  const Updates up = build_optimizer(b, opts, bw, st.warnings);
+  const std::vector<TensorId> scale_state =
+      ls.enabled ? unscale_gradients(b, ls, scale, bw) : std::vector<TensorId>{};
+  Updates up = build_optimizer(b, opts, bw, st.warnings);
+  up.state.insert(up.state.end(), scale_state.begin(), scale_state.end());
   st.params_trained = static_cast<int64_t>(bw.params.size());
   const bool grads_out = opts.grads_as_outputs || opts.optimizer.kind == OptimizerKind::none;
   const std::vector<TensorId> grads = name_gradients(b, bw, grads_out);

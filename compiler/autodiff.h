@@ -88,6 +88,31 @@ struct OptimizerOptions {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam/AdamW
 };
 
+/// Dynamic loss scaling for f16 training (compiler/autodiff_loss_scale.cc),
+/// with torch.cuda.amp.GradScaler's defaults and semantics:
+///  - the backward seed is the resident scale S ("memplan/loss_scale", role
+///    state, f32 scalar, initially init_scale) instead of 1, so every
+///    gradient is S times the true one;
+///  - once every parameter gradient is complete, ONE UnscaleGradients op
+///    divides them all by S in place and writes found_inf ("memplan/found_inf",
+///    f32 scalar: 1 if any gradient element is inf or NaN, else 0);
+///  - StepIncrement, SGDUpdate and AdamUpdate read found_inf and change
+///    nothing when it is 1 (a skipped step: parameters, optimizer state and
+///    the step counter keep their values, so Adam's step count does not
+///    advance); the decision is made on the device, no host round trip;
+///  - LossScaleUpdate: overflow -> S *= backoff_factor, tracker = 0; else
+///    tracker += 1 and, when it reaches growth_interval, S *= growth_factor
+///    and tracker = 0 (tracker: "memplan/loss_scale_growth", role state).
+/// An overflow is a skipped step, not an error: the CPU executor does not
+/// NaN-check gradient-role tensors of a graph with UnscaleGradients.
+struct LossScaling {
+  bool enabled = false;
+  double init_scale = 65536.0;
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;
+  int64_t growth_interval = 2000;
+};
+
 struct TrainingOptions {
   /// "" : the model's own scalar output is the loss (error if there is none
   /// or several). "cross-entropy" or "mse": build the loss on `logits`.
@@ -98,6 +123,7 @@ struct TrainingOptions {
   double clip_grad_norm = 0.0;  // 0: no clipping
   std::string freeze;           // ECMAScript regex over parameter names; "" = none
   bool grads_as_outputs = false;
+  LossScaling loss_scaling;  // off by default; the f16 precision policy turns it on
   /// k > 1: gradient accumulation over k micro-batches, unrolled in the
   /// graph (see "Micro-batching" below). The graph must be bound at the
   /// micro batch B/k (passes/microbatch.h, micro_binding).
@@ -108,7 +134,8 @@ struct TrainingStats {
   int64_t params_trained = 0;
   int64_t params_frozen = 0;
   int64_t backward_nodes = 0;   // nodes with a gradient-role output, besides the ones below
-  int64_t optimizer_nodes = 0;  // StepIncrement, SGDUpdate, AdamUpdate, GlobalNormScale
+  int64_t optimizer_nodes = 0;  // StepIncrement, SGDUpdate, AdamUpdate, GlobalNormScale,
+                                // UnscaleGradients, LossScaleUpdate
   int64_t nodes_pruned = 0;  // nodes no output depends on, removed
   std::string loss;          // name of the loss tensor
   int64_t micro_batches = 1;          // k

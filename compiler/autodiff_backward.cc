@@ -49,12 +49,13 @@ class Differentiator {
     from_ = reaching_param(g_, order_, trainable);
   }
 
-  void run(TensorId loss) {
+  void run(TensorId loss, TensorId seed) {
     if (!from_[loss.v].valid())
       throw Error("the loss '" + g_.tensor(loss).name +
                   "' does not depend on any trainable parameter: nothing to differentiate");
     const Tensor& l = g_.tensor(loss);
-    grad_[loss.v] = b_.filled_constant("memplan/grad/seed", l.dtype, l.shape, 1.0);
+    grad_[loss.v] =
+        seed.valid() ? seed : b_.filled_constant("memplan/grad/seed", l.dtype, l.shape, 1.0);
     for (auto it = order_.rbegin(); it != order_.rend(); ++it)
       visit(*it);
   }
@@ -125,9 +126,9 @@ class Differentiator {
 } // namespace
 
 Backward build_backward(Builder& b, TensorId loss, const std::vector<char>& trainable,
-                        std::vector<std::string>& warnings) {
+                        std::vector<std::string>& warnings, TensorId seed) {
   Differentiator d(b, trainable);
-  d.run(loss);
+  d.run(loss, seed);
   Backward r;
   for (uint32_t i = 0; i < trainable.size(); ++i) {
     if (!trainable[i]) continue;

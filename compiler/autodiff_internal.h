@@ -3,6 +3,7 @@
 //   autodiff_backward.cc  reverse-mode differentiation with the gradient rules
 //   autodiff_optim.cc     gradient clipping, step counter, optimizer updates
 //   autodiff_microbatch.cc  micro-batch slicing, loss scaling, replication
+//   autodiff_loss_scale.cc dynamic loss scaling (seed, unscale, scale update)
 // Include only from those files.
 #pragma once
 
@@ -52,14 +53,25 @@ class Builder {
 struct Backward {
   std::vector<TensorId> params; // in tensor order
   std::vector<TensorId> grads;  // grads[k] = d(loss)/d(params[k]), same type as params[k]
+  TensorId found_inf;           // loss scaling: f32 scalar, 1 = skip this step's update
 };
 
 /// Differentiates `loss` with respect to every tensor t with trainable[t.v]
 /// (autodiff_backward.cc). Throws Error on an op without a gradient rule on
 /// the gradient path, or when no trainable parameter reaches the loss.
 /// Appends a warning per trainable parameter the loss does not depend on.
+/// `seed` (optional): d(loss) starts as this tensor (of the loss's type)
+/// instead of the constant 1 (loss scaling).
 Backward build_backward(Builder& b, TensorId loss, const std::vector<char>& trainable,
-                        std::vector<std::string>& warnings);
+                        std::vector<std::string>& warnings, TensorId seed = TensorId());
+
+/// Loss scaling (autodiff_loss_scale.cc, see LossScaling in autodiff.h).
+/// The resident scale "memplan/loss_scale", to seed the backward pass with.
+TensorId loss_scale_tensor(Builder& b, const LossScaling& o, const Tensor& loss);
+/// Emits UnscaleGradients over bw.grads (replaced by the unscaled tensors,
+/// bw.found_inf set) and LossScaleUpdate; returns scale' and tracker'.
+std::vector<TensorId> unscale_gradients(Builder& b, const LossScaling& o, TensorId scale,
+                                        Backward& bw);
 
 /// What the optimizer writes in place (autodiff_optim.cc).
 struct Updates {

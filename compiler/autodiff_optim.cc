@@ -9,7 +9,9 @@
 //       SGD, momentum 0:  p' = SGDUpdate(p, g, _, [scale])
 //       SGD, momentum:    p', buf' = SGDUpdate(p, g, p/momentum, [scale | _], step')
 //       Adam / AdamW:     p', m', v' = AdamUpdate(p, g, p/adam_m, p/adam_v, step', [scale])
-//     with the optimizer state zero-initialized (role optimizer_state).
+//     with the optimizer state zero-initialized (role optimizer_state);
+//  4. with loss scaling, StepIncrement, SGDUpdate and AdamUpdate also read
+//     bw.found_inf (their last, optional input) and skip when it is set.
 #include <string>
 
 #include "compiler/autodiff_internal.h"
@@ -76,7 +78,10 @@ Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward&
                {{"max_norm", opts.clip_grad_norm}}, {{"memplan/clip_scale", Role::gradient}})[0];
 
   TensorId step = b.zero_tensor("memplan/step", DType::f32, {}, Role::state);
-  TensorId step1 = b.emit("StepIncrement", "memplan/step_increment", {step}, {},
+  const TensorId inf = bw.found_inf;  // invalid unless loss scaling
+  std::vector<TensorId> step_ins = {step};
+  if (inf.valid()) step_ins.push_back(inf);
+  TensorId step1 = b.emit("StepIncrement", "memplan/step_increment", step_ins, {},
                           {{"memplan/step/updated", Role::state}})[0];
   u.state.push_back(step1);
 
@@ -89,14 +94,17 @@ Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward&
     if (o.kind == OptimizerKind::sgd) {
       if (o.momentum == 0) {
         std::vector<TensorId> ins = {p, gp};
-        if (scale.valid()) ins.insert(ins.end(), {TensorId(), scale});
+        if (scale.valid() || inf.valid()) ins.insert(ins.end(), {TensorId(), scale});
+        if (inf.valid()) ins.insert(ins.end(), {TensorId(), inf});
         u.params.push_back(
             b.emit("SGDUpdate", "memplan/sgd/" + name, ins, sgd_attrs(o), {p_out})[0]);
         continue;
       }
       TensorId buf = b.zero_tensor(name + "/momentum", dt, shape, Role::optimizer_state);
+      std::vector<TensorId> ins = {p, gp, buf, scale, step1};
+      if (inf.valid()) ins.push_back(inf);
       auto outs =
-          b.emit("SGDUpdate", "memplan/sgd/" + name, {p, gp, buf, scale, step1}, sgd_attrs(o),
+          b.emit("SGDUpdate", "memplan/sgd/" + name, ins, sgd_attrs(o),
                  {p_out, {name + "/momentum/updated", Role::optimizer_state}});
       u.params.push_back(outs[0]);
       u.opt_state.push_back(outs[1]);
@@ -105,7 +113,8 @@ Updates build_optimizer(Builder& b, const TrainingOptions& opts, const Backward&
     TensorId m = b.zero_tensor(name + "/adam_m", dt, shape, Role::optimizer_state);
     TensorId v = b.zero_tensor(name + "/adam_v", dt, shape, Role::optimizer_state);
     std::vector<TensorId> ins = {p, gp, m, v, step1};
-    if (scale.valid()) ins.push_back(scale);
+    if (scale.valid() || inf.valid()) ins.push_back(scale);
+    if (inf.valid()) ins.push_back(inf);
     auto outs = b.emit("AdamUpdate", "memplan/adam/" + name, ins, adam_attrs(o),
                        {p_out,
                         {name + "/adam_m/updated", Role::optimizer_state},

@@ -270,10 +270,14 @@ constexpr AliasEntry kAliases[] = {
     {"AdamUpdate", 1, 2, AliasKind::inplace},     {"AdamUpdate", 2, 3, AliasKind::inplace},
     {"BatchNormTraining", 1, 3, AliasKind::inplace}, {"BatchNormTraining", 2, 4, AliasKind::inplace},
     {"GradAccumulate", 0, 0, AliasKind::inplace}, {"StepIncrement", 0, 0, AliasKind::inplace},
+    {"LossScaleUpdate", 0, 0, AliasKind::inplace}, {"LossScaleUpdate", 1, 1, AliasKind::inplace},
 };
 }  // namespace
 
 OutputAlias output_alias(std::string_view op, size_t output_slot) {
+  // Variadic: UnscaleGradients(scale, g1..gn) -> (found_inf, g1'..gn'), g_k' in place of g_k.
+  if (op == "UnscaleGradients" && output_slot >= 1)
+    return {AliasKind::inplace, static_cast<int>(output_slot)};
   for (const AliasEntry& e : kAliases)
     if (e.op == op && static_cast<size_t>(e.out) == output_slot) return {e.kind, e.in};
   return {};

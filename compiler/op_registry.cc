@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "compiler/dtype_codec.h"
+#include "compiler/low_precision.h"
 #include "compiler/ops_common.h"
 
 namespace memplan {
@@ -121,9 +122,32 @@ std::vector<TensorType> infer_node(const Graph& g, const Node& n) {
 
 // ---------------------------------------------------------------- costs
 
+bool op_handles_low_precision(std::string_view op) {
+  // Data movement (element-size dispatch) and Cast: no arithmetic on values.
+  static constexpr std::string_view kNative[] = {
+      "BatchSlice", "Cast",  "CastLike", "Concat", "Expand",    "Flatten",
+      "Identity",   "Reshape", "Split",  "Squeeze", "Tile",    "Transpose", "Unsqueeze"};
+  return std::find(std::begin(kNative), std::end(kNative), op) != std::end(kNative);
+}
+
+int64_t low_precision_staging_bytes(const Graph& g, const Node& n) {
+  if (op_handles_low_precision(n.op)) return 0;
+  int64_t total = 0;
+  auto add = [&](TensorId t) {
+    if (!t.valid()) return;
+    const Tensor& x = g.tensor(t);
+    if (x.dtype == DType::f16 || x.dtype == DType::bf16)
+      total += low_precision_slot_bytes(x.numel());
+  };
+  for (TensorId t : n.inputs) add(t);
+  for (TensorId t : n.outputs) add(t);
+  return total;
+}
+
 int64_t node_workspace_bytes(const Graph& g, const Node& n) {
   const OpDef* d = find_op(n.op);
-  return d && d->workspace ? d->workspace(g, n) : 0;
+  // Staging for f16/bf16 operands comes first (compiler/low_precision.h).
+  return (d && d->workspace ? d->workspace(g, n) : 0) + low_precision_staging_bytes(g, n);
 }
 
 double node_flops(const Graph& g, const Node& n) {

@@ -63,7 +63,8 @@ int64_t conv_workspace_bytes(const Graph& g, const Node& n) {
   for (int64_t p : attr_ints(n, "pads"))
     pointwise = pointwise && p == 0;
   if (pointwise) return 0;
-  int64_t column = static_cast<int64_t>(dtype_size(out.dtype)); // bytes of one column
+  // Bytes of one column; f16/bf16 convolutions run in f32 on staged copies.
+  int64_t column = static_cast<int64_t>(std::max<size_t>(dtype_size(out.dtype), 4));
   for (size_t i = 1; i < w.size(); ++i)
     column *= w[i];
   int64_t positions = 1;

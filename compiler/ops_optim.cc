@@ -4,18 +4,26 @@
 // dtype of the input they alias (compiler/ir.cc's alias table), and the
 // runtime hands the kernel the same pointer for both.
 //
-//   StepIncrement(step) -> step'                       step' = step + 1
-//   SGDUpdate(param, grad, [momentum_buf], [scale], [step]) -> (param', [momentum_buf'])
+//   StepIncrement(step, [found_inf]) -> step'          step' = step + 1
+//   SGDUpdate(param, grad, [momentum_buf], [scale], [step], [found_inf])
+//       -> (param', [momentum_buf'])
 //       attrs lr, momentum, dampening, nesterov, weight_decay (torch.optim.SGD);
 //       `step` (the already incremented counter) is required with a momentum
 //       buffer: on step 1 the buffer is initialized to the gradient.
-//   AdamUpdate(param, grad, m, v, step, [scale]) -> (param', m', v')
+//   AdamUpdate(param, grad, m, v, step, [scale], [found_inf]) -> (param', m', v')
 //       attrs lr, beta1, beta2, eps, weight_decay, decoupled (1: AdamW)
 //   GradAccumulate(acc, g) -> acc'                    acc' = acc + g
 //   GlobalNormScale(g1, ..., gn) -> scale             attr max_norm; f32 scalar
 //       scale = min(1, max_norm / (sqrt(sum_i ||g_i||^2) + 1e-6))
 // `scale` (optional, f32 scalar) multiplies the gradient before anything else,
 // as torch.nn.utils.clip_grad_norm_ rescales .grad before optimizer.step().
+// `found_inf` (optional, f32 scalar, loss scaling): when nonzero the op leaves
+// every output equal to its input (a skipped step).
+//   UnscaleGradients(scale, g1, ..., gn) -> (found_inf, g1', ..., gn')
+//       g_i' = g_i / scale in place; found_inf = 1 if any g_i holds inf/NaN
+//   LossScaleUpdate(scale, tracker, found_inf) -> (scale', tracker')
+//       attrs growth_factor, backoff_factor, growth_interval (GradScaler);
+//       init_scale: the scale's starting value (for weight initialization)
 //
 // Micro-batching (compiler/autodiff_microbatch.cc) adds one op that is not in
 // place:
@@ -47,6 +55,7 @@ void require_like_param(const InferCtx& c, size_t slot, const char* what) {
 
 Types step_increment(const InferCtx& c) {
   require_scalar_float(c, 0, "step");
+  if (c.has_input(1)) require_scalar_float(c, 1, "found_inf");
   return {{c.dtype(0), c.shape(0)}};
 }
 
@@ -67,6 +76,7 @@ Types sgd_update(const InferCtx& c) {
   }
   if (c.has_input(3)) require_scalar_float(c, 3, "scale");
   if (c.has_input(4)) require_scalar_float(c, 4, "step");
+  if (c.has_input(5)) require_scalar_float(c, 5, "found_inf");
   if (c.num_outputs() > 1 && !buf) c.fail("output 1 (momentum buffer) needs input 2");
   Types r = {{c.dtype(0), c.shape(0)}};
   if (c.num_outputs() > 1) r.push_back({c.dtype(2), c.shape(2)});
@@ -80,6 +90,7 @@ Types adam_update(const InferCtx& c) {
   require_like_param(c, 3, "second moment v");
   require_scalar_float(c, 4, "step");
   if (c.has_input(5)) require_scalar_float(c, 5, "scale");
+  if (c.has_input(6)) require_scalar_float(c, 6, "found_inf");
   return {{c.dtype(0), c.shape(0)}, {c.dtype(2), c.shape(2)}, {c.dtype(3), c.shape(3)}};
 }
 
@@ -116,6 +127,31 @@ Types global_norm_scale(const InferCtx& c) {
   return {{DType::f32, {}}};
 }
 
+Types unscale_gradients(const InferCtx& c) {
+  require_scalar_float(c, 0, "scale");
+  if (c.num_outputs() != c.num_inputs())
+    c.fail("needs one output per input (found_inf, then one per gradient), got " +
+           std::to_string(c.num_outputs()) + " for " + std::to_string(c.num_inputs()) + " inputs");
+  Types r = {{DType::f32, {}}};
+  for (size_t i = 1; i < c.num_inputs(); ++i) {
+    if (!is_float(c.dtype(i))) c.fail("gradient (input " + std::to_string(i) + ") must be floating-point");
+    r.push_back({c.dtype(i), c.shape(i)});
+  }
+  return r;
+}
+
+Types loss_scale_update(const InferCtx& c) {
+  require_scalar_float(c, 0, "scale");
+  require_scalar_float(c, 1, "growth tracker");
+  require_scalar_float(c, 2, "found_inf");
+  const Node& n = c.node();
+  if (!(attr_float(n, "growth_factor", 2.0) >= 1.0)) c.fail("growth_factor must be >= 1");
+  const double backoff = attr_float(n, "backoff_factor", 0.5);
+  if (!(backoff > 0.0 && backoff < 1.0)) c.fail("backoff_factor must lie in (0, 1)");
+  if (attr_int(n, "growth_interval", 2000) < 1) c.fail("growth_interval must be >= 1");
+  return {{c.dtype(0), {}}, {c.dtype(1), {}}};
+}
+
 // FLOPs per parameter element, counted from the formulas in the banner.
 double sgd_flops(const Graph& g, const Node& n) {
   return 6 * in_elems(g, n, 0);
@@ -133,17 +169,17 @@ double norm_flops(const Graph& g, const Node& n) {
 } // namespace
 
 void register_optim(std::vector<OpDef>& t) {
-  t.push_back({.name = "StepIncrement", .infer = step_increment});
+  t.push_back({.name = "StepIncrement", .max_inputs = 2, .infer = step_increment});
   t.push_back({.name = "SGDUpdate",
                .min_inputs = 2,
-               .max_inputs = 5,
+               .max_inputs = 6,
                .max_outputs = 2,
                .attrs = {"lr", "momentum", "dampening", "nesterov", "weight_decay"},
                .infer = sgd_update,
                .flops = sgd_flops});
   t.push_back({.name = "AdamUpdate",
                .min_inputs = 5,
-               .max_inputs = 6,
+               .max_inputs = 7,
                .min_outputs = 3,
                .max_outputs = 3,
                .attrs = {"lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"},
@@ -163,6 +199,20 @@ void register_optim(std::vector<OpDef>& t) {
                .attrs = {"max_norm"},
                .infer = global_norm_scale,
                .flops = norm_flops});
+  t.push_back({.name = "UnscaleGradients",
+               .min_inputs = 2,
+               .max_inputs = -1,
+               .min_outputs = 2,
+               .max_outputs = -1,
+               .infer = unscale_gradients,
+               .flops = norm_flops});
+  t.push_back({.name = "LossScaleUpdate",
+               .min_inputs = 3,
+               .max_inputs = 3,
+               .min_outputs = 2,
+               .max_outputs = 2,
+               .attrs = {"init_scale", "growth_factor", "backoff_factor", "growth_interval"},
+               .infer = loss_scale_update});
 }
 
 } // namespace memplan::ops

@@ -12,6 +12,7 @@
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
 #include "passes/microbatch.h"
+#include "passes/precision.h"
 #include "passes/remat.h"
 #include "python-free-frontends/onnx_importer.h"
 
@@ -68,8 +69,8 @@ void check_total_size(const Graph& g, const CompileOptions& opts) {
 }  // namespace
 
 const std::vector<std::string>& pipeline_pass_names() {
-  static const std::vector<std::string> names = {"import", "bind-dims", "infer-shapes",
-                                                 "autodiff", "plan-memory"};
+  static const std::vector<std::string> names = {"import",    "bind-dims", "infer-shapes",
+                                                 "precision", "autodiff",  "plan-memory"};
   return names;
 }
 
@@ -108,12 +109,18 @@ Graph bind_and_infer(const Graph& imported, const CompileOptions& opts, const Du
 /// at the given precision.
 Lowered lower_candidate(const Graph& imported, const CompileOptions& opts, const LeverChoice& c,
                         const Dumper& after, int64_t* folded) {
-  if (c.precision != DType::f32)
-    throw Error("precision " + precision_label(c.precision) + " is not available yet");
   Lowered l;
   l.graph = bind_and_infer(imported, opts, after, folded, c.micro_batches);
   TrainingOptions t = opts.training;
   t.micro_batches = c.micro_batches;
+  if (c.precision != DType::f32) {
+    PrecisionStats ps = lower_precision(l.graph, {.low = c.precision, .frozen = t.freeze});
+    l.ops_low_precision = ps.ops_lowered;
+    l.casts = ps.casts_inserted;
+    // fp16's narrow range needs dynamic loss scaling (bf16 has f32's range).
+    l.loss_scaling = t.loss_scaling.enabled = c.precision == DType::f16;
+    after(l.graph, "precision", {.require_shapes = true});
+  }
   l.training = build_training_graph(l.graph, t);
   l.notes = l.training.warnings;
   after(l.graph, "autodiff", {.require_shapes = true});
@@ -166,7 +173,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
     if (std::find(names.begin(), names.end(), d) == names.end())
       throw Error("--dump-after " + d +
                   ": no such pass (passes: import, bind-dims, "
-                  "infer-shapes, autodiff, plan-memory)");
+                  "infer-shapes, precision, autodiff, plan-memory)");
   }
   CompileResult r;
   const DeviceProfile device = compile_device(opts);
@@ -183,6 +190,12 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
   try {
     if (opts.mode == "inference") {
       r.graph = bind_and_infer(imported, opts, after, &r.nodes_folded);
+      if (opts.precision == "bf16" || opts.precision == "fp16") {
+        // Inference: every weight read only by lowered ops is stored low.
+        (void)lower_precision(r.graph, {.low = opts.precision == "bf16" ? DType::bf16 : DType::f16,
+                                        .training = false});
+        after(r.graph, "precision", {.require_shapes = true});
+      }
       check_total_size(r.graph, opts);
       if (opts.budget_bytes) {
         // Memory budget: plan, and rematerialize when the plan does not fit.

@@ -4,6 +4,7 @@
 
 #include "compiler/op_registry.h"
 #include "runtime/kernel.h"
+#include "runtime/low_precision_run.h"
 
 namespace memplan {
 
@@ -69,7 +70,7 @@ void Interpreter::run() {
     std::vector<uint8_t> ws(static_cast<size_t>(node_workspace_bytes(g_, n)));
     a.workspace = ws.empty() ? nullptr : ws.data();
     a.workspace_bytes = static_cast<int64_t>(ws.size());
-    k(a);
+    run_kernel(k, a);
   }
 }
 

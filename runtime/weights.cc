@@ -38,15 +38,24 @@ bool is_batchnorm(const std::string& op) {
 }
 
 /// How a resident tensor is read: the (node, slot) pairs of its consumers.
+/// A Cast is looked through (precision lowering reads a weight through its
+/// "<w>/to_bf16" cast), so the fan-in is the same as in the f32 plan.
 struct Use {
   const Node* node;
   size_t slot;
 };
-std::vector<Use> uses_of(const Graph& g, TensorId t) {
+std::vector<Use> uses_of(const Graph& g, TensorId t, int depth = 0) {
   std::vector<Use> r;
   for (const Node& n : g.nodes())
-    for (size_t k = 0; k < n.inputs.size(); ++k)
-      if (n.inputs[k] == t) r.push_back({&n, k});
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (n.inputs[k] != t) continue;
+      if (n.op == "Cast" && depth < 2 && n.outputs[0].valid()) {
+        std::vector<Use> more = uses_of(g, n.outputs[0], depth + 1);
+        r.insert(r.end(), more.begin(), more.end());
+        continue;
+      }
+      r.push_back({&n, k});
+    }
   return r;
 }
 
@@ -87,7 +96,14 @@ void fill(Executor& ex, const Tensor& t, uint64_t seed, int kind, double bound) 
 /// variances, zeros otherwise.
 void init_state(Executor& ex, const Graph& g, TensorId id) {
   bool var = false;
-  for (const Use& u : uses_of(g, id)) var |= is_batchnorm(u.node->op) && u.slot == 4;
+  for (const Use& u : uses_of(g, id)) {
+    var |= is_batchnorm(u.node->op) && u.slot == 4;
+    // The loss scale starts at LossScaleUpdate's init_scale (plans elide state data).
+    if (u.node->op == "LossScaleUpdate" && u.slot == 0) {
+      fill(ex, g.tensor(id), 0, 0, attr_float(*u.node, "init_scale", 65536.0));
+      return;
+    }
+  }
   fill(ex, g.tensor(id), 0, 0, var ? 1.0 : 0.0);
 }
 
@@ -132,18 +148,30 @@ void load_onnx(Executor& ex, const std::string& path) {
       }
       throw Error(path + ": the model has no initializer for parameter '" + t.name + "'");
     }
-    if (s->dtype != t.dtype || s->shape != t.shape)
+    // A frozen weight the precision pass stores in f16/bf16 is converted
+    // from the model's f32 (round to nearest even).
+    const bool lowered = s->dtype == DType::f32 && (t.dtype == DType::f16 || t.dtype == DType::bf16);
+    if ((s->dtype != t.dtype && !lowered) || s->shape != t.shape)
       throw Error(path + ": initializer '" + t.name + "' is " + std::string(dtype_name(s->dtype)) +
                   shape_str(s->shape) + " but the plan has " + std::string(dtype_name(t.dtype)) +
                   shape_str(t.shape));
+    std::vector<uint8_t> bytes;
     if (s->data) {
-      ex.write(t.name, *s->data);
-      continue;
+      bytes = *s->data;
+    } else {
+      if (!ext_read) ext = onnx_external_refs(path), ext_read = true;
+      auto it = ext.find(t.name);
+      if (it == ext.end()) throw Error(path + ": initializer '" + t.name + "' has no data");
+      bytes = read_external(path, *s, it->second);
     }
-    if (!ext_read) ext = onnx_external_refs(path), ext_read = true;
-    auto it = ext.find(t.name);
-    if (it == ext.end()) throw Error(path + ": initializer '" + t.name + "' has no data");
-    ex.write(t.name, read_external(path, t, it->second));
+    if (lowered) {
+      std::vector<uint8_t> low;
+      low.reserve(static_cast<size_t>(t.bytes()));
+      for (int64_t i = 0; i < t.numel(); ++i)
+        encode_float(t.dtype, decode_float(DType::f32, bytes.data(), static_cast<size_t>(i)), low);
+      bytes = std::move(low);
+    }
+    ex.write(t.name, bytes);
   }
 }
 

@@ -6,7 +6,9 @@
 //  - ONNX: every parameter of the plan must be an initializer of the model
 //    with the same name, dtype and shape; its bytes come from the model
 //    (inline) or from its external-data file (location relative to the
-//    model's directory, offset and length honoured). State tensors are loaded
+//    model's directory, offset and length honoured). A parameter the
+//    precision pass stores in f16/bf16 (a frozen weight) is converted from
+//    the model's f32. State tensors are loaded
 //    when the model has them (BatchNorm running statistics) and otherwise get
 //    their init_random value (the training step's counter is not in ONNX);
 //    optimizer state stays zero.
@@ -27,8 +29,9 @@
 //     U(-b, b), zero keeps a fresh model's output centred), except the scale
 //     input of BatchNormalization / LayerNormalization / InstanceNormalization /
 //     GroupNormalization, which is one;
-//  4. state is zero, except BatchNorm running variances, which are one;
-//     optimizer state is zero; the step counter is set to 0.
+//  4. state is zero, except BatchNorm running variances, which are one, and
+//     the loss scale (loss scaling), which gets its init_scale from the
+//     plan; optimizer state is zero; the step counter is set to 0.
 #pragma once
 
 #include <cstdint>

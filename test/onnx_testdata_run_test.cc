@@ -66,10 +66,6 @@ using namespace testdata; // NOLINT(google-build-using-namespace): test-local he
 const std::map<std::string, Exclusion>& run_exclusions() {
   static const Exclusion kNoKernel = {"op without a CPU kernel (PRelu, Selu)",
                                       "the CPU backend has no kernel"};
-  // runtime/cpu/cpu_util.h: f16 / bf16 are handled only by Cast and by
-  // byte-moving kernels; arithmetic kernels take f32 / f64 (and integers).
-  static const Exclusion kF16Math = {"no f16 arithmetic on the CPU (Max, Min, Mod)",
-                                     "unsupported dtype f16"};
   static const Exclusion kPoolU8 = {"MaxPool kernel takes f32 / f64 only",
                                     "dtype u8 is not supported"};
   static const Exclusion kStorageOrder = {"MaxPool storage_order=1 (column-major Indices)",
@@ -86,9 +82,6 @@ const std::map<std::string, Exclusion>& run_exclusions() {
       {"test_hammingwindow_symmetric_expanded", kWindowPi},
       {"test_hannwindow_expanded", kWindowPi},
       {"test_hannwindow_symmetric_expanded", kWindowPi},
-      {"test_max_float16", kF16Math},
-      {"test_min_float16", kF16Math},
-      {"test_mod_mixed_sign_float16", kF16Math},
       {"test_maxpool_2d_uint8", kPoolU8},
       {"test_maxpool_with_argmax_2d_precomputed_strides", kStorageOrder},
       {"test_prelu_broadcast", kNoKernel},

@@ -10,6 +10,7 @@
 
 #include "compiler/dtype_codec.h"
 #include "runtime/cpu/cpu_util.h"
+#include "runtime/low_precision_run.h"
 
 namespace memplan::kernels {
 
@@ -75,9 +76,30 @@ void dispatch_all(const KernelArgs& a, DType d, F&& f) {
   fail(a, "unsupported dtype");
 }
 
+/// f32 <-> f16/bf16, the casts precision lowering inserts: bit operations
+/// (runtime/low_precision_run.h), the same results as the codecs below.
+bool fast_low_cast(const TensorArg& in, const TensorArg& out) {
+  const bool low_out = out.dtype == DType::f16 || out.dtype == DType::bf16;
+  const bool low_in = in.dtype == DType::f16 || in.dtype == DType::bf16;
+  if (in.dtype == DType::f32 && low_out) {
+    const float* x = in.as<const float>();
+    auto* y = out.as<uint16_t>();
+    for (int64_t i = 0; i < out.numel; ++i) y[i] = f32_to_low_bits(out.dtype, x[i]);
+    return true;
+  }
+  if (low_in && out.dtype == DType::f32) {
+    const auto* x = in.as<const uint16_t>();
+    float* y = out.as<float>();
+    for (int64_t i = 0; i < out.numel; ++i) y[i] = low_bits_to_f32(in.dtype, x[i]);
+    return true;
+  }
+  return false;
+}
+
 void cast_kernel(const KernelArgs& a) {
   const TensorArg& in = a.in[0];
   const TensorArg& out = a.out[0];
+  if (fast_low_cast(in, out)) return;
   dispatch_all(a, in.dtype, [&](auto st) {
     using S = decltype(st);
     dispatch_all(a, out.dtype, [&](auto dt) {

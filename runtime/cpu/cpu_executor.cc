@@ -8,7 +8,8 @@
 //  3. build one KernelArgs per op, once: a step only fills the step counter
 //     in and calls the kernels, so it allocates nothing;
 //  4. step(): optional NaN poison, inputs copied into the arena, ops in plan
-//     order, optional finite check per op, loss read back.
+//     order, optional finite check per op (f32/f64/f16/bf16 outputs; with
+//     loss scaling not on gradient-role outputs), loss read back.
 // Guard mode re-plans the arena with assign_offsets over the lifetimes the
 // verifier recomputes from the op list, every buffer enlarged by 2 x 64 canary
 // bytes and the tensor placed at offset + 64. A buffer's canaries are written
@@ -24,6 +25,7 @@
 #include "passes/assign_offsets.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
+#include "runtime/low_precision_run.h"
 #include "runtime/plan_binding.h"
 
 namespace memplan {
@@ -65,6 +67,7 @@ class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Plan& plan, const ExecOptions& opts) : plan_(plan), opts_(opts) {
     bind_plan(plan_, b_);
+    for (const PlanOp& op : plan_.ops) loss_scaling_ |= op.op == "UnscaleGradients";
     find_kernels();
     if (opts_.guard) plan_guarded_arena();
     arena_size_ = opts_.guard ? arena_size_ : plan_.summary.arena_bytes;
@@ -85,7 +88,7 @@ class CpuExecutor final : public Executor {
       if (opts_.guard) fill_canaries(s);
       KernelArgs& a = args_[s];
       a.step = step_;
-      kernels_[s](a);
+      run_kernel(kernels_[s], a);
       if (opts_.guard) check_canaries(s);
       if (opts_.check_finite && !outputs_finite(s, r)) {
         r.seconds = seconds_since(t0);
@@ -336,14 +339,28 @@ class CpuExecutor final : public Executor {
     return -1;
   }
 
+  /// f16 / bf16: NaN is an all-ones exponent with a nonzero mantissa, i.e.
+  /// the magnitude bits exceed infinity's (0x7c00 / 0x7f80).
+  static int64_t first_nan_low(const void* p, int64_t n, uint16_t inf_bits) {
+    const auto* x = static_cast<const uint16_t*>(p);
+    for (int64_t i = 0; i < n; ++i)
+      if ((x[i] & 0x7fffu) > inf_bits) return i;
+    return -1;
+  }
+
   bool outputs_finite(size_t s, StepResult& r) const {
     const KernelArgs& a = args_[s];
     for (size_t k = 0; k < a.out.size(); ++k) {
       const TensorArg& o = a.out[k];
       if (!o.present()) continue;
+      // With loss scaling an overflowing backward is a skipped step, not an
+      // error: UnscaleGradients detects it and the optimizer skips.
+      if (loss_scaling_ && plan_.tensors[plan_.ops[s].outputs[k]].role == Role::gradient) continue;
       int64_t bad = o.dtype == DType::f32   ? first_nonfinite<float>(o.data, o.numel)
                     : o.dtype == DType::f64 ? first_nonfinite<double>(o.data, o.numel)
-                                            : -1;
+                    : o.dtype == DType::f16  ? first_nan_low(o.data, o.numel, 0x7c00)
+                    : o.dtype == DType::bf16 ? first_nan_low(o.data, o.numel, 0x7f80)
+                                             : -1;
       if (bad < 0) continue;
       r.finite = false;
       r.first_nonfinite_op = op_desc(s, plan_.ops[s]) + " wrote NaN to '" +
@@ -387,6 +404,7 @@ class CpuExecutor final : public Executor {
   std::vector<uint8_t*> ptr_;
   std::vector<KernelArgs> args_;
   uint64_t step_ = 0;
+  bool loss_scaling_ = false;  // the plan has UnscaleGradients: gradients are not NaN-checked
   // guard mode
   std::vector<int64_t> guard_off_, ws_guard_off_;
   std::vector<Guarded> guards_;

@@ -6,10 +6,17 @@
 // as the runtime passes them) and out of place. Arithmetic follows
 // torch.optim step by step; f32 parameters are updated with f32 arithmetic
 // except for the scalar bias corrections, which are computed in double.
+//
+// Loss scaling: StepIncrement, SGDUpdate and AdamUpdate take an optional
+// found_inf scalar (their last input); when it is nonzero they write each
+// output as its input (nothing changes in place), which is what
+// torch.cuda.amp.GradScaler.step does by not calling optimizer.step().
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "runtime/kernels_internal.h"
 
@@ -46,7 +53,19 @@ template <class F> void dispatch(const KernelArgs& a, F&& f) {
   }
 }
 
+/// Loss scaling: true when the optional found_inf input at `slot` is set.
+/// Then every output gets its aliased input's value (a no-op in place).
+bool skipped(const KernelArgs& a, size_t slot, std::initializer_list<std::pair<size_t, size_t>> out_in) {
+  if (!(slot < a.in.size() && a.in[slot].present() && scalar_in(a, slot) != 0.0)) return false;
+  for (auto [o, i] : out_in)
+    if (o < a.out.size() && a.out[o].present() && a.out[o].data != a.in[i].data)
+      std::memcpy(a.out[o].data, a.in[i].data,
+                  static_cast<size_t>(a.in[i].numel) * dtype_size(a.in[i].dtype));
+  return true;
+}
+
 void step_increment(const KernelArgs& a) {
+  if (skipped(a, 1, {{0, 0}})) return;
   dispatch(a, [&](auto tag) {
     using T = decltype(tag);
     *a.out[0].as<T>() = *a.in[0].as<const T>() + T(1);
@@ -64,6 +83,7 @@ void sgd_update(const KernelArgs& a) {
   const double dampening = attr_float(n, "dampening", 0.0), wd = attr_float(n, "weight_decay", 0.0);
   const bool nesterov = attr_int(n, "nesterov", 0) != 0;
   const bool has_buf = a.in.size() > 2 && a.in[2].present();
+  if (skipped(a, 5, {{0, 0}, {1, 2}})) return;
   if (momentum != 0.0 && !has_buf)
     throw Error(node_desc(n) + ": momentum needs a buffer (input 2)");
   const double scale = scale_in(a, 3);
@@ -101,6 +121,7 @@ void adam_update(const KernelArgs& a) {
                b2 = attr_float(n, "beta2", 0.999), eps = attr_float(n, "eps", 1e-8),
                wd = attr_float(n, "weight_decay", 0.0);
   const bool decoupled = attr_int(n, "decoupled", 0) != 0;
+  if (skipped(a, 6, {{0, 0}, {1, 2}, {2, 3}})) return;
   const double t = scalar_in(a, 4);
   if (!(t >= 1.0))
     throw Error(node_desc(n) + ": step counter must be >= 1, got " + std::to_string(t));
@@ -181,9 +202,62 @@ void global_norm_scale(const KernelArgs& a) {
   *a.out[0].as<float>() = static_cast<float>(std::min(1.0, max_norm / (std::sqrt(sum) + 1e-6)));
 }
 
+// torch.cuda.amp.GradScaler.unscale_: found_inf = any(!isfinite(g_i)) (f32
+// scalar 0/1, every gradient checked), then g_i *= 1 / scale in place (the
+// reciprocal computed in double and rounded once, as torch multiplies by
+// scale.reciprocal()).
+void unscale_gradients(const KernelArgs& a) {
+  const double inv = 1.0 / scalar_in(a, 0);
+  bool inf = false;
+  for (size_t k = 1; k < a.in.size(); ++k) {
+    const TensorArg& g = a.in[k];
+    const TensorArg& o = a.out.at(k);
+    auto run = [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = g.as<const T>();
+      T* y = o.as<T>();
+      const T s = T(inv);
+      for (int64_t i = 0; i < g.numel; ++i) {
+        inf |= !std::isfinite(x[i]);
+        y[i] = x[i] * s;
+      }
+    };
+    if (g.dtype == DType::f32) run(float{});
+    else if (g.dtype == DType::f64) run(double{});
+    else unsupported(a, g.dtype);
+  }
+  *a.out[0].as<float>() = inf ? 1.0f : 0.0f;
+}
+
+// torch's _amp_update_scale_: on overflow scale *= backoff and the growth
+// tracker resets; otherwise the tracker counts good steps and, on reaching
+// growth_interval, scale *= growth and the tracker resets.
+void loss_scale_update(const KernelArgs& a) {
+  const Node& n = *a.node;
+  const double growth = attr_float(n, "growth_factor", 2.0), backoff = attr_float(n, "backoff_factor", 0.5);
+  const double interval = static_cast<double>(attr_int(n, "growth_interval", 2000));
+  double scale = scalar_in(a, 0), tracker = scalar_in(a, 1);
+  if (scalar_in(a, 2) != 0.0) {
+    scale *= backoff;
+    tracker = 0;
+  } else if (++tracker >= interval) {
+    if (std::isfinite(scale * growth)) scale *= growth;  // torch grows only to a finite scale
+    tracker = 0;
+  }
+  dispatch(a, [&](auto tag) {
+    using T = decltype(tag);
+    *a.out[0].as<T>() = T(scale);
+  });
+  if (a.out[1].dtype == DType::f32) *a.out[1].as<float>() = static_cast<float>(tracker);
+  else if (a.out[1].dtype == DType::f64) *a.out[1].as<double>() = tracker;
+  else unsupported(a, a.out[1].dtype);
+}
+
 } // namespace
 
 void register_optim(Table& t) {
+  t["UnscaleGradients"] = unscale_gradients;
+  t["LossScaleUpdate"] = loss_scale_update;
   t["StepIncrement"] = step_increment;
   t["SGDUpdate"] = sgd_update;
   t["AdamUpdate"] = adam_update;

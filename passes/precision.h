@@ -1,0 +1,80 @@
+// Pass: precision per op (issue 4, lever 2). Lowers matmul- and conv-class
+// ops of the FORWARD graph to bf16 or f16, inserting every cast as a node so
+// that its memory is planned like any other tensor.
+//
+// Requires: shapes inferred (run after infer_shapes, before
+//           build_training_graph). Works on inference graphs too.
+// Ensures:  verify(g) holds; nodes are in topological order; every graph
+//           output and every tensor that existed before keeps its name, its
+//           dtype (f32 stays f32) and its value up to rounding, except frozen
+//           parameters stored in `low` (below). Nothing changes when no op is
+//           eligible (an f32-only graph without MatMul/Gemm/Conv/ConvTranspose
+//           comes back identical).
+//
+// Policy:
+//  1. Matmul-class ops (MatMul, Gemm, Conv, ConvTranspose: is_matmul_class in
+//     compiler/cost_model.h) whose float inputs and outputs are all f32 run
+//     in `low`: each float input is read through a Cast(to=low) (one per
+//     tensor, "<tensor>/to_bf16", shared by every lowered reader) and each
+//     output is written in `low` as "<tensor>/bf16" (f16: "/to_f16", "/f16").
+//     PrecisionOptions::only_nodes restricts this rule to the named nodes.
+//  2. Cheap elementwise and data-movement ops (kLowOps in precision.cc: Relu,
+//     LeakyRelu, Add, Sub, Mul, Neg, MaxPool, views, Transpose, Concat,
+//     Split) run in
+//     `low` when every float input is the low output of an op lowered by rule
+//     1 or 2, or a parameter or constant (cast, like weights), and at least
+//     one is such a low output. So bias + Relu after a MatMul stay low and the
+//     activation saved for backward is stored in its producer's precision,
+//     while a residual Add of an f32 stream and a low branch stays f32 (as
+//     torch.autocast promotes it).
+//  3. Everything else (softmax, normalizations, reductions, exp/log/pow,
+//     losses, Dropout, optimizer math) stays f32 and reads the original
+//     tensor name, now produced by a Cast back to f32 ("<tensor>/to_f32")
+//     from the low output. Back casts nobody reads are removed.
+//  4. Parameters stay f32 (master weights): their low copies are activations
+//     recomputed each step, and autodiff's Cast rule casts their gradients
+//     back to f32, so parameter gradients, their sums and the optimizer run
+//     in f32. A parameter matching `frozen` (ECMAScript regex_search, as
+//     TrainingOptions::freeze) whose every reader is lowered is stored in
+//     `low` instead (dtype changed, inline data converted with round to
+//     nearest even) and its cast is dropped. Pass the same regex as
+//     TrainingOptions::freeze: a low parameter must not be trained. With
+//     training = false every parameter counts as frozen.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compiler/ir.h"
+
+namespace memplan {
+
+struct PrecisionOptions {
+  DType low = DType::bf16; // bf16 or f16; anything else is an Error
+  /// Regex over parameter names (same semantics as TrainingOptions::freeze):
+  /// frozen weights whose every reader is lowered are STORED in `low`.
+  std::string frozen;
+  bool training = true; // false: every parameter counts as frozen
+  /// When set, rule 1 lowers only the matmul-class nodes named here (the
+  /// budget solver's per-op choice); rule 2 follows as usual. A name that is
+  /// not a matmul-class node of the graph is an Error.
+  std::optional<std::set<std::string>> only_nodes;
+};
+
+struct PrecisionStats {
+  int64_t ops_lowered = 0;
+  int64_t casts_inserted = 0; // cast nodes in the final graph (both directions)
+  int64_t frozen_weights_lowered = 0;
+  int64_t cast_bytes = 0;             // bytes of the cast nodes' outputs
+  std::vector<std::string> decisions; // one line per lowered op
+};
+
+/// Lowers g in place (see the banner). Throws Error on a bad `low` dtype, an
+/// invalid `frozen` regex or an `only_nodes` name that is not a matmul-class
+/// node.
+PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
+
+} // namespace memplan
