@@ -242,6 +242,30 @@ TEST(BudgetSearch, EarlyUpdatesLowerThePeakAndChangeNothing) {
   expect_identical(execute(c.plan), execute(d.plan), "early vs late updates");
 }
 
+// bf16 under a budget: the lowered plan fits, runs on the CPU (bf16 storage,
+// f32 compute) and stays close to the fp32 step. Tolerance 2e-2 relative on
+// the loss: bf16 keeps 8 mantissa bits (relative rounding 2^-9 = 2e-3 per
+// stored value); precision_test.cc measures 4e-4 on this model.
+TEST(BudgetSearch, Bf16PlanUnderABudgetRunsCloseToFp32) {
+  const Sample s = transformer();
+  const Plan fp32 = compile_model(s.path, options(s, std::nullopt)).plan;
+  CompileOptions o = options(s, fp32.summary.peak_bytes * 8 / 10);
+  o.precision = "bf16";
+  CompileResult r = compile_model(s.path, o);
+  ASSERT_TRUE(verify_plan(r.plan).ok());
+  EXPECT_LE(r.plan.summary.peak_bytes, *o.budget_bytes);
+  const PlanDecisions& d = *r.plan.decisions;
+  EXPECT_EQ(d.precision, "bf16");
+  EXPECT_GT(d.ops_low_precision, 0);
+  EXPECT_GT(d.casts, 0);
+  bool low_op = false;
+  for (const PlanOp& op : r.plan.ops) low_op |= op.dtype == DType::bf16;
+  EXPECT_TRUE(low_op) << "the plan records the dtype each op computes in";
+  const Trace got = execute(r.plan), ref = execute(fp32);
+  for (size_t i = 0; i < got.losses.size(); ++i)
+    EXPECT_NEAR(got.losses[i], ref.losses[i], 2e-2 * std::abs(ref.losses[i])) << "step " << i;
+}
+
 TEST(BudgetSearch, PrecisionFlagsAreChecked) {
   const Sample s = cnn();
   CompileOptions o = options(s, std::nullopt);
