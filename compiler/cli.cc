@@ -159,6 +159,7 @@ CompileOptions compile_options(const CompileArgs& a) {
   if (a.early_updates != "on" && a.early_updates != "off")
     throw Error("--early-updates " + a.early_updates + ": use on or off");
   o.early_updates = a.early_updates == "on";
+  o.conv_workspace_bytes = parse_size(a.conv_workspace, "--conv-workspace");
   o.plan.early_updates = o.early_updates;
   return o;
 }

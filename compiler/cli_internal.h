@@ -29,7 +29,7 @@ struct CompileArgs {
   bool nesterov = false;
   // memory budget
   std::string budget, remat_solver = "fast", device = "h100", device_profile;
-  std::string precision = "auto", early_updates = "on";
+  std::string precision = "auto", early_updates = "on", conv_workspace = "0";
   int64_t micro_batches = 0;  // 0: the solver chooses
 };
 

@@ -75,6 +75,10 @@ void add_compile_options(CLI::App& c, CompileArgs& a, bool for_compile) {
   c.add_option("--micro-batches", a.micro_batches,
                "Split the batch into K micro-batches with gradient accumulation (default: the "
                "budget solver chooses K among the divisors of the batch)");
+  c.add_option("--conv-workspace", a.conv_workspace,
+               "Scratch each convolution may reserve for a GPU library's faster algorithms, up to "
+               "its whole im2col matrix, e.g. 64MiB (default 0: only what the CPU kernel needs)")
+      ->capture_default_str();
   c.add_option("--early-updates", a.early_updates,
                "on: an optimizer update may run as soon as its gradient is complete (frees the "
                "gradient early); off: all updates after the backward pass")

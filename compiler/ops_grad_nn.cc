@@ -62,7 +62,6 @@ int64_t conv_workspace_bytes(const Graph& g, const Node& n) {
     pointwise = pointwise && s == 1;
   for (int64_t p : attr_ints(n, "pads"))
     pointwise = pointwise && p == 0;
-  if (pointwise) return 0;
   // Bytes of one column; f16/bf16 convolutions run in f32 on staged copies.
   int64_t column = static_cast<int64_t>(std::max<size_t>(dtype_size(out.dtype), 4));
   for (size_t i = 1; i < w.size(); ++i)
@@ -71,7 +70,14 @@ int64_t conv_workspace_bytes(const Graph& g, const Node& n) {
   for (size_t i = 2; i < conv_out.size(); ++i)
     positions *= conv_out[i];
   if (column == 0 || positions == 0) return 0;
-  return column * std::min(positions, std::max<int64_t>(1, kIm2colTileBytes / column));
+  const int64_t tile =
+      pointwise ? 0 : column * std::min(positions, std::max<int64_t>(1, kIm2colTileBytes / column));
+  // --conv-workspace (attr workspace_limit, set by the pipeline): reserve up
+  // to the op's whole im2col matrix for a GPU library's faster algorithms.
+  const int64_t limit = attr_int(n, "workspace_limit", 0);
+  if (limit <= 0) return tile;
+  const int64_t full = column * positions * std::max<int64_t>(conv_out[0], 1);
+  return std::max(tile, std::min(limit, full));
 }
 
 namespace {
@@ -223,8 +229,8 @@ double five_per_out0(const Graph& g, const Node& n) {
 } // namespace
 
 void register_grad_nn(std::vector<OpDef>& t) {
-  const std::vector<std::string_view> conv_attrs = {"auto_pad",     "dilations", "group",
-                                                    "kernel_shape", "pads",      "strides"};
+  const std::vector<std::string_view> conv_attrs = {
+      "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "workspace_limit"};
   auto with = [](std::vector<std::string_view> v, std::string_view extra) {
     v.push_back(extra);
     return v;

@@ -105,6 +105,18 @@ Graph bind_and_infer(const Graph& imported, const CompileOptions& opts, const Du
   return g;
 }
 
+/// --conv-workspace: attr workspace_limit on every convolution-class node
+/// (its registry workspace then reserves up to that much, compiler/ops_grad_nn.cc).
+void limit_conv_workspaces(Graph& g, int64_t bytes) {
+  if (bytes <= 0) return;
+  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
+    Node& n = g.node(NodeId(i));
+    if (n.op == "Conv" || n.op == "ConvTranspose" || n.op == "ConvGradInput" ||
+        n.op == "ConvGradWeight")
+      n.attrs["workspace_limit"] = bytes;
+  }
+}
+
 /// One candidate of the budget solver: the training graph for k micro-batches
 /// at the given precision.
 Lowered lower_candidate(const Graph& imported, const CompileOptions& opts, const LeverChoice& c,
@@ -123,6 +135,7 @@ Lowered lower_candidate(const Graph& imported, const CompileOptions& opts, const
   }
   l.training = build_training_graph(l.graph, t);
   l.notes = l.training.warnings;
+  limit_conv_workspaces(l.graph, opts.conv_workspace_bytes);
   after(l.graph, "autodiff", {.require_shapes = true});
   check_total_size(l.graph, opts);
   return l;
@@ -196,6 +209,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
                                         .training = false});
         after(r.graph, "precision", {.require_shapes = true});
       }
+      limit_conv_workspaces(r.graph, opts.conv_workspace_bytes);
       check_total_size(r.graph, opts);
       if (opts.budget_bytes) {
         // Memory budget: plan, and rematerialize when the plan does not fit.

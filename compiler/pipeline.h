@@ -50,6 +50,10 @@ struct CompileOptions {
   std::string precision = "auto";       // --precision auto|fp32|bf16|fp16
   std::optional<int64_t> micro_batches; // --micro-batches K (default: the solver chooses)
   bool early_updates = true;            // --early-updates on|off
+  /// --conv-workspace: each convolution may reserve up to this much scratch
+  /// (at most its whole im2col matrix) for a GPU library's faster algorithms,
+  /// beyond the CPU kernel's own need. 0: only the CPU kernel's need.
+  int64_t conv_workspace_bytes = 0;
 };
 
 struct CompileResult {
