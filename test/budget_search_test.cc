@@ -22,6 +22,7 @@
 #include "runtime/weights.h"
 #include "python-free-frontends/onnx_importer.h"
 #include "test/cli_test_util.h"
+#include "test/train_test_util.h"
 
 namespace memplan::testing {
 namespace {
@@ -50,37 +51,7 @@ CompileOptions options(const Sample& s, std::optional<int64_t> budget) {
   return o;
 }
 
-struct Trace {
-  std::vector<double> losses;
-  std::map<std::string, std::vector<uint8_t>> resident;
-};
-
-Trace execute(const Plan& p) {
-  auto ex = make_cpu_executor(p, {.seed = 7});
-  init_random(*ex, 3);
-  auto feed = make_synthetic_feed(ex->graph(), 5);
-  Trace t;
-  for (uint64_t k = 0; k < 2; ++k) {
-    StepResult r = ex->step(feed->batch(k));
-    EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
-    t.losses.push_back(r.loss);
-  }
-  for (const PlanTensor& pt : p.tensors)
-    if (pt.placement == Placement::resident &&
-        (pt.role == Role::parameter || pt.role == Role::optimizer_state || pt.role == Role::state))
-      t.resident[pt.name] = ex->read(pt.name);
-  return t;
-}
-
-void expect_identical(const Trace& a, const Trace& b, const std::string& what) {
-  ASSERT_EQ(a.losses.size(), b.losses.size());
-  for (size_t i = 0; i < a.losses.size(); ++i)
-    EXPECT_EQ(std::memcmp(&a.losses[i], &b.losses[i], sizeof(double)), 0)
-        << what << " step " << i << ": " << a.losses[i] << " vs " << b.losses[i];
-  ASSERT_EQ(a.resident.size(), b.resident.size()) << what;
-  for (const auto& [name, bytes] : a.resident)
-    EXPECT_TRUE(bytes == b.resident.at(name)) << what << ": '" << name << "' differs";
-}
+Trace execute(const Plan& p) { return execute_steps(p, 7, 3, 5); }
 
 /// Relative L2 distance of two f32 buffers.
 double rel_l2(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {

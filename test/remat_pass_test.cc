@@ -23,6 +23,7 @@
 #include "runtime/executor.h"
 #include "runtime/weights.h"
 #include "test/cli_test_util.h"
+#include "test/train_test_util.h"
 
 namespace memplan::testing {
 namespace {
@@ -65,39 +66,7 @@ CompileResult compile_at(const Sample& s, std::optional<int64_t> budget) {
 }
 
 /// Losses of 2 steps and every resident tensor's bytes after them.
-struct Trace {
-  std::vector<double> losses;
-  std::map<std::string, std::vector<uint8_t>> resident;
-};
-
-Trace execute(const Plan& p) {
-  auto ex = make_cpu_executor(p, {.seed = 11});
-  init_random(*ex, 5);
-  auto feed = make_synthetic_feed(ex->graph(), 3);
-  Trace t;
-  for (uint64_t k = 0; k < 2; ++k) {
-    StepResult r = ex->step(feed->batch(k));
-    EXPECT_TRUE(r.finite) << r.first_nonfinite_op;
-    t.losses.push_back(r.loss);
-  }
-  for (const PlanTensor& pt : p.tensors)
-    if (pt.role == Role::parameter || pt.role == Role::optimizer_state || pt.role == Role::state)
-      if (pt.placement == Placement::resident) t.resident[pt.name] = ex->read(pt.name);
-  return t;
-}
-
-void expect_same(const Trace& a, const Trace& b, const std::string& what) {
-  ASSERT_EQ(a.losses.size(), b.losses.size());
-  for (size_t i = 0; i < a.losses.size(); ++i)
-    EXPECT_EQ(std::memcmp(&a.losses[i], &b.losses[i], sizeof(double)), 0)
-        << what << " step " << i << ": " << a.losses[i] << " vs " << b.losses[i];
-  ASSERT_EQ(a.resident.size(), b.resident.size()) << what;
-  for (const auto& [name, bytes] : a.resident) {
-    auto it = b.resident.find(name);
-    ASSERT_NE(it, b.resident.end()) << what << ": " << name;
-    EXPECT_TRUE(bytes == it->second) << what << ": '" << name << "' differs after 2 steps";
-  }
-}
+Trace execute(const Plan& p) { return execute_steps(p, 11, 5, 3); }
 
 bool has_dropout(const Plan& p) {
   return std::any_of(p.ops.begin(), p.ops.end(), [](const PlanOp& o) { return o.op == "Dropout"; });
@@ -130,7 +99,7 @@ void check_sample(const Sample& s, bool expect_dropout, int min_fitting_pct) {
         if (o.op == "Dropout" && o.name.find("/remat") != std::string::npos) cloned_dropout = true;
       if (cloned_dropout) std::cout << "  (a Dropout is recomputed)\n";
     }
-    expect_same(ref, execute(r.plan), what);
+    expect_identical(ref, execute(r.plan), what);
   };
   for (int pct : {90, 70, 50}) {
     const int64_t budget = P * pct / 100;

@@ -11,8 +11,6 @@
 
 namespace memplan::kernels::nn {
 
-namespace {
-
 /// Offsets (in matrices) of an operand with batch dims `in` for each flat
 /// index of the broadcast batch shape `out` (numpy rules, right-aligned).
 std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
@@ -33,6 +31,9 @@ std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
   }
   return off;
 }
+
+namespace {
+
 
 /// Y[batch, M, N] = op(A) @ op(B) with A, B at least 2-D (batch dims
 /// broadcast). With `ybatch` (MatMulTrans's batch_shape) the products of

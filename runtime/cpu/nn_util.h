@@ -37,6 +37,10 @@ int64_t load_int(const TensorArg& t, int64_t i);
 
 /// Product of dims [from, to) of s.
 int64_t prod(const Shape& s, size_t from, size_t to);
+/// Offsets (in matrices) of an operand with batch dims `in` for each flat
+/// index of the broadcast batch shape `out` (numpy rules, right-aligned).
+/// Shared by the CPU GEMM kernels and the CUDA backend's batched GEMMs.
+std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out);
 
 /// Spatial geometry of a window op seen as a map from a "big" input X
 /// [N, C, in...] to a "small" output Y [N, M, out...] (Conv, pools). For

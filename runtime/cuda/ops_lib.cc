@@ -90,24 +90,7 @@ void gemm_ex(cublasHandle_t h, const GemmTypes& t, const Gemm& g, float alpha, c
                t.compute, CUBLAS_GEMM_DEFAULT);
 }
 
-std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
-  const int64_t total = prod(out, 0, out.size());
-  std::vector<int64_t> off(static_cast<size_t>(total), 0);
-  const size_t lead = out.size() - in.size();
-  for (int64_t b = 0; b < total; ++b) {
-    int64_t rem = b, o = 0, stride = 1;
-    for (size_t d = out.size(); d-- > 0;) {
-      const int64_t i = rem % out[d];
-      rem /= out[d];
-      if (d < lead) continue;
-      const int64_t dim = in[d - lead];
-      if (dim != 1) o += i * stride;
-      stride *= dim;
-    }
-    off[static_cast<size_t>(b)] = o;
-  }
-  return off;
-}
+using kernels::nn::batch_offsets;
 
 /// The GEMM list of Y = op(A) @ op(B) (batched, broadcast), as gemm.cc plans it.
 std::vector<Gemm> plan_batched(Shape as, bool ta, Shape bs, bool tb, const Shape* ybatch,
