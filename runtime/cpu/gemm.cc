@@ -13,7 +13,7 @@ namespace memplan::kernels::nn {
 
 /// Offsets (in matrices) of an operand with batch dims `in` for each flat
 /// index of the broadcast batch shape `out` (numpy rules, right-aligned).
-std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
+static std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
   const int64_t total = prod(out, 0, out.size());
   std::vector<int64_t> off(static_cast<size_t>(total), 0);
   const size_t lead = out.size() - in.size();
@@ -32,19 +32,14 @@ std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out) {
   return off;
 }
 
-namespace {
 
-
-/// Y[batch, M, N] = op(A) @ op(B) with A, B at least 2-D (batch dims
-/// broadcast). With `ybatch` (MatMulTrans's batch_shape) the products of
-/// broadcast batches that Y does not have (missing or 1 in ybatch) are summed.
-template <class T>
-void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y,
-             const Shape* ybatch = nullptr) {
+std::vector<GemmCall> plan_batched_gemm(Shape as, bool ta, Shape bs, bool tb, const Shape* ybatch,
+                                        std::vector<int64_t>* zero_fill, int64_t* mn) {
   const int64_t ar = static_cast<int64_t>(as.size()), br = static_cast<int64_t>(bs.size());
   const int64_t M = ta ? as[ar - 1] : as[ar - 2], K = ta ? as[ar - 2] : as[ar - 1];
   const int64_t N = tb ? bs[br - 2] : bs[br - 1];
   const int64_t lda = as[ar - 1], ldb = bs[br - 1];
+  *mn = M * N;
   Shape abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
   Shape out = abatch.size() >= bbatch.size() ? abatch : bbatch;
   const Shape& other = abatch.size() >= bbatch.size() ? bbatch : abatch;
@@ -55,26 +50,40 @@ void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y,
   const Shape yb = ybatch ? *ybatch : out;
   const int64_t nb = prod(out, 0, out.size()), nyb = prod(yb, 0, yb.size());
   const int64_t na = prod(abatch, 0, abatch.size()), nbb = prod(bbatch, 0, bbatch.size());
-  if (nbb == 1 && !ta && na == nb && nyb == nb) { // one GEMM: [nb*M, K] @ op(B)
-    gemm(false, tb, nb * M, N, K, T(1), A, lda, B, ldb, T(0), Y, N);
-    return;
-  }
-  if (nyb == 1 && ta && !tb && na == nb && nbb == nb) { // sum_b A_b^T B_b in one GEMM
-    gemm(true, false, M, N, nb * K, T(1), A, lda, B, ldb, T(0), Y, N);
-    return;
-  }
-  std::vector<int64_t> ao = batch_offsets(abatch, out), bo = batch_offsets(bbatch, out);
-  std::vector<int64_t> yo = batch_offsets(yb, out);
+  if (nbb == 1 && !ta && na == nb && nyb == nb)  // one GEMM: [nb*M, K] @ op(B)
+    return {{false, tb, nb * M, N, K, lda, ldb, 0, 0, 0, 0.f}};
+  if (nyb == 1 && ta && !tb && na == nb && nbb == nb)  // sum_b A_b^T B_b in one GEMM
+    return {{true, false, M, N, nb * K, lda, ldb, 0, 0, 0, 0.f}};
+  const std::vector<int64_t> ao = batch_offsets(abatch, out), bo = batch_offsets(bbatch, out),
+                             yo = batch_offsets(yb, out);
   std::vector<char> written(static_cast<size_t>(nyb), 0);
+  std::vector<GemmCall> gs;
   for (int64_t b = 0; b < nb; ++b) {
     const size_t i = static_cast<size_t>(b), y = static_cast<size_t>(yo[i]);
-    gemm(ta, tb, M, N, K, T(1), A + ao[i] * M * K, lda, B + bo[i] * K * N, ldb,
-         written[y] ? T(1) : T(0), Y + yo[i] * M * N, N);
+    gs.push_back({ta, tb, M, N, K, lda, ldb, ao[i] * M * K, bo[i] * K * N, yo[i] * M * N,
+                  written[y] ? 1.f : 0.f});
     written[y] = 1;
   }
   for (size_t y = 0; y < written.size(); ++y)
-    if (!written[y])
-      std::fill(Y + static_cast<int64_t>(y) * M * N, Y + static_cast<int64_t>(y + 1) * M * N, T(0));
+    if (!written[y]) zero_fill->push_back(static_cast<int64_t>(y));
+  return gs;
+}
+
+namespace {
+
+
+/// Y[batch, M, N] = op(A) @ op(B) with A, B at least 2-D (batch dims
+/// broadcast). With `ybatch` (MatMulTrans's batch_shape) the products of
+/// broadcast batches that Y does not have (missing or 1 in ybatch) are summed.
+template <class T>
+void batched(const T* A, Shape as, bool ta, const T* B, Shape bs, bool tb, T* Y,
+             const Shape* ybatch = nullptr) {
+  std::vector<int64_t> zero;
+  int64_t mn = 0;
+  for (const GemmCall& g : plan_batched_gemm(std::move(as), ta, std::move(bs), tb, ybatch, &zero, &mn))
+    gemm(g.ta, g.tb, g.m, g.n, g.k, T(1), A + g.a_off, g.lda, B + g.b_off, g.ldb, T(g.beta),
+         Y + g.y_off, g.n);
+  for (int64_t y : zero) std::fill(Y + y * mn, Y + (y + 1) * mn, T(0));
 }
 
 void matmul(const KernelArgs& a) {

@@ -37,10 +37,22 @@ int64_t load_int(const TensorArg& t, int64_t i);
 
 /// Product of dims [from, to) of s.
 int64_t prod(const Shape& s, size_t from, size_t to);
-/// Offsets (in matrices) of an operand with batch dims `in` for each flat
-/// index of the broadcast batch shape `out` (numpy rules, right-aligned).
-/// Shared by the CPU GEMM kernels and the CUDA backend's batched GEMMs.
-std::vector<int64_t> batch_offsets(const Shape& in, const Shape& out);
+
+/// One GEMM of a batched product: Y[y_off] = op(A[a_off]) @ op(B[b_off]) +
+/// beta * Y[y_off] (offsets in elements; ldy = n).
+struct GemmCall {
+  bool ta, tb;
+  int64_t m, n, k, lda, ldb;
+  int64_t a_off, b_off, y_off;
+  float beta;
+};
+/// The GEMMs of Y = op(A) @ op(B) over broadcast batch dims (numpy rules;
+/// with `ybatch`, MatMulTrans's batch_shape, batches Y lacks are summed):
+/// one GEMM where the batch folds into M or K, else one per batch. Output
+/// batches no GEMM writes go to *zero_fill (fill them with 0); *mn = M * N.
+/// Shared by the CPU GEMM kernels and the CUDA backend.
+std::vector<GemmCall> plan_batched_gemm(Shape as, bool ta, Shape bs, bool tb, const Shape* ybatch,
+                                        std::vector<int64_t>* zero_fill, int64_t* mn);
 
 /// Spatial geometry of a window op seen as a map from a "big" input X
 /// [N, C, in...] to a "small" output Y [N, M, out...] (Conv, pools). For

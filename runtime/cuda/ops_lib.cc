@@ -24,21 +24,11 @@ namespace memplan::cuda {
 
 namespace {
 
-int64_t prod(const Shape& s, size_t from, size_t to) {
-  int64_t p = 1;
-  for (size_t d = from; d < to; ++d)
-    p *= s[d];
-  return p;
-}
+using kernels::nn::prod;
 
 // ---------------------------------------------------------------- cuBLAS
 
-struct Gemm {
-  bool ta, tb;
-  int64_t m, n, k, lda, ldb;
-  int64_t a_off, b_off, y_off; // element offsets
-  float beta;
-};
+using Gemm = kernels::nn::GemmCall;
 
 /// Element types of one GEMM: A and B share a dtype (f32, f16 or bf16); Y
 /// is that dtype or f32. cuBLAS accumulates in f32 (TF32 tensor cores for
@@ -90,43 +80,11 @@ void gemm_ex(cublasHandle_t h, const GemmTypes& t, const Gemm& g, float alpha, c
                t.compute, CUBLAS_GEMM_DEFAULT);
 }
 
-using kernels::nn::batch_offsets;
 
-/// The GEMM list of Y = op(A) @ op(B) (batched, broadcast), as gemm.cc plans it.
+/// The GEMM list of Y = op(A) @ op(B) (batched, broadcast), as the CPU plans it.
 std::vector<Gemm> plan_batched(Shape as, bool ta, Shape bs, bool tb, const Shape* ybatch,
                                std::vector<int64_t>* zero_fill, int64_t* mn) {
-  const size_t ar = as.size(), br = bs.size();
-  const int64_t M = ta ? as[ar - 1] : as[ar - 2], K = ta ? as[ar - 2] : as[ar - 1];
-  const int64_t N = tb ? bs[br - 2] : bs[br - 1];
-  const int64_t lda = as[ar - 1], ldb = bs[br - 1];
-  *mn = M * N;
-  Shape abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
-  Shape out = abatch.size() >= bbatch.size() ? abatch : bbatch;
-  const Shape& other = abatch.size() >= bbatch.size() ? bbatch : abatch;
-  for (size_t i = 0; i < other.size(); ++i) {
-    int64_t& o = out[out.size() - other.size() + i];
-    o = std::max(o, other[i]);
-  }
-  const Shape yb = ybatch ? *ybatch : out;
-  const int64_t nb = prod(out, 0, out.size()), nyb = prod(yb, 0, yb.size());
-  const int64_t na = prod(abatch, 0, abatch.size()), nbb = prod(bbatch, 0, bbatch.size());
-  if (nbb == 1 && !ta && na == nb && nyb == nb)
-    return {{false, tb, nb * M, N, K, lda, ldb, 0, 0, 0, 0.f}};
-  if (nyb == 1 && ta && !tb && na == nb && nbb == nb)
-    return {{true, false, M, N, nb * K, lda, ldb, 0, 0, 0, 0.f}};
-  std::vector<int64_t> ao = batch_offsets(abatch, out), bo = batch_offsets(bbatch, out),
-                       yo = batch_offsets(yb, out);
-  std::vector<char> written(static_cast<size_t>(nyb), 0);
-  std::vector<Gemm> gs;
-  for (int64_t b = 0; b < nb; ++b) {
-    const size_t i = static_cast<size_t>(b), y = static_cast<size_t>(yo[i]);
-    gs.push_back({ta, tb, M, N, K, lda, ldb, ao[i] * M * K, bo[i] * K * N, yo[i] * M * N,
-                  written[y] ? 1.f : 0.f});
-    written[y] = 1;
-  }
-  for (size_t y = 0; y < written.size(); ++y)
-    if (!written[y]) zero_fill->push_back(static_cast<int64_t>(y));
-  return gs;
+  return kernels::nn::plan_batched_gemm(std::move(as), ta, std::move(bs), tb, ybatch, zero_fill, mn);
 }
 
 /// Strides of a batch of GEMMs that one cublasSgemmStridedBatched can run:

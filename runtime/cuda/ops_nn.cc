@@ -10,12 +10,7 @@ namespace memplan::cuda {
 
 namespace {
 
-int64_t prod(const Shape& s, size_t from, size_t to) {
-  int64_t p = 1;
-  for (size_t d = from; d < to; ++d)
-    p *= s[d];
-  return p;
-}
+using kernels::nn::prod;
 
 size_t axis_of(const KernelArgs& a, const Shape& s, int64_t dflt) {
   const int64_t r = static_cast<int64_t>(s.size());
