@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <functional>
+#include <iterator>
 #include <limits>
+#include <map>
 #include <numeric>
+#include <optional>
+#include <set>
 
 #include "passes/lifetimes.h"
 
@@ -21,57 +26,104 @@ std::optional<OffsetMethod> parse_offset_method(std::string_view s) {
 
 namespace {
 
-/// Placed buffers indexed by coarse time buckets, so that finding the buffers
-/// that overlap an interval does not scan all of them.
-class TimeIndex {
+/// Placed buffers in a segment tree over time. Node x covers a step range;
+/// cover[x] is the union of the offset intervals of the buffers whose
+/// canonical decomposition contains x (they are live over all of x's range),
+/// sub[x] the union for the buffers with a canonical node anywhere in x's
+/// subtree. The buffers live somewhere in a query range [s, e] are then
+/// exactly those in sub[c] for the canonical nodes c of [s, e] and in cover[a]
+/// for their ancestors a; the query returns the union of those O(log T) sets.
+/// The unions are kept merged, so in a well-packed arena they stay small even
+/// when thousands of saved activations overlap the query (the quadratic cost of
+/// listing every overlapping buffer).
+class OffsetIndex {
  public:
-  TimeIndex(int32_t steps, size_t n) : width_(std::max<int32_t>(1, steps / 512 + 1)), stamp_(n, 0) {
-    buckets_.resize(static_cast<size_t>(steps / width_ + 2));
+  explicit OffsetIndex(int32_t steps) {
+    while (size_ < steps) size_ *= 2;
+    cover_.resize(2 * static_cast<size_t>(size_));
+    sub_.resize(2 * static_cast<size_t>(size_));
   }
-  void add(uint32_t id, int32_t start, int32_t end) {
-    for (int32_t b = start / width_; b <= end / width_; ++b) buckets_[b].push_back(id);
+  void add(int32_t start, int32_t end, int64_t lo, int64_t hi) {
+    add(1, 0, size_ - 1, start, end, lo, hi);
   }
-  /// Calls f(id) once for each placed buffer whose bucket range meets [start, end].
-  template <class F>
-  void for_each(int32_t start, int32_t end, F&& f) {
-    ++epoch_;
-    for (int32_t b = start / width_; b <= end / width_; ++b)
-      for (uint32_t id : buckets_[b])
-        if (stamp_[id] != epoch_) {
-          stamp_[id] = epoch_;
-          f(id);
-        }
+  /// The merged union of the offset intervals live in [start, end], by lo.
+  void query(int32_t start, int32_t end, std::vector<std::pair<int64_t, int64_t>>& out) {
+    out.clear();
+    query(1, 0, size_ - 1, start, end, out);
+    std::sort(out.begin(), out.end());
   }
 
  private:
-  int32_t width_;
-  std::vector<std::vector<uint32_t>> buckets_;
-  std::vector<uint32_t> stamp_;
-  uint32_t epoch_ = 0;
+  using Set = std::map<int64_t, int64_t>;  // lo -> hi, disjoint, non-adjacent
+  static void insert(Set& set, int64_t lo, int64_t hi) {
+    auto it = set.upper_bound(lo);
+    if (it != set.begin()) {
+      auto prev = std::prev(it);
+      if (prev->second >= lo) {  // overlaps or touches the previous interval
+        lo = prev->first;
+        hi = std::max(hi, prev->second);
+        it = set.erase(prev);
+      }
+    }
+    while (it != set.end() && it->first <= hi) {
+      hi = std::max(hi, it->second);
+      it = set.erase(it);
+    }
+    set.emplace_hint(it, lo, hi);
+  }
+  void add(size_t x, int32_t l, int32_t r, int32_t s, int32_t e, int64_t lo, int64_t hi) {
+    insert(sub_[x], lo, hi);
+    if (s <= l && r <= e) {
+      insert(cover_[x], lo, hi);
+      return;
+    }
+    const int32_t m = l + (r - l) / 2;
+    if (s <= m) add(2 * x, l, m, s, e, lo, hi);
+    if (e > m) add(2 * x + 1, m + 1, r, s, e, lo, hi);
+  }
+  void query(size_t x, int32_t l, int32_t r, int32_t s, int32_t e,
+             std::vector<std::pair<int64_t, int64_t>>& out) const {
+    if (s <= l && r <= e) {
+      out.insert(out.end(), sub_[x].begin(), sub_[x].end());
+      return;
+    }
+    out.insert(out.end(), cover_[x].begin(), cover_[x].end());
+    const int32_t m = l + (r - l) / 2;
+    if (s <= m) query(2 * x, l, m, s, e, out);
+    if (e > m) query(2 * x + 1, m + 1, r, s, e, out);
+  }
+
+  int32_t size_ = 1;
+  std::vector<Set> cover_, sub_;
 };
 
-/// Best-fit placement of buffers in the given order.
-OffsetResult place(const std::vector<Buffer>& bufs, const std::vector<uint32_t>& order,
-                   int64_t alignment) {
-  int32_t steps = 0;
+/// Best-fit placement of buffers in the given order. Gives up (nullopt) once
+/// the busy intervals examined exceed `max_work`.
+std::optional<OffsetResult> place(const std::vector<Buffer>& bufs,
+                                  const std::vector<uint32_t>& order, int64_t alignment,
+                                  int64_t max_work) {
+  int32_t steps = 1;
   for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
   OffsetResult r;
   r.offsets.assign(bufs.size(), -1);
-  TimeIndex index(steps, bufs.size());
-  std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) of overlapping placed buffers
+  OffsetIndex index(steps);
+  std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) unions live with the buffer
+  int64_t work = 0;
   for (uint32_t id : order) {
     const Buffer& b = bufs[id];
-    int64_t size = align_up(b.size, alignment);
-    busy.clear();
-    index.for_each(b.start, b.end, [&](uint32_t o) {
-      const Buffer& p = bufs[o];
-      if (p.start <= b.end && b.start <= p.end)
-        busy.emplace_back(r.offsets[o], r.offsets[o] + align_up(p.size, alignment));
-    });
-    std::sort(busy.begin(), busy.end());
+    const int64_t size = align_up(b.size, alignment);
+    if (size == 0) {  // occupies nothing
+      r.offsets[id] = 0;
+      continue;
+    }
+    index.query(b.start, b.end, busy);
+    work += static_cast<int64_t>(busy.size()) + 1;
+    if (work > max_work) return std::nullopt;
+    // The holes between the (possibly overlapping) busy intervals, lowest
+    // first; the smallest hole that fits wins, else the top.
     int64_t best = -1, best_gap = std::numeric_limits<int64_t>::max(), top = 0;
     for (auto [lo, hi] : busy) {
-      int64_t gap = lo - top;
+      const int64_t gap = lo - top;
       if (gap >= size && gap < best_gap) {
         best = top;
         best_gap = gap;
@@ -81,7 +133,68 @@ OffsetResult place(const std::vector<Buffer>& bufs, const std::vector<uint32_t>&
     if (best < 0) best = top;
     r.offsets[id] = best;
     r.arena_bytes = std::max(r.arena_bytes, best + size);
-    index.add(id, b.start, b.end);
+    index.add(b.start, b.end, best, best + size);
+  }
+  return r;
+}
+
+/// Best fit in order of start time as a sweep over time: the buffers placed
+/// before b that overlap it are exactly those still live at b.start, so a
+/// free-hole index over the live blocks answers each placement in O(log n).
+/// Same result as place() with the (start, size descending) order.
+OffsetResult place_by_start(const std::vector<Buffer>& bufs, const std::vector<uint32_t>& order,
+                            int64_t alignment) {
+  OffsetResult r;
+  r.offsets.assign(bufs.size(), -1);
+  std::map<int64_t, int64_t> live;            // lo -> hi of live blocks (disjoint)
+  std::set<std::pair<int64_t, int64_t>> holes;  // (gap, lo) between live blocks
+  std::vector<std::pair<int32_t, uint32_t>> ends;  // min-heap of (end, id) of live buffers
+  auto hole_below = [&](std::map<int64_t, int64_t>::iterator it) {  // gap under block `it`
+    const int64_t below = it == live.begin() ? 0 : std::prev(it)->second;
+    return std::pair<int64_t, int64_t>{it->first - below, below};
+  };
+  auto remove = [&](uint32_t id) {
+    auto it = live.find(r.offsets[id]);
+    if (auto h = hole_below(it); h.first > 0) holes.erase(h);
+    auto next = std::next(it);
+    if (next != live.end()) {
+      if (auto h = hole_below(next); h.first > 0) holes.erase(h);
+      live.erase(it);
+      if (auto h = hole_below(next); h.first > 0) holes.insert(h);
+    } else {
+      live.erase(it);  // the space above the new top block is no hole
+    }
+  };
+  auto later = [](const std::pair<int32_t, uint32_t>& a, const std::pair<int32_t, uint32_t>& b) {
+    return a > b;
+  };
+  for (uint32_t id : order) {
+    const Buffer& b = bufs[id];
+    const int64_t size = align_up(b.size, alignment);
+    if (size == 0) {
+      r.offsets[id] = 0;
+      continue;
+    }
+    while (!ends.empty() && ends.front().first < b.start) {
+      remove(ends.front().second);
+      std::pop_heap(ends.begin(), ends.end(), later);
+      ends.pop_back();
+    }
+    int64_t at;
+    auto h = holes.lower_bound({size, std::numeric_limits<int64_t>::min()});
+    if (h != holes.end()) {  // smallest hole that fits, lowest offset among equals
+      at = h->second;
+      const int64_t rest = h->first - size;
+      holes.erase(h);
+      if (rest > 0) holes.insert({rest, at + size});
+    } else {
+      at = live.empty() ? 0 : std::prev(live.end())->second;
+    }
+    live.emplace(at, at + size);
+    r.offsets[id] = at;
+    r.arena_bytes = std::max(r.arena_bytes, at + size);
+    ends.emplace_back(b.end, id);
+    std::push_heap(ends.begin(), ends.end(), later);
   }
   return r;
 }
@@ -153,12 +266,27 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
                        return a.start != b.start ? a.start < b.start : a.size > b.size;
                      }});
   }
+  // Orders other than the baseline give up past a work limit (deterministic:
+  // it counts busy intervals examined), so that huge graphs keep near-linear
+  // planning time; the start order is a sweep and never needs to.
+  const bool capped = opts.method == OffsetMethod::best_of;
+  const int64_t max_work =
+      capped ? opts.work_per_buffer * static_cast<int64_t>(bufs.size()) + opts.work_base
+             : std::numeric_limits<int64_t>::max();
   OffsetResult best;
   best.arena_bytes = -1;
   auto consider = [&](const std::vector<uint32_t>& order, const char* name) {
-    OffsetResult r = place(bufs, order, opts.alignment);
-    if (best.arena_bytes < 0 || r.arena_bytes < best.arena_bytes) {
-      best = std::move(r);
+    if (!opts.only.empty() && opts.only != name) return;
+    std::optional<OffsetResult> r =
+        !std::strcmp(name, "start") ? place_by_start(bufs, order, opts.alignment)
+                                    : place(bufs, order, opts.alignment, max_work);
+    if (!r) {
+      best.gave_up.push_back(name);
+      return;
+    }
+    if (best.arena_bytes < 0 || r->arena_bytes < best.arena_bytes) {
+      r->gave_up = std::move(best.gave_up);
+      best = std::move(*r);
       best.order = name;
     }
   };
@@ -172,6 +300,9 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
     });
     consider(order, "conflict");
   }
+  if (!opts.only.empty() && best.order.empty() && best.gave_up.empty())
+    throw Error("unknown offset order '" + opts.only +
+                "' (known: size, duration, area, start, conflict)");
   if (best.arena_bytes < 0) best.arena_bytes = 0;
   return best;
 }

@@ -8,7 +8,17 @@
 //  - best-of (default, stronger): the same best-fit placement under several
 //    orders (size, duration, size x duration, start time, conflict weight);
 //    keeps the smallest arena (XLA's heap simulator does the same with two
-//    orders). Never worse than greedy-size, which is one of the orders.
+//    orders). Never worse than greedy-size, which is one of the orders, unless
+//    an order gives up: on huge graphs an order (other than start time) stops
+//    once it has examined more than work_per_buffer x buffers + work_base busy
+//    intervals, and is skipped (OffsetResult::gave_up); the start-time order
+//    always finishes, in O(n log n).
+//
+// Cost: placing a buffer queries a segment tree over time whose nodes keep the
+// merged union of the offset intervals placed under them, so the work is the
+// number of disjoint busy intervals met, not the number of overlapping
+// buffers (thousands in a deep training graph, where saved activations all
+// overlap); the start order runs as a sweep over a free-hole index.
 // Offsets are multiples of `alignment`; the result never depends on pointers.
 #pragma once
 
@@ -33,12 +43,18 @@ std::optional<OffsetMethod> parse_offset_method(std::string_view s);
 struct OffsetOptions {
   OffsetMethod method = OffsetMethod::best_of;
   int64_t alignment = 256;
+  int64_t work_per_buffer = 64;  // best-of: see the banner; greedy-size never gives up
+  int64_t work_base = int64_t{1} << 20;
+  /// best-of: run only this order ("size", "duration", "area", "start",
+  /// "conflict"), for tests and experiments; "" runs them all.
+  std::string only;
 };
 
 struct OffsetResult {
   std::vector<int64_t> offsets;  // one per buffer
   int64_t arena_bytes = 0;
   std::string order;             // the buffer order that won (for reports)
+  std::vector<std::string> gave_up;  // best-of orders skipped at the work limit
 };
 
 OffsetResult assign_offsets(const std::vector<Buffer>& buffers, const OffsetOptions& opts = {});

@@ -52,12 +52,6 @@ std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
     for (NodeId p : preds[i]) succ[p.v].push_back(i);
   }
 
-  std::vector<int64_t> ready_seq(nn, 0);
-  int64_t seq = 0;
-  std::set<uint32_t> ready;
-  for (uint32_t i = 0; i < nn; ++i)
-    if (pending[i] == 0) ready.insert(i);
-
   auto score = [&](uint32_t id) {
     const Node& n = g.node(NodeId(id));
     int64_t s = 0;
@@ -80,30 +74,63 @@ std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
     return s;
   };
 
+  // Readers of each root, so that a change of reads[r] rescores only them.
+  std::vector<std::vector<uint32_t>> readers(nt);
+  for (uint32_t i = 0; i < nn; ++i)
+    for (TensorId in : g.node(NodeId(i)).inputs)
+      if (in.valid()) {
+        auto& list = readers[root[in.v].v];
+        if (list.empty() || list.back() != i) list.push_back(i);
+      }
+
+  // Ready nodes ordered by (score, tie-break, id): the first one runs next.
+  // Ties go to model order, or with `lifo` to the most recently readied node.
+  struct Key {
+    int64_t score, tie;
+    uint32_t id;
+    auto operator<=>(const Key&) const = default;
+  };
+  std::set<Key> ready;
+  std::vector<Key> key_of(nn);
+  std::vector<char> is_ready(nn, 0);
+  int64_t seq = 0;
+  auto make_ready = [&](uint32_t id, int64_t readied) {
+    key_of[id] = {score(id), lifo ? -readied : 0, id};
+    ready.insert(key_of[id]);
+    is_ready[id] = 1;
+  };
+  for (uint32_t i = 0; i < nn; ++i)
+    if (pending[i] == 0) make_ready(i, 0);
+
   std::vector<NodeId> order;
   order.reserve(nn);
+  std::vector<uint32_t> touched;
   while (!ready.empty()) {
-    uint32_t best = *ready.begin();
-    int64_t best_score = score(best);
-    for (uint32_t id : ready) {
-      int64_t sc = score(id);
-      bool better = sc < best_score ||
-                    (sc == best_score && lifo && ready_seq[id] > ready_seq[best]);
-      if (better) {
-        best = id;
-        best_score = sc;
-      }
-    }
-    ready.erase(best);
+    const uint32_t best = ready.begin()->id;
+    ready.erase(ready.begin());
+    is_ready[best] = 0;
     order.push_back(NodeId(best));
     const Node& n = g.node(NodeId(best));
+    touched.clear();
     for (TensorId in : n.inputs)
-      if (in.valid()) --reads[root[in.v].v];
-    for (uint32_t c : succ[best])
-      if (--pending[c] == 0) {
-        ready.insert(c);
-        ready_seq[c] = ++seq;
+      if (in.valid()) {
+        --reads[root[in.v].v];
+        touched.push_back(root[in.v].v);
       }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (uint32_t r : touched)
+      for (uint32_t c : readers[r]) {
+        if (!is_ready[c]) continue;
+        Key k = key_of[c];
+        k.score = score(c);
+        if (k.score == key_of[c].score) continue;
+        ready.erase(key_of[c]);
+        key_of[c] = k;
+        ready.insert(k);
+      }
+    for (uint32_t c : succ[best])
+      if (--pending[c] == 0) make_ready(c, ++seq);
   }
   if (order.size() != nn) throw InternalError("greedy scheduler left nodes unscheduled");
   return order;
