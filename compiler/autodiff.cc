@@ -4,7 +4,10 @@
 #include "compiler/autodiff.h"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <regex>
 
 #include "compiler/autodiff_internal.h"
@@ -92,6 +95,21 @@ TensorId Builder::filled_constant(const std::string& name, DType d, const Shape&
   return g.add_tensor(std::move(t));
 }
 
+static std::shared_ptr<const std::vector<uint8_t>> shared_zeros(size_t bytes) {
+  // Shared by every graph alive in the process: optimizer states are zeros as
+  // large as the parameters, and the budget solver builds one training graph
+  // per candidate (zero-filling GPT-2's AdamW moments took a quarter of a
+  // budgeted compile).
+  static std::mutex mu;
+  static std::unordered_map<size_t, std::weak_ptr<const std::vector<uint8_t>>> pool;
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<const std::vector<uint8_t>>& slot = pool[bytes];
+  if (auto z = slot.lock()) return z;
+  auto z = std::make_shared<const std::vector<uint8_t>>(bytes, 0);
+  slot = z;
+  return z;
+}
+
 TensorId Builder::zero_tensor(const std::string& name, DType d, const Shape& s, Role role) {
   Tensor t;
   t.name = tensor_name(name);
@@ -99,9 +117,7 @@ TensorId Builder::zero_tensor(const std::string& name, DType d, const Shape& s, 
   t.dtype = d;
   t.shape = s;
   t.shape_known = true;
-  auto& z = zeros_[static_cast<size_t>(t.bytes())];
-  if (!z) z = std::make_shared<const std::vector<uint8_t>>(static_cast<size_t>(t.bytes()), 0);
-  t.data = z;
+  t.data = shared_zeros(static_cast<size_t>(t.bytes()));
   return g.add_tensor(std::move(t));
 }
 

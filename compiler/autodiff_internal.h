@@ -46,7 +46,6 @@ class Builder {
 
  private:
   std::set<std::string> node_names_;
-  std::map<size_t, std::shared_ptr<const std::vector<uint8_t>>> zeros_;
 };
 
 /// Result of differentiation: trained parameters that receive a gradient.

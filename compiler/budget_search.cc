@@ -95,7 +95,10 @@ double graph_seconds(const Graph& g, const DeviceProfile& d) {
   return s;
 }
 
-Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptions& o) {
+/// Lowers candidate c and takes its time without recomputation, a lower
+/// bound on any plan of it (recomputation only adds ops). rec.note is set
+/// when it cannot be lowered.
+Evaluated lower_one(const LowerFn& lower, const LeverChoice& c, const SearchOptions& o) {
   Evaluated e;
   e.choice = c;
   e.rec.micro_batches = c.micro_batches;
@@ -108,6 +111,11 @@ Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptio
   }
   e.graph = std::move(e.info.graph);
   e.unconstrained_seconds = graph_seconds(e.graph, o.device);
+  return e;
+}
+
+/// Plans a lowered candidate, rematerializing when it does not fit.
+void fit_one(Evaluated& e, const SearchOptions& o) {
   RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver, .device = o.device,
                   .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
   RematFit f = try_fit_budget(e.graph, o.plan, ro);
@@ -118,13 +126,12 @@ Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptio
   if (!f.fits) {
     e.rec.note = "does not fit: the smallest peak reached is " + mib(f.best_peak) +
                  (f.note.empty() ? "" : " (" + f.note + ")");
-    return e;
+    return;
   }
   e.plan = std::move(f.plan);
   e.rec.recomputed = f.used_remat ? f.remat.recomputed_nodes : 0;
   e.recomputes = std::move(f.remat.recomputes);
   e.rec.step_seconds = estimate_step_seconds(e.graph, e.plan, o.device);
-  return e;
 }
 
 }  // namespace
@@ -137,19 +144,47 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   double ref_seconds = -1;
   int64_t ref_peak = 0;
 
-  std::vector<CandidateRecord> records;
+  // Low precision first (on every profile it is the faster one), so that a
+  // fitting low-precision plan usually bounds the fp32 candidates: a
+  // candidate whose time without recomputation already exceeds the best
+  // fitting plan's is not planned at all (it cannot win: recomputation only
+  // adds time). The table keeps the user's order (fp32 rows first).
+  std::vector<DType> order = precs;
+  std::reverse(order.begin(), order.end());
+  std::vector<std::pair<size_t, CandidateRecord>> records;  // (precision rank, record)
+  auto rank = [&](DType p) {
+    return static_cast<size_t>(std::find(precs.begin(), precs.end(), p) - precs.begin());
+  };
   std::optional<Evaluated> best;
-  for (DType p : precs) {
+  for (DType p : order) {
     bool stop = false;
     for (int64_t k : ks) {
       if (stop) {
-        records.push_back({k, precision_label(p), false, 0, 0, 0,
-                           "not tried: a smaller k fits without recomputation"});
+        records.push_back({rank(p), {k, precision_label(p), false, 0, 0, 0,
+                                     "not tried: a smaller k fits without recomputation", false}});
         continue;
       }
-      Evaluated e = evaluate(lower, {k, p}, o);
-      records.push_back(e.rec);
-      if (k == 1 && p == DType::f32 && e.unconstrained_peak > 0) {
+      Evaluated e = lower_one(lower, {k, p}, o);
+      const bool reference = k == 1 && p == DType::f32;
+      if (e.rec.note.empty()) {
+        // 1e-9: the plan's sum runs in schedule order, so equal times may
+        // differ in the last bits; only a candidate clearly slower is skipped.
+        if (best && e.unconstrained_seconds > best->rec.step_seconds * (1 + 1e-9)) {
+          e.rec.note = fmt::format(
+              "not planned: {:.3f} ms without recomputation, slower than the best fit ({:.3f} ms)",
+              1e3 * e.unconstrained_seconds, 1e3 * best->rec.step_seconds);
+          e.rec.planned = false;
+          if (reference) {
+            ref_seconds = e.unconstrained_seconds;
+            ref_peak = plan_memory(e.graph, o.plan).summary.peak_bytes;
+          }
+          records.push_back({rank(p), e.rec});
+          continue;
+        }
+        fit_one(e, o);
+      }
+      records.push_back({rank(p), e.rec});
+      if (reference && e.unconstrained_peak > 0) {
         ref_seconds = e.unconstrained_seconds;
         ref_peak = e.unconstrained_peak;
       }
@@ -161,12 +196,8 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
       if (better) best = std::move(e);
     }
   }
-
-  if (ref_seconds < 0) {
-    Lowered ref = lower({1, DType::f32});
-    ref_peak = plan_memory(ref.graph, o.plan).summary.peak_bytes;
-    ref_seconds = graph_seconds(ref.graph, o.device);
-  }
+  std::stable_sort(records.begin(), records.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
 
   if (!best) {
     // Nothing fits: per precision, bisect on the candidate that came lowest
@@ -178,7 +209,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     std::string remat_note;
     for (DType p : precs) {
       const CandidateRecord* low = nullptr;
-      for (const CandidateRecord& c : records)
+      for (const auto& [unused, c] : records)
         if (c.precision == precision_label(p) && c.peak_bytes > 0 &&
             (!low || c.peak_bytes < low->peak_bytes))
           low = &c;
@@ -203,7 +234,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     }
     if (smallest == std::numeric_limits<int64_t>::max()) {
       std::string why;
-      for (const CandidateRecord& c : records)
+      for (const auto& [unused, c] : records)
         why += fmt::format("\n  k={} {}: {}", c.micro_batches, c.precision, c.note);
       throw Error(fmt::format("cannot fit {} bytes: no candidate could be planned:{}",
                               o.budget_bytes, why));
@@ -245,7 +276,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   d.step_seconds = best->rec.step_seconds;
   d.unconstrained_step_seconds = ref_seconds;
   d.unconstrained_peak_bytes = ref_peak;
-  d.candidates = std::move(records);
+  for (auto& [unused, c] : records) d.candidates.push_back(std::move(c));
   d.notes = best->info.notes;
   if (!o.micro_batch_note.empty()) d.notes.push_back("micro-batching: " + o.micro_batch_note);
   r.notes = d.notes;

@@ -17,6 +17,11 @@
 //  - k: the divisors of the batch in ascending order, or the one forced. For a
 //    precision, once some k fits without recomputation, larger k are not
 //    tried: they only add launches (recorded as skipped).
+//  - order: low precision first, k ascending; a candidate whose time
+//    without recomputation (a lower bound: recomputation only adds ops)
+//    exceeds the best fitting plan's by more than 1e-9 relative is lowered
+//    but not planned (recorded with planned=false), so the result is the
+//    one a search planning every candidate would find.
 //  - the fastest fitting candidate wins; ties go to the smaller peak.
 //  - nothing fits: Error naming the smallest budget found that fits (bisection
 //    on the most aggressive candidate of each precision: the largest k with

@@ -117,7 +117,7 @@ void print_decisions(std::ostream& out, const Plan& p, int top) {
                        "precision", "fits", "peak", "est. step", "recompute", "note");
     for (const CandidateRecord& c : d.candidates)
       out << fmt::format("                 {:>3} {:<9} {:<4} {:>12} {:>12} {:>9}  {}\n",
-                         c.micro_batches, c.precision, c.fits ? "yes" : "no",
+                         c.micro_batches, c.precision, !c.planned ? "-" : c.fits ? "yes" : "no",
                          c.peak_bytes > 0 ? human(c.peak_bytes) : "-",
                          c.fits ? ms(c.step_seconds) : "-", c.fits ? std::to_string(c.recomputed) : "-",
                          c.note);

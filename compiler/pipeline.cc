@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -93,13 +94,14 @@ struct Dumper {
 /// bind-dims and infer-shapes on a copy of the imported graph, with the batch
 /// divided by k (passes/microbatch.h).
 Graph bind_and_infer(const Graph& imported, const CompileOptions& opts, const Dumper& after,
-                     int64_t* folded, int64_t k = 1) {
+                     int64_t* folded, int64_t k = 1, FoldCache* folds = nullptr) {
   Graph g = imported;
   const BindOptions full{.dims = opts.dims, .input_shapes = opts.input_shapes};
   bind_dims(g, k == 1 ? full : micro_binding(imported, full, k));
   check_input_sizes(g, opts);
   after(g, "bind-dims", {.require_shapes = false});
-  InferShapesStats st = infer_shapes(g, {.fold_constants = !opts.disabled.count("fold")});
+  InferShapesStats st =
+      infer_shapes(g, {.fold_constants = !opts.disabled.count("fold"), .cache = folds});
   if (folded) *folded = st.nodes_folded;
   after(g, "infer-shapes", {.require_shapes = true});
   return g;
@@ -118,11 +120,11 @@ void limit_conv_workspaces(Graph& g, int64_t bytes) {
 }
 
 /// One candidate of the budget solver: the training graph for k micro-batches
-/// at the given precision.
-Lowered lower_candidate(const Graph& imported, const CompileOptions& opts, const LeverChoice& c,
-                        const Dumper& after, int64_t* folded) {
+/// at the given precision, from the model bound and inferred for that k.
+Lowered lower_candidate(const Graph& bound, const CompileOptions& opts, const LeverChoice& c,
+                        const Dumper& after) {
   Lowered l;
-  l.graph = bind_and_infer(imported, opts, after, folded, c.micro_batches);
+  l.graph = bound;
   TrainingOptions t = opts.training;
   t.micro_batches = c.micro_batches;
   if (c.precision != DType::f32) {
@@ -236,13 +238,27 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       so.plan = opts.plan;
       so.micro_batches = micro_batch_candidates(imported, opts, &so.micro_batch_note);
       Dumper quiet{opts, false};
-      int64_t folded = 0;
+      // The precisions of one k share its binding and shape inference, and
+      // all candidates one fold memo (the folded constants barely depend on k).
+      FoldCache folds;
+      std::map<int64_t, Graph> bound;
+      std::map<int64_t, int64_t> folded;  // per k
+      auto bound_for = [&](int64_t k) -> const Graph& {
+        auto it = bound.find(k);
+        if (it == bound.end())
+          it = bound.emplace(k, bind_and_infer(imported, opts, quiet, &folded[k], k, &folds)).first;
+        return it->second;
+      };
       SearchResult sr = search_budget(
-          [&](const LeverChoice& c) { return lower_candidate(imported, opts, c, quiet, &folded); },
+          [&](const LeverChoice& c) {
+            return lower_candidate(bound_for(c.micro_batches), opts, c, quiet);
+          },
           so);
-      r.nodes_folded = folded;
+      bound.clear();
+      r.nodes_folded = folded[sr.choice.micro_batches];
       if (!opts.dump_after.empty())  // dumps show the chosen candidate's passes
-        (void)lower_candidate(imported, opts, sr.choice, after, nullptr);
+        (void)lower_candidate(bind_and_infer(imported, opts, after, nullptr, sr.choice.micro_batches),
+                              opts, sr.choice, after);
       r.graph = std::move(sr.graph);
       r.plan = std::move(sr.plan);
       r.training = sr.training;

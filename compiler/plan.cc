@@ -49,7 +49,7 @@ ojson decisions_json(const PlanDecisions& d) {
   for (const CandidateRecord& c : d.candidates)
     cs.push_back({{"micro_batches", c.micro_batches}, {"precision", c.precision}, {"fits", c.fits},
                   {"peak_bytes", c.peak_bytes}, {"step_seconds", c.step_seconds},
-                  {"recomputed", c.recomputed}, {"note", c.note}});
+                  {"recomputed", c.recomputed}, {"note", c.note}, {"planned", c.planned}});
   j["candidates"] = std::move(cs);
   j["notes"] = d.notes;
   return j;
@@ -208,6 +208,7 @@ PlanDecisions read_decisions(const Reader& rd, const ojson& j) {
     c.step_seconds = rd.num(rd.get(cs[i], q, "step_seconds"), q + ".step_seconds");
     c.recomputed = rd.i64(rd.get(cs[i], q, "recomputed"), q + ".recomputed");
     c.note = rd.str(rd.get(cs[i], q, "note"), q + ".note");
+    if (cs[i].contains("planned")) c.planned = rd.boolean(cs[i]["planned"], q + ".planned");
     d.candidates.push_back(std::move(c));
   }
   const ojson& notes = rd.arr(key("notes"), path("notes"));

@@ -59,6 +59,7 @@ struct CandidateRecord {
   double step_seconds = 0;   // estimated; 0 when it does not fit
   int64_t recomputed = 0;    // extra node runs
   std::string note;          // why it was skipped or did not fit
+  bool planned = true;       // false: skipped before planning (see note)
 };
 
 /// What the budget planner decided and why (absent in plans from older

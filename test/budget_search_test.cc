@@ -176,6 +176,44 @@ TEST(BudgetSearch, ChoosesTheFastestFittingCandidate) {
   EXPECT_GE(fitting, 1);
 }
 
+// Low precision is searched first and a candidate whose time without
+// recomputation exceeds the best fit is not planned. Each such candidate,
+// compiled alone (forced precision and k), must indeed be slower than the
+// winner, and each planned one must come out as the search recorded it.
+TEST(BudgetSearch, CandidatesSkippedBeforePlanningCouldNotWin) {
+  const Sample s = transformer();
+  CompileOptions o = options(s, std::nullopt);
+  const int64_t P = compile_model(s.path, o).plan.summary.peak_bytes;
+  o.budget_bytes = P * 8 / 10;
+  o.precision = "auto";
+  const PlanDecisions d = *compile_model(s.path, o).plan.decisions;
+  int skipped = 0;
+  for (const CandidateRecord& c : d.candidates) {
+    if (c.note.find("a smaller k fits") != std::string::npos) continue;  // the k rule
+    CompileOptions one = o;
+    one.precision = c.precision;
+    one.micro_batches = c.micro_batches;
+    std::optional<PlanDecisions> alone;
+    try {
+      alone = *compile_model(s.path, one).plan.decisions;
+    } catch (const Error&) {
+    }
+    const std::string what = c.precision + " k=" + std::to_string(c.micro_batches);
+    if (!c.planned) {
+      ++skipped;
+      if (alone) {
+        EXPECT_GT(alone->step_seconds, d.step_seconds) << what;
+      }
+    } else {
+      ASSERT_EQ(alone.has_value(), c.fits) << what;
+      if (c.fits) {
+        EXPECT_DOUBLE_EQ(alone->step_seconds, c.step_seconds) << what;
+      }
+    }
+  }
+  EXPECT_GT(skipped, 0) << "bf16 fits at 80% on the h100 profile, so fp32 should be skipped";
+}
+
 TEST(BudgetSearch, InfeasibleNamesAnAchievableBudget) {
   const Sample s = transformer();
   const int64_t b = smallest_budget(s);
