@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "passes/infer_shapes.h"
 #include "test/op_test_util.h"
 
 namespace memplan {
@@ -196,6 +197,39 @@ TEST(ConstEvalTest, NoEvaluatorReturnsNullopt) {
   TensorId w = f.floats(F(4, 1.0), DType::f32, Shape{1, 1, 2, 2});
   const Node& n = f.node("Conv", {x, w});
   EXPECT_FALSE(const_eval(f.g, n, infer_node(f.g, n)).has_value());
+}
+
+}  // namespace
+}  // namespace memplan
+
+namespace memplan {
+namespace {
+
+// infer_shapes memoizes folds by content: equal op, attributes, input types
+// and input bytes share one result; any difference misses.
+TEST(FoldCacheTest, EqualInputsShareOneFoldAcrossNodesAndCalls) {
+  testing::OneNode f;
+  const TensorId a = f.ints({1, 2, 3}), b = f.ints({1, 2, 3}), c = f.ints({9, 9, 9});
+  const TensorId p = f.node("Add", {a, a}).outputs[0];
+  const TensorId q = f.node("Add", {b, b}).outputs[0];  // same bytes as p's inputs
+  const TensorId r = f.node("Add", {a, c}).outputs[0];
+  const TensorId s = f.node("Mul", {a, a}).outputs[0];  // same inputs, other op
+  f.g.outputs = {p, q, r, s};
+  const Graph original = f.g;
+  FoldCache cache;
+  Graph g = original;
+  infer_shapes(g, {.cache = &cache});
+  EXPECT_EQ(cache.hits(), 1);
+  auto out = [&](const Graph& h, size_t i) { return tensor_ints(h.tensor(h.outputs[i])); };
+  EXPECT_EQ(out(g, 0), (I{2, 4, 6}));
+  EXPECT_EQ(out(g, 1), (I{2, 4, 6}));
+  EXPECT_EQ(out(g, 2), (I{10, 11, 12}));
+  EXPECT_EQ(out(g, 3), (I{1, 4, 9}));
+  EXPECT_EQ(g.tensor(g.outputs[0]).data, g.tensor(g.outputs[1]).data);
+  Graph h = original;  // a second call (another candidate) reuses all four
+  infer_shapes(h, {.cache = &cache});
+  EXPECT_EQ(cache.hits(), 5);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(out(h, i), out(g, i));
 }
 
 }  // namespace
