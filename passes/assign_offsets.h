@@ -12,7 +12,8 @@
 //    an order gives up: on huge graphs an order (other than start time) stops
 //    once it has examined more than work_per_buffer x buffers + work_base busy
 //    intervals, and is skipped (OffsetResult::gave_up); the start-time order
-//    always finishes, in O(n log n).
+//    always finishes, in O(n log n). While the arena is more than 0.5% above
+//    the lower bound, `restarts` perturbed orders follow.
 //
 // Cost: placing a buffer queries a segment tree over time whose nodes keep the
 // merged union of the offset intervals placed under them, so the work is the
@@ -48,6 +49,10 @@ struct OffsetOptions {
   /// best-of: run only this order ("size", "duration", "area", "start",
   /// "conflict"), for tests and experiments; "" runs them all.
   std::string only;
+  /// best-of: up to this many more orders, the conflict and size orders with
+  /// deterministic noise on their keys, while arena > 1.005 x the lower bound
+  /// (problems of at most 20000 buffers).
+  int restarts = 16;
 };
 
 struct OffsetResult {

@@ -138,7 +138,7 @@ TEST(OffsetsTest, OrdersGiveUpAtTheWorkLimitButStartAlwaysFinishes) {
     bufs.push_back({300, i, i});
   }
   OffsetResult capped = assign_offsets(bufs, {.alignment = 64, .work_per_buffer = 1,
-                                              .work_base = 0});
+                                              .work_base = 0, .restarts = 0});
   EXPECT_EQ(capped.order, "start");
   EXPECT_EQ(capped.gave_up.size(), 4u);  // size, duration, area, conflict
   expect_disjoint(bufs, capped, 64);
