@@ -199,6 +199,12 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   std::stable_sort(records.begin(), records.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
 
+  if (ref_seconds < 0) {
+    Lowered ref = lower({1, DType::f32});
+    ref_peak = plan_memory(ref.graph, o.plan).summary.peak_bytes;
+    ref_seconds = graph_seconds(ref.graph, o.device);
+  }
+
   if (!best) {
     // Nothing fits: per precision, bisect on the candidate that came lowest
     // (the largest k usually, but not always: with k > 1 the accumulated

@@ -290,6 +290,9 @@ TEST(BudgetSearch, Bf16PlanUnderABudgetRunsCloseToFp32) {
   EXPECT_LE(r.plan.summary.peak_bytes, *o.budget_bytes);
   const PlanDecisions& d = *r.plan.decisions;
   EXPECT_EQ(d.precision, "bf16");
+  // fp32 is no candidate here, but the reference is still the fp32 k=1 plan.
+  EXPECT_EQ(d.unconstrained_peak_bytes, fp32.summary.peak_bytes);
+  EXPECT_DOUBLE_EQ(d.unconstrained_step_seconds, fp32.decisions->step_seconds);
   EXPECT_GT(d.ops_low_precision, 0);
   EXPECT_GT(d.casts, 0);
   bool low_op = false;
