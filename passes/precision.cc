@@ -18,6 +18,7 @@
 #include "compiler/cost_model.h"
 #include "compiler/dtype_codec.h"
 #include "compiler/op_registry.h"
+#include "passes/precision_select.h"
 
 namespace memplan {
 
@@ -248,7 +249,20 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
                     "' is not a MatMul, Gemm, Conv or ConvTranspose node of the graph; only those "
                     "can be chosen for low precision");
   }
-  return Lowering(g, o).run();
+  if (o.select == PrecisionSelect::all) return Lowering(g, o).run();
+  if (!o.device)
+    throw Error("precision: the cost-aware selection (select = cost) needs a device profile");
+  PrecisionSelection sel = select_low_precision_ops(g, o, *o.device);
+  PrecisionOptions chosen = o;
+  chosen.select = PrecisionSelect::all;
+  chosen.only_nodes = sel.low;
+  PrecisionStats st = Lowering(g, chosen).run();
+  st.ops_kept_f32 = static_cast<int64_t>(sel.kept_f32.size());
+  st.est_seconds_f32 = sel.seconds_f32;
+  st.est_seconds_all_low = sel.seconds_all_low;
+  st.est_seconds = sel.seconds;
+  for (const std::string& d : sel.decisions) st.decisions.push_back(d);
+  return st;
 }
 
 } // namespace memplan
