@@ -18,6 +18,10 @@ std::string precision_label(DType d) {
   }
 }
 
+std::string choice_label(const LeverChoice& c) {
+  return precision_label(c.precision) + (c.mixed ? " mixed" : "");
+}
+
 double estimate_step_seconds(const Graph& g, Plan& p, const DeviceProfile& d) {
   std::unordered_map<std::string_view, uint32_t> by_name;
   for (uint32_t i = 0; i < g.num_nodes(); ++i) by_name.emplace(g.node(NodeId(i)).name, i);
@@ -99,11 +103,16 @@ Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptio
   Evaluated e;
   e.choice = c;
   e.rec.micro_batches = c.micro_batches;
-  e.rec.precision = precision_label(c.precision);
+  e.rec.precision = choice_label(c);
   try {
     e.info = lower(c);
   } catch (const Error& err) {
     e.rec.note = std::string("cannot lower: ") + err.what();
+    return e;
+  }
+  if (c.mixed && e.info.ops_kept_f32 == 0) {
+    e.rec.note = "not planned: the cost model keeps every op " + precision_label(c.precision) +
+                 " (the same graph as " + precision_label(c.precision) + ")";
     return e;
   }
   e.graph = std::move(e.info.graph);
@@ -137,17 +146,25 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   double ref_seconds = -1;
   int64_t ref_peak = 0;
 
+  // auto: each low precision also as a cost-selected mix.
+  std::vector<LeverChoice> choices;
+  for (DType p : precs) {
+    choices.push_back({1, p, false});
+    if (o.precision == "auto" && p != DType::f32) choices.push_back({1, p, true});
+  }
+
   std::vector<CandidateRecord> records;
   std::optional<Evaluated> best;
-  for (DType p : precs) {
+  for (const LeverChoice& pc : choices) {
+    const DType p = pc.precision;
     bool stop = false;
     for (int64_t k : ks) {
       if (stop) {
-        records.push_back({k, precision_label(p), false, 0, 0, 0,
+        records.push_back({k, choice_label(pc), false, 0, 0, 0,
                            "not tried: a smaller k fits without recomputation"});
         continue;
       }
-      Evaluated e = evaluate(lower, {k, p}, o);
+      Evaluated e = evaluate(lower, {k, p, pc.mixed}, o);
       records.push_back(e.rec);
       if (k == 1 && p == DType::f32 && e.unconstrained_peak > 0) {
         ref_seconds = e.unconstrained_seconds;
@@ -176,15 +193,16 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     std::string at;
     int64_t resident = 0;
     std::string remat_note;
-    for (DType p : precs) {
+    for (const LeverChoice& pc : choices) {
+      const DType p = pc.precision;
       const CandidateRecord* low = nullptr;
       for (const CandidateRecord& c : records)
-        if (c.precision == precision_label(p) && c.peak_bytes > 0 &&
+        if (c.precision == choice_label(pc) && c.peak_bytes > 0 &&
             (!low || c.peak_bytes < low->peak_bytes))
           low = &c;
       if (!low) continue;
       const int64_t k = low->micro_batches;
-      Lowered l = lower({k, p});
+      Lowered l = lower({k, p, pc.mixed});
       RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
                       .device = o.device, .alignment = o.plan.alignment,
                       .early_updates = o.plan.early_updates};
@@ -197,7 +215,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
                                                  f.unconstrained_peak);
       if (hi < smallest) {
         smallest = hi;
-        at = fmt::format("k={}, {}{}", k, precision_label(p),
+        at = fmt::format("k={}, {}{}", k, choice_label(pc),
                          hi < f.unconstrained_peak ? ", with rematerialization" : "");
       }
     }
@@ -235,7 +253,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   d.device = o.device.name;
   d.budget_source = o.budget_source;
   d.reserve_bytes = o.device.context_reserve_bytes;
-  d.precision = precision_label(best->choice.precision);
+  d.precision = choice_label(best->choice);
   d.ops_low_precision = best->info.ops_low_precision;
   d.casts = best->info.casts;
   d.micro_batches = best->choice.micro_batches;
