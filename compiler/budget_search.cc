@@ -110,9 +110,10 @@ Evaluated evaluate(const LowerFn& lower, const LeverChoice& c, const SearchOptio
     e.rec.note = std::string("cannot lower: ") + err.what();
     return e;
   }
-  if (c.mixed && e.info.ops_kept_f32 == 0) {
-    e.rec.note = "not planned: the cost model keeps every op " + precision_label(c.precision) +
-                 " (the same graph as " + precision_label(c.precision) + ")";
+  if (c.mixed && (e.info.ops_kept_f32 == 0 || e.info.ops_low_precision == 0)) {
+    const std::string same = precision_label(e.info.ops_kept_f32 ? DType::f32 : c.precision);
+    e.rec.note = "not planned: the cost model keeps every op " + same + " (the same graph as " +
+                 same + ")";
     return e;
   }
   e.graph = std::move(e.info.graph);

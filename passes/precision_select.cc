@@ -113,6 +113,13 @@ PrecisionSelection select_low_precision_ops(const Graph& g, const PrecisionOptio
       changed = true;
     }
   }
+  if (r.seconds_f32 < cost * (1 - 1e-9)) { // a local optimum worse than lowering nothing
+    std::fill(saving.begin(), saving.end(), 0);
+    for (size_t i = 0; i < candidates.size(); ++i)
+      if (r.low.count(candidates[i])) saving[i] = cost - r.seconds_f32; // of the whole set
+    r.low.clear();
+    cost = r.seconds_f32;
+  }
   r.seconds = cost;
   for (size_t i = 0; i < candidates.size(); ++i) {
     if (r.low.count(candidates[i])) continue;

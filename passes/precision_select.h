@@ -21,6 +21,8 @@
 //     until one changes nothing (a local optimum: no single op's flip helps),
 //     at most kMaxSweeps times. Each flip strictly lowers the cost, so the
 //     search ends; ties keep the op low.
+//  4. If lowering nothing is cheaper than that local optimum, nothing is
+//     lowered (the result is never worse than all-f32 or all-low).
 // Cost: one lowering of the forward graph per candidate per sweep.
 #pragma once
 

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <string>
 
+#include "compiler/autodiff.h"
+#include "compiler/budget_search.h"
 #include "compiler/cost_model.h"
 #include "compiler/ir_text.h"
+#include "compiler/plan_verify.h"
 #include "passes/infer_shapes.h"
 #include "passes/precision.h"
 #include "passes/precision_select.h"
@@ -157,6 +160,77 @@ TEST(PrecisionSelect, CostSelectionNeedsADevice) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("needs a device profile"), std::string::npos) << e.what();
   }
+}
+
+// Training version of kBigAndTiny: trained weights, a scalar loss.
+constexpr const char* kBigAndTinyTraining = R"(graph @g opset 17 {
+  input %x : f32[1024,1024]
+  parameter %w1 : f32[1024,1024]
+  input %a : f32[2,2]
+  parameter %w2 : f32[2,2]
+  %h = MatMul "big" (%x, %w1) : f32[1024,1024]
+  %y = MatMul "tiny" (%a, %w2) : f32[2,2]
+  %s1 = ReduceMean "mean1" (%h) {keepdims = 0} : f32[]
+  %s2 = ReduceMean "mean2" (%y) {keepdims = 0} : f32[]
+  %l = Add "loss" (%s1, %s2) : f32[]
+  output %l
+}
+)";
+
+SearchResult search(const std::string& precision) {
+  const Graph imported = parsed(kBigAndTinyTraining);
+  const DeviceProfile d = round_device();
+  LowerFn lower = [&](const LeverChoice& c) {
+    Lowered l;
+    l.graph = imported;
+    if (c.precision != DType::f32) {
+      PrecisionStats ps = lower_precision(
+          l.graph, {.low = c.precision,
+                    .select = c.mixed ? PrecisionSelect::cost : PrecisionSelect::all,
+                    .device = &d});
+      l.ops_low_precision = ps.ops_lowered;
+      l.casts = ps.casts_inserted;
+      l.ops_kept_f32 = ps.ops_kept_f32;
+    }
+    l.training = build_training_graph(l.graph, {});
+    return l;
+  };
+  SearchOptions o;
+  o.budget_bytes = int64_t{1} << 34; // 16 GiB: every candidate fits unchanged
+  o.precision = precision;
+  o.auto_low = true;
+  o.device = d;
+  return search_budget(lower, o);
+}
+
+TEST(PrecisionSelect, SolverPlansTheMixAsItsOwnCandidate) {
+  // auto: fp32, bf16 (both MatMuls low) and "bf16 mixed" (only big low, as
+  // the pass-level test above shows for the same ops) are all planned; the
+  // mix is the fastest: it has the all-low step's fast big MatMul (forward
+  // and dW) without the tiny one's casts (forward and backward), and wins.
+  SearchResult r = search("auto");
+  ASSERT_TRUE(verify_plan(r.plan).ok());
+  const PlanDecisions& d = *r.plan.decisions;
+  ASSERT_EQ(d.candidates.size(), 3u);
+  EXPECT_EQ(d.candidates[0].precision, "fp32");
+  EXPECT_EQ(d.candidates[1].precision, "bf16");
+  EXPECT_EQ(d.candidates[2].precision, "bf16 mixed");
+  for (const CandidateRecord& c : d.candidates) EXPECT_TRUE(c.fits) << c.precision;
+  EXPECT_LT(d.candidates[2].step_seconds, d.candidates[1].step_seconds);
+  EXPECT_LT(d.candidates[1].step_seconds, d.candidates[0].step_seconds);
+  EXPECT_EQ(d.precision, "bf16 mixed");
+  EXPECT_TRUE(r.choice.mixed);
+  EXPECT_EQ(d.ops_low_precision, 1); // big only
+  EXPECT_EQ(d.casts, 3);             // x, w1 to bf16; h back to f32 for ReduceMean
+}
+
+TEST(PrecisionSelect, ForcedPrecisionPlansOnlyTheAllLowCandidate) {
+  SearchResult r = search("bf16");
+  const PlanDecisions& d = *r.plan.decisions;
+  ASSERT_EQ(d.candidates.size(), 1u);
+  EXPECT_EQ(d.precision, "bf16");
+  EXPECT_FALSE(r.choice.mixed);
+  EXPECT_EQ(d.ops_low_precision, 2);
 }
 
 } // namespace
