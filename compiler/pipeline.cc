@@ -248,7 +248,9 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       Dumper quiet{opts, false};
       int64_t folded = 0;
       SearchResult sr = search_budget(
-          [&](const LeverChoice& c) { return lower_candidate(imported, opts, c, device, quiet, &folded); },
+          [&](const LeverChoice& c) {
+            return lower_candidate(imported, opts, c, device, quiet, &folded);
+          },
           so);
       r.nodes_folded = folded;
       if (!opts.dump_after.empty())  // dumps show the chosen candidate's passes

@@ -261,7 +261,8 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
   st.est_seconds_f32 = sel.seconds_f32;
   st.est_seconds_all_low = sel.seconds_all_low;
   st.est_seconds = sel.seconds;
-  for (const std::string& d : sel.decisions) st.decisions.push_back(d);
+  for (const std::string& d : sel.decisions)
+    st.decisions.push_back(d);
   return st;
 }
 

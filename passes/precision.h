@@ -87,7 +87,7 @@ struct PrecisionStats {
   int64_t cast_bytes = 0;             // bytes of the cast nodes' outputs
   std::vector<std::string> decisions; // one line per lowered op (and per op kept f32)
   // select = cost only (precision_select.h, precision_step_seconds):
-  int64_t ops_kept_f32 = 0;     // eligible matmul-class ops the selection left f32
+  int64_t ops_kept_f32 = 0;       // eligible matmul-class ops the selection left f32
   double est_seconds_f32 = 0;     // nothing lowered
   double est_seconds_all_low = 0; // every eligible op lowered (select = all)
   double est_seconds = 0;         // the selection

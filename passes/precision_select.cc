@@ -14,7 +14,9 @@ namespace {
 
 constexpr int kMaxSweeps = 8;
 
-bool float_slot(const Graph& g, TensorId t) { return t.valid() && is_float(g.tensor(t).dtype); }
+bool float_slot(const Graph& g, TensorId t) {
+  return t.valid() && is_float(g.tensor(t).dtype);
+}
 
 /// Rule 1's test (passes/precision.cc, Lowering::reason) on the unlowered graph.
 bool rule1_candidate(const Graph& g, const Node& n, const PrecisionOptions& o) {

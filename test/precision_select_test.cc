@@ -72,9 +72,9 @@ TEST(PrecisionSelect, LowersTheBigMatmulAndKeepsTheTinyOneF32) {
   // Each of its 3 casts (x, w1 to bf16; h back to f32) reads 4 and writes 2
   // bytes per element (or the reverse): 6 N^2 bytes, N^2 FLOPs.
   const double n = 1024, n2 = n * n;
-  const double big_f32 = roofline(2 * n * n2, 1e12, 12 * n2);  // 2.147 ms + launch
-  const double big_low = roofline(2 * n * n2, 8e12, 6 * n2);   // 0.268 ms + launch
-  const double big_cast = roofline(n2, 1e12, 6 * n2);          // 6.3 us + launch
+  const double big_f32 = roofline(2 * n * n2, 1e12, 12 * n2); // 2.147 ms + launch
+  const double big_low = roofline(2 * n * n2, 8e12, 6 * n2);  // 0.268 ms + launch
+  const double big_cast = roofline(n2, 1e12, 6 * n2);         // 6.3 us + launch
   // tiny: 2 x 2 x 2 x 2 = 16 FLOPs; 3 x 4 elements; its casts move 4 elements.
   const double tiny_f32 = roofline(16, 1e12, 48);
   const double tiny_low = roofline(16, 8e12, 24);
@@ -215,7 +215,8 @@ TEST(PrecisionSelect, SolverPlansTheMixAsItsOwnCandidate) {
   EXPECT_EQ(d.candidates[0].precision, "fp32");
   EXPECT_EQ(d.candidates[1].precision, "bf16");
   EXPECT_EQ(d.candidates[2].precision, "bf16 mixed");
-  for (const CandidateRecord& c : d.candidates) EXPECT_TRUE(c.fits) << c.precision;
+  for (const CandidateRecord& c : d.candidates)
+    EXPECT_TRUE(c.fits) << c.precision;
   EXPECT_LT(d.candidates[2].step_seconds, d.candidates[1].step_seconds);
   EXPECT_LT(d.candidates[1].step_seconds, d.candidates[0].step_seconds);
   EXPECT_EQ(d.precision, "bf16 mixed");
