@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "compiler/autodiff.h"
@@ -17,6 +18,9 @@
 #include "passes/infer_shapes.h"
 #include "passes/precision.h"
 #include "passes/precision_select.h"
+#include "runtime/executor.h"
+#include "runtime/weights.h"
+#include "test/exec_test_util.h"
 
 namespace memplan::testing {
 namespace {
@@ -223,6 +227,29 @@ TEST(PrecisionSelect, SolverPlansTheMixAsItsOwnCandidate) {
   EXPECT_TRUE(r.choice.mixed);
   EXPECT_EQ(d.ops_low_precision, 1); // big only
   EXPECT_EQ(d.casts, 3);             // x, w1 to bf16; h back to f32 for ReduceMean
+  // The plan records each op's compute dtype, and the mix runs on the CPU
+  // executor (bf16 storage, f32 staging in the planned workspace) to a
+  // finite loss.
+  int seen = 0;
+  for (const PlanOp& op : r.plan.ops) {
+    if (op.name != "big" && op.name != "tiny") continue;
+    EXPECT_EQ(op.dtype, op.name == "big" ? DType::bf16 : DType::f32) << op.name;
+    ++seen;
+  }
+  EXPECT_EQ(seen, 2);
+  r.plan.program =
+      print_graph(r.graph, {.max_inline_bytes = INT64_MAX, .max_inline_weight_bytes = 0});
+  r.plan.loss = static_cast<int32_t>(r.graph.outputs[0].v); // as compile_model sets them
+  auto ex = make_cpu_executor(r.plan);
+  init_random(*ex, 3);
+  std::vector<float> x(1024 * 1024), a(4);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(i % 7) * 0.25f - 0.7f;
+  for (size_t i = 0; i < a.size(); ++i)
+    a[i] = static_cast<float>(i) - 1.5f;
+  StepResult step = ex->step({{"x", f32_bytes(x)}, {"a", f32_bytes(a)}});
+  EXPECT_TRUE(step.finite) << step.first_nonfinite_op;
+  EXPECT_TRUE(std::isfinite(step.loss));
 }
 
 TEST(PrecisionSelect, ForcedPrecisionPlansOnlyTheAllLowCandidate) {
