@@ -190,9 +190,9 @@ class Lowering {
       if (consumers[out.v].empty() && !is_output) dead_.push_back(NodeId(k));
     }
     // Names survive compaction; ids do not.
-    std::vector<std::string> lowered;
+    std::set<std::string> lowered;
     for (NodeId id : lowered_)
-      lowered.push_back(g_.node(id).name);
+      lowered.insert(g_.node(id).name);
     std::sort(dead_.begin(), dead_.end());
     dead_.erase(std::unique(dead_.begin(), dead_.end()), dead_.end());
     if (lowered.empty() && dead_.empty()) return; // nothing eligible: g is untouched
@@ -202,7 +202,7 @@ class Lowering {
     std::vector<char> is_lowered(g_.num_nodes(), 0);
     for (uint32_t k = 0; k < g_.num_nodes(); ++k) {
       const Node& n = g_.node(NodeId(k));
-      if (std::find(lowered.begin(), lowered.end(), n.name) != lowered.end()) is_lowered[k] = 1;
+      if (lowered.count(n.name)) is_lowered[k] = 1;
       if (casts_.count(n.name)) {
         ++st_.casts_inserted;
         st_.cast_bytes += g_.tensor(n.outputs[0]).bytes();
