@@ -20,10 +20,16 @@
 //     when that lowers cost(S) by more than a relative 1e-9; sweeps repeat
 //     until one changes nothing (a local optimum: no single op's flip helps),
 //     at most kMaxSweeps times. Each flip strictly lowers the cost, so the
-//     search ends; ties keep the op low.
+//     search ends; ties keep the op low. A flip to f32 is not priced when
+//     a bound rules it out: it slows the op by w (t_f32 - t_low) and can at
+//     most remove the casts around the low region the op starts (its input
+//     casts and those of the rule 2 ops downstream, and the casts reading
+//     from them); if those cost less, the flip cannot help.
 //  4. If lowering nothing is cheaper than that local optimum, nothing is
 //     lowered (the result is never worse than all-f32 or all-low).
-// Cost: one lowering of the forward graph per candidate per sweep.
+// Cost: one lowering of the forward graph per candidate per sweep, less the
+// screened flips (t5 at batch 8, seq 512: 50 lowerings instead of 195, 0.32 s;
+// gpt2 at batch 8, seq 1024: 2 instead of 75).
 #pragma once
 
 #include <cstdint>
@@ -45,6 +51,7 @@ struct PrecisionSelection {
   double seconds_all_low = 0;         // cost(every candidate)
   double seconds = 0;                 // cost(low)
   int64_t evaluations = 0;            // lowerings priced
+  int64_t screened = 0;               // flips to f32 ruled out without pricing (step 3)
   int64_t sweeps = 0;
 };
 
