@@ -80,9 +80,24 @@ struct Priced {
   double seconds = 0;
 };
 
+/// fp16 training: the pipeline turns on dynamic loss scaling, whose
+/// UnscaleGradients reads and writes every trained parameter's f32 gradient
+/// in place and whose LossScaleUpdate is one more launch. A fixed cost of any
+/// non-empty fp16 selection; 0 otherwise.
+double loss_scaling_seconds(const Graph& g, const PrecisionOptions& o, const DeviceProfile& d) {
+  if (!o.training || o.low != DType::f16) return 0;
+  const std::optional<std::regex> re = frozen_regex(o);
+  double bytes = 0;
+  for (const Tensor& t : g.tensors())
+    if (t.role == Role::parameter && is_float(t.dtype) && !(re && std::regex_search(t.name, *re)))
+      bytes += 2.0 * 4.0 * static_cast<double>(t.numel());
+  return bytes / (d.mem_bw * d.bw_efficiency) + 2 * d.launch_s;
+}
+
 Priced priced(const Graph& g, const PrecisionOptions& o, const DeviceProfile& d,
               const std::set<std::string>& low) {
   Priced p;
+  if (!low.empty()) p.seconds = loss_scaling_seconds(g, o, d);
   p.lowered = g;
   PrecisionOptions lo = o;
   lo.select = PrecisionSelect::all;
@@ -170,6 +185,7 @@ PrecisionSelection select_low_precision_ops(const Graph& g, const PrecisionOptio
   r.seconds_f32 = priced(g, o, d, {}).seconds;
   r.evaluations = 2;
   double cost = r.seconds_all_low;
+  const double loss_scaling = loss_scaling_seconds(g, o, d);
   const auto f32_nodes = nodes_by_name(g);
   auto cur_nodes = nodes_by_name(cur.lowered);
   std::vector<double> saving(candidates.size(), 0); // of the last flip to f32, per candidate
@@ -180,8 +196,12 @@ PrecisionSelection select_low_precision_ops(const Graph& g, const PrecisionOptio
       std::set<std::string> flipped = r.low;
       const bool was_low = flipped.erase(candidates[i]) > 0;
       if (!was_low) flipped.insert(candidates[i]);
+      // Emptying S also saves fp16's loss scaling.
+      const double last = r.low.size() == 1 ? loss_scaling : 0;
       if (was_low && flip_saving_bound(cur, cur_nodes.at(candidates[i]), g,
-                                       g.node(f32_nodes.at(candidates[i])), o, d) <= 0) {
+                                       g.node(f32_nodes.at(candidates[i])), o, d) +
+                             last <=
+                         0) {
         ++r.screened;
         continue;
       }

@@ -15,6 +15,9 @@
 //     candidates in S (lower_precision with only_nodes = S on a copy), so
 //     every cast inserted or avoided and every op rule 2 keeps low is priced
 //     by the cost model (compiler/cost_model.h, node_time) as it will run.
+//     fp16 training with S non-empty adds dynamic loss scaling's fixed cost
+//     (the pipeline turns it on for f16): UnscaleGradients reads and writes
+//     every trained parameter's f32 gradient, plus two launches.
 //  3. S starts as every candidate (today's all-low). A sweep visits the
 //     candidates in topological order and flips one (low -> f32 or back)
 //     when that lowers cost(S) by more than a relative 1e-9; sweeps repeat

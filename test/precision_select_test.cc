@@ -156,6 +156,46 @@ TEST(PrecisionSelect, TrainingWeightsCountTheBackwardPass) {
   EXPECT_NEAR(precision_step_seconds(g, {.training = false}, d), mm + relu, 1e-15);
 }
 
+TEST(PrecisionSelect, Fp16TrainingPaysForLossScaling) {
+  // x[256,256] (input) x w[256,256] (trained) -> Softmax. Weights: the MatMul
+  // and the casts of w and of h (on the gradient path) count twice, x's cast
+  // once. bf16: lowering gains 2 (t_f32 - t_low) ~ 58.7 us of compute but
+  // adds 5 weighted casts ~ 52 us: a net ~6.8 us, so it is lowered. fp16 (same
+  // peak here) also pays loss scaling: 2 x 4 bytes x 256^2 of gradient read
+  // and written + 2 launches ~ 20.5 us, more than the gain: nothing lowered.
+  const char* text = R"(graph @g opset 17 {
+  input %x : f32[256,256]
+  parameter %w : f32[256,256]
+  %h = MatMul "mm" (%x, %w) : f32[256,256]
+  %p = Softmax "sm" (%h) {axis = 1} : f32[256,256]
+  output %p
+}
+)";
+  DeviceProfile d = round_device();
+  d.flops_f16 = 8e12;
+  const double n = 256, n2 = n * n;
+  const double mm_f32 = roofline(2 * n * n2, 1e12, 12 * n2);
+  const double mm_low = roofline(2 * n * n2, 8e12, 6 * n2);
+  const double cast = roofline(n2, 1e12, 6 * n2);
+  const double gain = 2 * (mm_f32 - mm_low) - 5 * cast;
+  const double loss_scaling = 8 * n2 / 1e12 + 2e-5;
+  ASSERT_GT(gain, 0);
+  ASSERT_LT(gain, loss_scaling);
+
+  Graph b = parsed(text);
+  PrecisionStats sb = lower_precision(b, {.select = PrecisionSelect::cost, .device = &d});
+  EXPECT_EQ(sb.ops_lowered, 1);
+  EXPECT_NEAR(sb.est_seconds_f32 - sb.est_seconds, gain, 1e-6 * gain);
+
+  Graph f = parsed(text);
+  PrecisionStats sf =
+      lower_precision(f, {.low = DType::f16, .select = PrecisionSelect::cost, .device = &d});
+  EXPECT_EQ(sf.ops_lowered, 0);
+  EXPECT_EQ(sf.ops_kept_f32, 1);
+  EXPECT_NEAR(sf.est_seconds_all_low - sf.est_seconds_f32, loss_scaling - gain,
+              1e-6 * (loss_scaling - gain));
+}
+
 TEST(PrecisionSelect, CostSelectionNeedsADevice) {
   Graph g = parsed(kBigAndTiny);
   try {
