@@ -130,9 +130,10 @@ std::string budget_cell(const std::string& path, CompileOptions o, int64_t budge
     const double s = seconds_since(t0);
     if (!verify_plan(r.plan).ok()) throw std::runtime_error("plan failed verification");
     const PlanDecisions& d = *r.plan.decisions;
-    return fmt::format("k={} {} r={} {:+.1f}% {:.2f} s", d.micro_batches, d.precision,
+    return fmt::format("k={} {} r={} {:+.1f}% a/LB {:.3f} {:.2f} s", d.micro_batches, d.precision,
                        d.recomputed.size(),
-                       100.0 * (d.step_seconds / d.unconstrained_step_seconds - 1), s);
+                       100.0 * (d.step_seconds / d.unconstrained_step_seconds - 1),
+                       ratio(r.plan.summary.arena_bytes, r.plan.summary.lower_bound_bytes), s);
   } catch (const Error& e) {
     return fmt::format("no fit ({:.2f} s)", seconds_since(t0));
   }
@@ -370,7 +371,8 @@ int main(int argc, char** argv) {
         "largest single op's arena inputs, outputs and workspace (no plan without offload goes\n"
         "below it); smallest fit = the smallest budget the solver reports for an impossible one\n"
         "(it compiles). A cell gives the chosen micro-batch count k, precision, recomputed node\n"
-        "runs r, the estimated step-time overhead against the unconstrained fp32 plan, and the\n"
+        "runs r, the estimated step-time overhead against the unconstrained fp32 plan, the\n"
+        "plan's arena / lower bound (a/LB), and the\n"
         "compile time (whole pipeline and search, one core); `no fit` means the budget is below\n"
         "what the levers reach (parameters, gradients and AdamW moments alone are most of P).\n\n" +
         budget +

@@ -18,6 +18,10 @@ std::string precision_label(DType d) {
   }
 }
 
+std::string choice_label(const LeverChoice& c) {
+  return precision_label(c.precision) + (c.mixed ? " mixed" : "");
+}
+
 double estimate_step_seconds(const Graph& g, Plan& p, const DeviceProfile& d) {
   std::unordered_map<std::string_view, uint32_t> by_name;
   for (uint32_t i = 0; i < g.num_nodes(); ++i) by_name.emplace(g.node(NodeId(i)).name, i);
@@ -102,11 +106,17 @@ Evaluated lower_one(const LowerFn& lower, const LeverChoice& c, const SearchOpti
   Evaluated e;
   e.choice = c;
   e.rec.micro_batches = c.micro_batches;
-  e.rec.precision = precision_label(c.precision);
+  e.rec.precision = choice_label(c);
   try {
     e.info = lower(c);
   } catch (const Error& err) {
     e.rec.note = std::string("cannot lower: ") + err.what();
+    return e;
+  }
+  if (c.mixed && (e.info.ops_kept_f32 == 0 || e.info.ops_low_precision == 0)) {
+    const std::string same = precision_label(e.info.ops_kept_f32 ? DType::f32 : c.precision);
+    e.rec.note = "not planned: the cost model keeps every op " + same + " (the same graph as " +
+                 same + ")";
     return e;
   }
   e.graph = std::move(e.info.graph);
@@ -144,27 +154,33 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   double ref_seconds = -1;
   int64_t ref_peak = 0;
 
+  // auto: each low precision also as a cost-selected mix.
+  std::vector<LeverChoice> choices;
+  for (DType p : precs) {
+    choices.push_back({1, p, false});
+    if (o.precision == "auto" && p != DType::f32) choices.push_back({1, p, true});
+  }
+
   // Low precision first (on every profile it is the faster one), so that a
   // fitting low-precision plan usually bounds the fp32 candidates: a
   // candidate whose time without recomputation already exceeds the best
   // fitting plan's is not planned at all (it cannot win: recomputation only
   // adds time). The table keeps the user's order (fp32 rows first).
-  std::vector<DType> order = precs;
-  std::reverse(order.begin(), order.end());
-  std::vector<std::pair<size_t, CandidateRecord>> records;  // (precision rank, record)
-  auto rank = [&](DType p) {
-    return static_cast<size_t>(std::find(precs.begin(), precs.end(), p) - precs.begin());
-  };
+  std::vector<size_t> order(choices.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = order.size() - 1 - i;
+  std::vector<std::pair<size_t, CandidateRecord>> records;  // (choice index, record)
   std::optional<Evaluated> best;
-  for (DType p : order) {
+  for (size_t ci : order) {
+    const LeverChoice& pc = choices[ci];
+    const DType p = pc.precision;
     bool stop = false;
     for (int64_t k : ks) {
       if (stop) {
-        records.push_back({rank(p), {k, precision_label(p), false, 0, 0, 0,
-                                     "not tried: a smaller k fits without recomputation", false}});
+        records.push_back({ci, {k, choice_label(pc), false, 0, 0, 0,
+                                "not tried: a smaller k fits without recomputation", false}});
         continue;
       }
-      Evaluated e = lower_one(lower, {k, p}, o);
+      Evaluated e = lower_one(lower, {k, p, pc.mixed}, o);
       const bool reference = k == 1 && p == DType::f32;
       if (e.rec.note.empty()) {
         // 1e-9: the plan's sum runs in schedule order, so equal times may
@@ -178,12 +194,12 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
             ref_seconds = e.unconstrained_seconds;
             ref_peak = plan_memory(e.graph, o.plan).summary.peak_bytes;
           }
-          records.push_back({rank(p), e.rec});
+          records.push_back({ci, e.rec});
           continue;
         }
         fit_one(e, o);
       }
-      records.push_back({rank(p), e.rec});
+      records.push_back({ci, e.rec});
       if (reference && e.unconstrained_peak > 0) {
         ref_seconds = e.unconstrained_seconds;
         ref_peak = e.unconstrained_peak;
@@ -213,15 +229,16 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     std::string at;
     int64_t resident = 0;
     std::string remat_note;
-    for (DType p : precs) {
+    for (const LeverChoice& pc : choices) {
+      const DType p = pc.precision;
       const CandidateRecord* low = nullptr;
       for (const auto& [unused, c] : records)
-        if (c.precision == precision_label(p) && c.peak_bytes > 0 &&
+        if (c.precision == choice_label(pc) && c.peak_bytes > 0 &&
             (!low || c.peak_bytes < low->peak_bytes))
           low = &c;
       if (!low) continue;
       const int64_t k = low->micro_batches;
-      Lowered l = lower({k, p});
+      Lowered l = lower({k, p, pc.mixed});
       RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
                       .device = o.device, .alignment = o.plan.alignment,
                       .early_updates = o.plan.early_updates};
@@ -234,7 +251,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
                                                  f.unconstrained_peak);
       if (hi < smallest) {
         smallest = hi;
-        at = fmt::format("k={}, {}{}", k, precision_label(p),
+        at = fmt::format("k={}, {}{}", k, choice_label(pc),
                          hi < f.unconstrained_peak ? ", with rematerialization" : "");
       }
     }
@@ -272,7 +289,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   d.device = o.device.name;
   d.budget_source = o.budget_source;
   d.reserve_bytes = o.device.context_reserve_bytes;
-  d.precision = precision_label(best->choice.precision);
+  d.precision = choice_label(best->choice);
   d.ops_low_precision = best->info.ops_low_precision;
   d.casts = best->info.casts;
   d.micro_batches = best->choice.micro_batches;

@@ -12,8 +12,11 @@
 // efficient kernels, and low precision pays for its casts.
 //  - precisions: fp32 | bf16 | fp16 force one; auto tries fp32 and, when
 //    `auto_low` (the user gave --budget), the device's fastest low-precision
-//    type (bf16, or fp16 on devices without bf16). A dtype the device lacks is
-//    never tried.
+//    type (bf16, or fp16 on devices without bf16), both with every eligible
+//    op low and as a "mixed" candidate (LeverChoice::mixed: only the ops the
+//    cost model says are faster low, casts included); a mixed candidate
+//    whose selection keeps no op f32 is the all-low one and is not planned
+//    again. A dtype the device lacks is never tried.
 //  - k: the divisors of the batch in ascending order, or the one forced. For a
 //    precision, once some k fits without recomputation, larger k are not
 //    tried: they only add launches (recorded as skipped).
@@ -46,14 +49,20 @@ namespace memplan {
 struct LeverChoice {
   int64_t micro_batches = 1;
   DType precision = DType::f32;  // f32, bf16 or f16
+  /// Low precision only on the ops the cost model picks (passes/precision.h,
+  /// PrecisionSelect::cost) instead of every eligible op. Only with auto.
+  bool mixed = false;
 };
 std::string precision_label(DType d);  // "fp32", "bf16", "fp16"
+/// precision_label, plus " mixed" for a cost-selected mix: "bf16 mixed".
+std::string choice_label(const LeverChoice& c);
 
 /// A candidate lowered to the training graph, ready to plan.
 struct Lowered {
   Graph graph;
   int64_t ops_low_precision = 0;
   int64_t casts = 0;
+  int64_t ops_kept_f32 = 0;  // mixed: eligible ops the cost model kept f32 (0: same as all-low)
   bool loss_scaling = false;
   TrainingStats training;
   std::vector<std::string> notes;  // warnings the user should see for this choice

@@ -69,8 +69,9 @@ void add_compile_options(CLI::App& c, CompileArgs& a, bool for_compile) {
   c.add_option("--device-profile", a.device_profile,
                "A device profile JSON file (docs/device-profiles.md) instead of --device");
   c.add_option("--precision", a.precision,
-               "auto (fp32, or with --budget whatever is fastest: bf16, or fp16 on devices "
-               "without bf16), fp32 (no lowering), bf16 or fp16 (matmul/conv ops in low precision)")
+               "auto (fp32, or with --budget whatever is fastest: fp32, every matmul/conv op in "
+               "bf16 (fp16 on devices without bf16), or a per-op mix the cost model picks), "
+               "fp32 (no lowering), bf16 or fp16 (every matmul/conv op in low precision)")
       ->capture_default_str();
   c.add_option("--micro-batches", a.micro_batches,
                "Split the batch into K micro-batches with gradient accumulation (default: the "

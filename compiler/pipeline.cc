@@ -122,21 +122,31 @@ void limit_conv_workspaces(Graph& g, int64_t bytes) {
 /// One candidate of the budget solver: the training graph for k micro-batches
 /// at the given precision, from the model bound and inferred for that k.
 Lowered lower_candidate(const Graph& bound, const CompileOptions& opts, const LeverChoice& c,
-                        const Dumper& after) {
+                        const DeviceProfile& device, const Dumper& after) {
   Lowered l;
   l.graph = bound;
   TrainingOptions t = opts.training;
   t.micro_batches = c.micro_batches;
   if (c.precision != DType::f32) {
-    PrecisionStats ps = lower_precision(l.graph, {.low = c.precision, .frozen = t.freeze});
+    PrecisionStats ps = lower_precision(
+        l.graph, {.low = c.precision, .frozen = t.freeze,
+                  .select = c.mixed ? PrecisionSelect::cost : PrecisionSelect::all,
+                  .device = &device});
     l.ops_low_precision = ps.ops_lowered;
     l.casts = ps.casts_inserted;
+    l.ops_kept_f32 = ps.ops_kept_f32;
+    if (c.mixed && ps.ops_kept_f32 > 0)
+      l.notes.push_back(fmt::format(
+          "precision: the cost model kept {} matmul-class op(s) fp32 (forward + backward estimate "
+          "{:.4g} ms against {:.4g} ms with every op {})",
+          ps.ops_kept_f32, ps.est_seconds * 1e3, ps.est_seconds_all_low * 1e3,
+          precision_label(c.precision)));
     // fp16's narrow range needs dynamic loss scaling (bf16 has f32's range).
     l.loss_scaling = t.loss_scaling.enabled = c.precision == DType::f16;
     after(l.graph, "precision", {.require_shapes = true});
   }
   l.training = build_training_graph(l.graph, t);
-  l.notes = l.training.warnings;
+  l.notes.insert(l.notes.end(), l.training.warnings.begin(), l.training.warnings.end());
   limit_conv_workspaces(l.graph, opts.conv_workspace_bytes);
   after(l.graph, "autodiff", {.require_shapes = true});
   check_total_size(l.graph, opts);
@@ -251,14 +261,14 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       };
       SearchResult sr = search_budget(
           [&](const LeverChoice& c) {
-            return lower_candidate(bound_for(c.micro_batches), opts, c, quiet);
+            return lower_candidate(bound_for(c.micro_batches), opts, c, device, quiet);
           },
           so);
       bound.clear();
       r.nodes_folded = folded[sr.choice.micro_batches];
       if (!opts.dump_after.empty())  // dumps show the chosen candidate's passes
         (void)lower_candidate(bind_and_infer(imported, opts, after, nullptr, sr.choice.micro_batches),
-                              opts, sr.choice, after);
+                              opts, sr.choice, device, after);
       r.graph = std::move(sr.graph);
       r.plan = std::move(sr.plan);
       r.training = sr.training;

@@ -18,6 +18,7 @@
 #include "compiler/cost_model.h"
 #include "compiler/dtype_codec.h"
 #include "compiler/op_registry.h"
+#include "passes/precision_select.h"
 
 namespace memplan {
 
@@ -189,9 +190,9 @@ class Lowering {
       if (consumers[out.v].empty() && !is_output) dead_.push_back(NodeId(k));
     }
     // Names survive compaction; ids do not.
-    std::vector<std::string> lowered;
+    std::set<std::string> lowered;
     for (NodeId id : lowered_)
-      lowered.push_back(g_.node(id).name);
+      lowered.insert(g_.node(id).name);
     std::sort(dead_.begin(), dead_.end());
     dead_.erase(std::unique(dead_.begin(), dead_.end()), dead_.end());
     if (lowered.empty() && dead_.empty()) return; // nothing eligible: g is untouched
@@ -201,7 +202,7 @@ class Lowering {
     std::vector<char> is_lowered(g_.num_nodes(), 0);
     for (uint32_t k = 0; k < g_.num_nodes(); ++k) {
       const Node& n = g_.node(NodeId(k));
-      if (std::find(lowered.begin(), lowered.end(), n.name) != lowered.end()) is_lowered[k] = 1;
+      if (lowered.count(n.name)) is_lowered[k] = 1;
       if (casts_.count(n.name)) {
         ++st_.casts_inserted;
         st_.cast_bytes += g_.tensor(n.outputs[0]).bytes();
@@ -248,7 +249,21 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
                     "' is not a MatMul, Gemm, Conv or ConvTranspose node of the graph; only those "
                     "can be chosen for low precision");
   }
-  return Lowering(g, o).run();
+  if (o.select == PrecisionSelect::all) return Lowering(g, o).run();
+  if (!o.device)
+    throw Error("precision: the cost-aware selection (select = cost) needs a device profile");
+  PrecisionSelection sel = select_low_precision_ops(g, o, *o.device);
+  PrecisionOptions chosen = o;
+  chosen.select = PrecisionSelect::all;
+  chosen.only_nodes = sel.low;
+  PrecisionStats st = Lowering(g, chosen).run();
+  st.ops_kept_f32 = static_cast<int64_t>(sel.kept_f32.size());
+  st.est_seconds_f32 = sel.seconds_f32;
+  st.est_seconds_all_low = sel.seconds_all_low;
+  st.est_seconds = sel.seconds;
+  for (const std::string& d : sel.decisions)
+    st.decisions.push_back(d);
+  return st;
 }
 
 } // namespace memplan

@@ -18,6 +18,10 @@
 //     tensor, "<tensor>/to_bf16", shared by every lowered reader) and each
 //     output is written in `low` as "<tensor>/bf16" (f16: "/to_f16", "/f16").
 //     PrecisionOptions::only_nodes restricts this rule to the named nodes.
+//     With select = cost, rule 1 lowers only the ops that the cost model says
+//     gain more than the casts they add (passes/precision_select.h: a
+//     deterministic local search pricing whole lowered graphs on `device`);
+//     select = all (the default, forced --precision) lowers every one.
 //  2. Cheap elementwise and data-movement ops (kLowOps in precision.cc: Relu,
 //     LeakyRelu, Add, Sub, Mul, Neg, MaxPool, views, Transpose, Concat,
 //     Split) run in
@@ -52,6 +56,14 @@
 
 namespace memplan {
 
+struct DeviceProfile;
+
+/// Which eligible matmul-class ops rule 1 lowers.
+enum class PrecisionSelect {
+  all,  // every one (--precision bf16|fp16)
+  cost, // those the cost model on `device` says are faster low, casts included
+};
+
 struct PrecisionOptions {
   DType low = DType::bf16; // bf16 or f16; anything else is an Error
   /// Regex over parameter names (same semantics as TrainingOptions::freeze):
@@ -62,6 +74,10 @@ struct PrecisionOptions {
   /// budget solver's per-op choice); rule 2 follows as usual. A name that is
   /// not a matmul-class node of the graph is an Error.
   std::optional<std::set<std::string>> only_nodes;
+  PrecisionSelect select = PrecisionSelect::all;
+  /// The device the cost selection prices ops on; required with select = cost
+  /// (an Error otherwise), unused with all. Not owned.
+  const DeviceProfile* device = nullptr;
 };
 
 struct PrecisionStats {
@@ -69,12 +85,17 @@ struct PrecisionStats {
   int64_t casts_inserted = 0; // cast nodes in the final graph (both directions)
   int64_t frozen_weights_lowered = 0;
   int64_t cast_bytes = 0;             // bytes of the cast nodes' outputs
-  std::vector<std::string> decisions; // one line per lowered op
+  std::vector<std::string> decisions; // one line per lowered op (and per op kept f32)
+  // select = cost only (precision_select.h, precision_step_seconds):
+  int64_t ops_kept_f32 = 0;       // eligible matmul-class ops the selection left f32
+  double est_seconds_f32 = 0;     // nothing lowered
+  double est_seconds_all_low = 0; // every eligible op lowered (select = all)
+  double est_seconds = 0;         // the selection
 };
 
 /// Lowers g in place (see the banner). Throws Error on a bad `low` dtype, an
-/// invalid `frozen` regex or an `only_nodes` name that is not a matmul-class
-/// node.
+/// invalid `frozen` regex, an `only_nodes` name that is not a matmul-class
+/// node, or select = cost without a device (or with a device lacking `low`).
 PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
 
 } // namespace memplan
