@@ -117,6 +117,7 @@ Evaluated lower_one(const LowerFn& lower, const LeverChoice& c, const SearchOpti
     const std::string same = precision_label(e.info.ops_kept_f32 ? DType::f32 : c.precision);
     e.rec.note = "not planned: the cost model keeps every op " + same + " (the same graph as " +
                  same + ")";
+    e.rec.planned = false;
     return e;
   }
   e.graph = std::move(e.info.graph);

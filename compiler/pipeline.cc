@@ -135,6 +135,9 @@ Lowered lower_candidate(const Graph& bound, const CompileOptions& opts, const Le
     l.ops_low_precision = ps.ops_lowered;
     l.casts = ps.casts_inserted;
     l.ops_kept_f32 = ps.ops_kept_f32;
+    // A mix equal to all-low or to fp32 is not planned (budget_search.cc):
+    // skip the training graph.
+    if (c.mixed && (ps.ops_kept_f32 == 0 || ps.ops_lowered == 0)) return l;
     if (c.mixed && ps.ops_kept_f32 > 0)
       l.notes.push_back(fmt::format(
           "precision: the cost model kept {} matmul-class op(s) fp32 (forward + backward estimate "
