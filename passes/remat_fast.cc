@@ -19,33 +19,40 @@ void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
   });
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
 
+  // Effective cuts, stages in reverse: (v, t) is effective if v is read in
+  // stage t (by t or an effective recomputation; readers have larger indices,
+  // so scan downwards) or in a later stage before v is recomputed again (an
+  // early recomputation, where v's inputs are at hand). While stage t is
+  // scanned, read[v] = the first stage >= t that reads v and recomp[v] = the
+  // first stage > t that recomputes v; reads in a stage follow its
+  // recomputations, so the copy made at t is read iff read[v] < recomp[v].
+  std::vector<int32_t> read(static_cast<size_t>(n), INT32_MAX), recomp(static_cast<size_t>(n), INT32_MAX);
+  std::vector<Cut> eff;
+  size_t ci = cuts.size();
+  for (int32_t t = n; t-- > 0;) {
+    for (int32_t u : p.nodes[t].deps) read[u] = t;
+    if (ci == 0 || cuts[ci - 1].stage != t) continue;
+    for (; ci > 0 && cuts[ci - 1].stage == t; --ci) {
+      const int32_t v = cuts[ci - 1].node;
+      if (v >= t || v < 0 || !p.nodes[v].recomputable || p.nodes[v].keep_to_end) continue;
+      if (read[v] >= recomp[v]) continue;
+      eff.push_back({v, t});
+      for (int32_t u : p.nodes[v].deps) read[u] = t;
+    }
+    for (size_t k = eff.size(); k-- > 0 && eff[k].stage == t;) recomp[eff[k].node] = t;
+  }
+  std::reverse(eff.begin(), eff.end());  // sorted by (stage, node)
+
   r.seq.clear();
   r.stage_of.clear();
-  r.cuts.clear();
+  r.cuts = eff;
   r.stage_start.assign(static_cast<size_t>(n) + 1, 0);
-  std::vector<int32_t> need(static_cast<size_t>(n), -1);  // stamp: read in stage t
-  std::vector<int32_t> picked;
-  size_t ci = 0;
+  size_t ei = 0;
   for (int32_t t = 0; t < n; ++t) {
     r.stage_start[t] = static_cast<int32_t>(r.seq.size());
-    const size_t cb = ci;
-    while (ci < cuts.size() && cuts[ci].stage == t) ++ci;
-    if (cb != ci) {
-      // Effective cuts: a node read at stage t by t or by an effective
-      // recomputation (readers have larger indices: scan downwards).
-      for (int32_t u : p.nodes[t].deps) need[u] = t;
-      picked.clear();
-      for (size_t k = ci; k-- > cb;) {
-        const int32_t v = cuts[k].node;
-        if (v >= t || v < 0 || need[v] != t || !p.nodes[v].recomputable) continue;
-        picked.push_back(v);
-        for (int32_t u : p.nodes[v].deps) need[u] = t;
-      }
-      for (size_t k = picked.size(); k-- > 0;) {
-        r.seq.push_back(picked[k]);
-        r.stage_of.push_back(t);
-        r.cuts.push_back({picked[k], t});
-      }
+    for (; ei < eff.size() && eff[ei].stage == t; ++ei) {
+      r.seq.push_back(eff[ei].node);
+      r.stage_of.push_back(t);
     }
     r.seq.push_back(t);
     r.stage_of.push_back(t);
@@ -187,9 +194,30 @@ class Greedy {
       if (q < 0 || r.stage_of[q] <= r.stage_of[k]) continue;  // kept to the end, or same stage
       Candidate c;
       if (evaluate(r, v, r.stage_of[q], c)) out.push_back(std::move(c));
+      const int32_t se = early_stage(r, v, q);
+      if (se >= 0 && evaluate(r, v, se, c)) out.push_back(std::move(c));
     }
     std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
     return out;
+  }
+
+  /// The latest stage between the peak's and the next read q of v (exclusive)
+  /// where all of v's inputs are live already: recomputing v there stretches
+  /// nothing. -1 if there is none.
+  int32_t early_stage(const Replay& r, int32_t v, int32_t q) const {
+    const std::vector<int32_t>& deps = p_.nodes[v].deps;
+    if (deps.empty()) return -1;
+    int32_t lo = -1, hi = INT32_MAX;  // positions where every input's latest copy before q is live
+    for (int32_t u : deps) {
+      const int32_t e = exec_before(r, u, q);
+      if (e < 0) return -1;
+      lo = std::max(lo, e);
+      hi = std::min(hi, r.last_use[e]);
+    }
+    if (hi <= lo) return -1;
+    const int32_t s = r.stage_of[hi];
+    if (r.stage_start[s] <= lo || s <= r.stage_of[r.peak_pos] || s >= r.stage_of[q]) return -1;
+    return s;
   }
 
   /// Recompute v at stage s, with the ancestors whose lifetimes would be
@@ -336,6 +364,10 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
     const bool g_fits = g.peak <= p.budget, b_fits = best.peak <= p.budget;
     if ((g_fits && (!b_fits || g.extra_cost < best.extra_cost)) || (!g_fits && !b_fits && g.peak < best.peak))
       best = std::move(g);
+  }
+  if (floor <= p.budget && static_cast<int32_t>(p.nodes.size()) <= opts.search_max_nodes) {
+    anneal(p, opts, best);
+    if (opts.cleanup) cleanup(p, std::max(p.budget, best.peak), best);
   }
   if (best.peak <= p.budget) return finish(best, "");
   std::string note = "infeasible: budget " + std::to_string(p.budget) + " bytes; best peak reached " +

@@ -60,6 +60,11 @@ struct FastOptions {
   int32_t tries_per_iteration = 4;
   int32_t max_iterations = 200000;
   bool cleanup = true;
+  /// Local search (step 5) on problems of at most this many nodes, with at
+  /// most min(search_max_replays, search_work / schedule length) replays.
+  int32_t search_max_nodes = 400;
+  int64_t search_max_replays = 50000;
+  int64_t search_work = 4000000;
 };
 
 /// Returns a schedule whose replayed peak is <= p.budget (feasible=true), or

@@ -51,4 +51,8 @@ std::vector<std::vector<int32_t>> replay_stages(const Replay& r);
 /// budget, else the one with the lowest peak.
 bool solve_chain_dp(const RematProblem& p, const FastOptions& opts, const Replay& base, Replay& out);
 
+/// Local search (step 5 in remat_fast.h): improves `best` in place, on
+/// problems of at most opts.search_max_nodes nodes, within the replay budget.
+void anneal(const RematProblem& p, const FastOptions& opts, Replay& best);
+
 }  // namespace memplan::remat_fast
