@@ -62,7 +62,7 @@ struct FastOptions {
   bool cleanup = true;
   /// Local search (step 5) on problems of at most this many nodes, with at
   /// most min(search_max_replays, search_work / schedule length) replays.
-  int32_t search_max_nodes = 400;
+  int32_t search_max_nodes = 1000;
   int64_t search_max_replays = 100000;
   int64_t search_work = 4000000;
 };
