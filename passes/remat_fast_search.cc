@@ -1,4 +1,4 @@
-// Local search of the fast rematerialization solver (step 5 in
+// Local search of the fast rematerialization solver (step 6 in
 // remat_fast.h): simulated annealing over cut sets, for small problems.
 //
 // Every cut set replays to a valid schedule (a recomputation whose inputs are
