@@ -61,7 +61,7 @@ class Annealer {
     if (movable_.empty() || replays <= 0) return;
     rng_ = Rng(seed);
     Replay cur = start, trial, chain_best = start;
-    cost_weight_ = chain_best.peak <= p_.budget ? 1.0 : 0.05;
+    cost_weight_ = chain_best.peak <= p_.budget ? 1.0 : 0.005;
     double f_cur = score(cur);
     const double t0 = heat * std::max(total_cost_ / static_cast<double>(movable_.size()), 1e-12), t1 = t0 * 1e-3;
     int64_t since_best = 0;
