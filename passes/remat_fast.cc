@@ -180,6 +180,47 @@ class Greedy {
     }
   }
 
+  /// Beam version of run_measured: keeps the `width` partial repairs with the
+  /// most excess removed per second added (relative to `cur`), expands each
+  /// by every candidate, and returns in `cur` the cheapest that fits (cur is
+  /// unchanged if none does). Partial repairs at least as costly as the
+  /// cheapest fit found are dropped.
+  void run_beam(Replay& cur, int width) {
+    std::vector<Replay> beam{cur}, next;
+    std::vector<std::pair<double, size_t>> order;
+    Replay fit, trial;
+    bool have_fit = false;
+    for (int32_t it = 0; it < o_.max_iterations && !beam.empty() && replays_left > 0; ++it) {
+      next.clear();
+      order.clear();
+      for (const Replay& r : beam)
+        for (const Candidate& c : candidates(r)) {
+          std::vector<Cut> cuts = r.cuts;
+          for (int32_t v : c.nodes) cuts.push_back({v, c.stage});
+          build_replay(p_, std::move(cuts), trial);
+          --replays_left;
+          if (have_fit && trial.extra_cost >= fit.extra_cost) continue;
+          if (trial.peak <= p_.budget) {
+            fit = trial;
+            have_fit = true;
+            continue;
+          }
+          const double gain = cur.excess - trial.excess;
+          if (gain <= 0 || trial.excess >= r.excess) continue;
+          order.push_back({gain / std::max(trial.extra_cost - cur.extra_cost, 1e-9), next.size()});
+          next.push_back(trial);
+        }
+      std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      beam.clear();
+      for (size_t i = 0; i < order.size() && beam.size() < static_cast<size_t>(width); ++i) {
+        const Replay& r = next[order[i].second];
+        const bool dup = std::any_of(beam.begin(), beam.end(), [&](const Replay& b) { return b.cuts == r.cuts; });
+        if (!dup && (!have_fit || r.extra_cost < fit.extra_cost)) beam.push_back(r);
+      }
+    }
+    if (have_fit) std::swap(cur, fit);
+  }
+
   /// Replays run_measured may still spend (it stops at 0).
   int64_t replays_left = INT64_MAX;
 
@@ -327,9 +368,9 @@ void cleanup(const RematProblem& p, int64_t target, Replay& cur) {
 }
 
 /// Large-neighbourhood search (step 7): for each node v recomputed in `best`,
-/// most expensive first, drop every cut of v, forbid v, let the measured
-/// greedy repair the peaks and cleanup trim the result; keep it if it fits and
-/// is cheaper. Repeats while it improves, within `replays` replays. A greedy
+/// most expensive first, drop every cut of v, forbid v, repair the peaks with
+/// a beam of 3 measured greedies and let cleanup trim the result; keep it if
+/// it fits and is cheaper. Repeats while it improves, within `replays` replays. A greedy
 /// that took a costly bundle early (v with the ancestors its recomputation
 /// needs) is thereby made to look for cheaper ways around the same peaks.
 void lns(const RematProblem& p, const FastOptions& opts, Replay& best, int64_t replays) {
@@ -352,7 +393,7 @@ void lns(const RematProblem& p, const FastOptions& opts, Replay& best, int64_t r
         if (c.node != v) cuts.push_back(c);
       build_replay(p, std::move(cuts), trial);
       greedy.forbid(v, true);
-      greedy.run_measured(trial);
+      greedy.run_beam(trial, 3);
       greedy.forbid(v, false);
       if (trial.peak > p.budget) continue;
       if (opts.cleanup) {

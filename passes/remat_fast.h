@@ -52,8 +52,8 @@
 //     bytes and over-budget positions (cost nearly ignored until a schedule
 //     fits). Finds coordinated recomputations from a common checkpoint.
 //  7. Large-neighbourhood search (the rest): for each recomputed node, most
-//     expensive first, drop all its cuts, forbid it, repair with 5's greedy,
-//     clean up; keep if cheaper. Repeats while it improves.
+//     expensive first, drop all its cuts, forbid it, repair with a beam (width
+//     3) of 5's greedy, clean up; keep if cheaper. Repeats while it improves.
 //  The result is the cheapest schedule within the budget seen by any step.
 //
 // Complexity: one replay is O(n + E + R) (R = recomputations); the greedy does
