@@ -19,33 +19,40 @@ void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
   });
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
 
+  // Effective cuts, stages in reverse: (v, t) is effective if v is read in
+  // stage t (by t or an effective recomputation; readers have larger indices,
+  // so scan downwards) or in a later stage before v is recomputed again (an
+  // early recomputation, where v's inputs are at hand). While stage t is
+  // scanned, read[v] = the first stage >= t that reads v and recomp[v] = the
+  // first stage > t that recomputes v; reads in a stage follow its
+  // recomputations, so the copy made at t is read iff read[v] < recomp[v].
+  std::vector<int32_t> read(static_cast<size_t>(n), INT32_MAX), recomp(static_cast<size_t>(n), INT32_MAX);
+  std::vector<Cut> eff;
+  size_t ci = cuts.size();
+  for (int32_t t = n; t-- > 0;) {
+    for (int32_t u : p.nodes[t].deps) read[u] = t;
+    if (ci == 0 || cuts[ci - 1].stage != t) continue;
+    for (; ci > 0 && cuts[ci - 1].stage == t; --ci) {
+      const int32_t v = cuts[ci - 1].node;
+      if (v >= t || v < 0 || !p.nodes[v].recomputable || p.nodes[v].keep_to_end) continue;
+      if (read[v] >= recomp[v]) continue;
+      eff.push_back({v, t});
+      for (int32_t u : p.nodes[v].deps) read[u] = t;
+    }
+    for (size_t k = eff.size(); k-- > 0 && eff[k].stage == t;) recomp[eff[k].node] = t;
+  }
+  std::reverse(eff.begin(), eff.end());  // sorted by (stage, node)
+
   r.seq.clear();
   r.stage_of.clear();
-  r.cuts.clear();
+  r.cuts = eff;
   r.stage_start.assign(static_cast<size_t>(n) + 1, 0);
-  std::vector<int32_t> need(static_cast<size_t>(n), -1);  // stamp: read in stage t
-  std::vector<int32_t> picked;
-  size_t ci = 0;
+  size_t ei = 0;
   for (int32_t t = 0; t < n; ++t) {
     r.stage_start[t] = static_cast<int32_t>(r.seq.size());
-    const size_t cb = ci;
-    while (ci < cuts.size() && cuts[ci].stage == t) ++ci;
-    if (cb != ci) {
-      // Effective cuts: a node read at stage t by t or by an effective
-      // recomputation (readers have larger indices: scan downwards).
-      for (int32_t u : p.nodes[t].deps) need[u] = t;
-      picked.clear();
-      for (size_t k = ci; k-- > cb;) {
-        const int32_t v = cuts[k].node;
-        if (v >= t || v < 0 || need[v] != t || !p.nodes[v].recomputable) continue;
-        picked.push_back(v);
-        for (int32_t u : p.nodes[v].deps) need[u] = t;
-      }
-      for (size_t k = picked.size(); k-- > 0;) {
-        r.seq.push_back(picked[k]);
-        r.stage_of.push_back(t);
-        r.cuts.push_back({picked[k], t});
-      }
+    for (; ei < eff.size() && eff[ei].stage == t; ++ei) {
+      r.seq.push_back(eff[ei].node);
+      r.stage_of.push_back(t);
     }
     r.seq.push_back(t);
     r.stage_of.push_back(t);
@@ -82,6 +89,7 @@ void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
   r.peak = p.fixed_bytes;
   r.peak_pos = 0;
   r.excess = 0;
+  r.over = 0;
   int64_t live = p.fixed_bytes;
   for (int32_t pos = 0; pos < len; ++pos) {
     live += diff[pos];
@@ -90,7 +98,10 @@ void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
       r.peak = live;
       r.peak_pos = pos;
     }
-    if (live > p.budget) r.excess += static_cast<double>(live - p.budget);
+    if (live > p.budget) {
+      r.excess += static_cast<double>(live - p.budget);
+      ++r.over;
+    }
   }
   r.extra_cost = 0;
   for (const Cut& c : r.cuts) r.extra_cost += p.nodes[c.node].cost;
@@ -134,7 +145,87 @@ class Greedy {
  public:
   Greedy(const RematProblem& p, const FastOptions& o)
       : p_(p), o_(o), n_(static_cast<int32_t>(p.nodes.size())), stamp_(n_, -1), live_(n_, -1), seen_(n_, -1),
-        next_use_(n_, -1) {}
+        next_use_(n_, -1), forbid_(n_, 0) {}
+
+  /// Like run(), but every candidate is replayed and the one with the most
+  /// excess removed per second of added recomputation is kept (a candidate
+  /// that fits the budget wins, the cheapest such one). Costs a replay per
+  /// candidate: for small problems.
+  void run_measured(Replay& cur) {
+    Replay trial, pick;
+    for (int32_t it = 0; it < o_.max_iterations && cur.peak > p_.budget && replays_left > 0; ++it) {
+      double best_key = 0;
+      bool have = false, have_fit = false;
+      for (const Candidate& c : candidates(cur)) {
+        std::vector<Cut> cuts = cur.cuts;
+        for (int32_t v : c.nodes) cuts.push_back({v, c.stage});
+        build_replay(p_, std::move(cuts), trial);
+        --replays_left;
+        const double added = std::max(trial.extra_cost - cur.extra_cost, 1e-9);
+        if (trial.peak <= p_.budget) {
+          if (!have_fit || trial.extra_cost < pick.extra_cost) {
+            std::swap(pick, trial);
+            have = have_fit = true;
+          }
+          continue;
+        }
+        const double gain = cur.excess - trial.excess;
+        if (have_fit || gain <= 0 || (have && gain / added <= best_key)) continue;
+        best_key = gain / added;
+        std::swap(pick, trial);
+        have = true;
+      }
+      if (!have) return;
+      std::swap(cur, pick);
+    }
+  }
+
+  /// Beam version of run_measured: keeps the `width` partial repairs with the
+  /// most excess removed per second added (relative to `cur`), expands each
+  /// by every candidate, and returns in `cur` the cheapest that fits (cur is
+  /// unchanged if none does). Partial repairs at least as costly as the
+  /// cheapest fit found are dropped.
+  void run_beam(Replay& cur, int width) {
+    std::vector<Replay> beam{cur}, next;
+    std::vector<std::pair<double, size_t>> order;
+    Replay fit, trial;
+    bool have_fit = false;
+    for (int32_t it = 0; it < o_.max_iterations && !beam.empty() && replays_left > 0; ++it) {
+      next.clear();
+      order.clear();
+      for (const Replay& r : beam)
+        for (const Candidate& c : candidates(r)) {
+          std::vector<Cut> cuts = r.cuts;
+          for (int32_t v : c.nodes) cuts.push_back({v, c.stage});
+          build_replay(p_, std::move(cuts), trial);
+          --replays_left;
+          if (have_fit && trial.extra_cost >= fit.extra_cost) continue;
+          if (trial.peak <= p_.budget) {
+            fit = trial;
+            have_fit = true;
+            continue;
+          }
+          const double gain = cur.excess - trial.excess;
+          if (gain <= 0 || trial.excess >= r.excess) continue;
+          order.push_back({gain / std::max(trial.extra_cost - cur.extra_cost, 1e-9), next.size()});
+          next.push_back(trial);
+        }
+      std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      beam.clear();
+      for (size_t i = 0; i < order.size() && beam.size() < static_cast<size_t>(width); ++i) {
+        const Replay& r = next[order[i].second];
+        const bool dup = std::any_of(beam.begin(), beam.end(), [&](const Replay& b) { return b.cuts == r.cuts; });
+        if (!dup && (!have_fit || r.extra_cost < fit.extra_cost)) beam.push_back(r);
+      }
+    }
+    if (have_fit) std::swap(cur, fit);
+  }
+
+  /// Replays run_measured may still spend (it stops at 0).
+  int64_t replays_left = INT64_MAX;
+
+  /// Nodes the greedy must not recompute (kept or stretched instead).
+  void forbid(int32_t v, bool on) { forbid_[v] = on; }
 
   /// Improves `cur` in place until it fits or no candidate helps.
   void run(Replay& cur) {
@@ -184,12 +275,33 @@ class Greedy {
     std::vector<Candidate> out;
     for (int32_t v : live) {
       const int32_t q = next_use_[v];
-      if (q < 0 || r.stage_of[q] <= r.stage_of[k]) continue;  // kept to the end, or same stage
+      if (q < 0 || r.stage_of[q] <= r.stage_of[k] || forbid_[v]) continue;  // kept to the end, or same stage
       Candidate c;
       if (evaluate(r, v, r.stage_of[q], c)) out.push_back(std::move(c));
+      const int32_t se = early_stage(r, v, q);
+      if (se >= 0 && evaluate(r, v, se, c)) out.push_back(std::move(c));
     }
     std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
     return out;
+  }
+
+  /// The latest stage between the peak's and the next read q of v (exclusive)
+  /// where all of v's inputs are live already: recomputing v there stretches
+  /// nothing. -1 if there is none.
+  int32_t early_stage(const Replay& r, int32_t v, int32_t q) const {
+    const std::vector<int32_t>& deps = p_.nodes[v].deps;
+    if (deps.empty()) return -1;
+    int32_t lo = -1, hi = INT32_MAX;  // positions where every input's latest copy before q is live
+    for (int32_t u : deps) {
+      const int32_t e = exec_before(r, u, q);
+      if (e < 0) return -1;
+      lo = std::max(lo, e);
+      hi = std::min(hi, r.last_use[e]);
+    }
+    if (hi <= lo) return -1;
+    const int32_t s = r.stage_of[hi];
+    if (r.stage_start[s] <= lo || s <= r.stage_of[r.peak_pos] || s >= r.stage_of[q]) return -1;
+    return s;
   }
 
   /// Recompute v at stage s, with the ancestors whose lifetimes would be
@@ -213,7 +325,7 @@ class Greedy {
         const int32_t e = exec_before(r, u, pos0);
         if (e < 0 || r.last_use[e] >= pos0) continue;    // already live at s
         if (e > k || r.last_use[e] >= k) continue;       // stretching does not cross the peak
-        if (p_.nodes[u].recomputable && depth < o_.max_ancestor_depth) {
+        if (p_.nodes[u].recomputable && !forbid_[u] && depth < o_.max_ancestor_depth) {
           c.nodes.push_back(u);
           cost += p_.nodes[u].cost;
           stack.push_back({u, depth + 1});
@@ -231,6 +343,7 @@ class Greedy {
   const FastOptions& o_;
   int32_t n_;
   std::vector<int32_t> stamp_, live_, seen_, next_use_;
+  std::vector<char> forbid_;
   int32_t epoch_ = 0, eval_ = 0;
 };
 
@@ -251,6 +364,48 @@ void cleanup(const RematProblem& p, int64_t target, Replay& cur) {
       if (!(d == c)) cuts.push_back(d);
     build_replay(p, std::move(cuts), trial);
     if (trial.peak <= target && trial.extra_cost <= cur.extra_cost) std::swap(cur, trial);
+  }
+}
+
+/// Large-neighbourhood search (step 7): for each node v recomputed in `best`,
+/// most expensive first, drop every cut of v, forbid v, repair the peaks with
+/// a beam of 3 measured greedies and let cleanup trim the result; keep it if
+/// it fits and is cheaper. Repeats while it improves, within `replays` replays. A greedy
+/// that took a costly bundle early (v with the ancestors its recomputation
+/// needs) is thereby made to look for cheaper ways around the same peaks.
+void lns(const RematProblem& p, const FastOptions& opts, Replay& best, int64_t replays) {
+  if (best.peak > p.budget) return;
+  Greedy greedy(p, opts);
+  greedy.replays_left = replays;
+  Replay trial;
+  while (greedy.replays_left > 0) {
+    std::vector<int32_t> nodes;
+    for (const Cut& c : best.cuts) nodes.push_back(c.node);
+    std::sort(nodes.begin(), nodes.end());
+    nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+    std::stable_sort(nodes.begin(), nodes.end(),
+                     [&](int32_t a, int32_t b) { return p.nodes[a].cost > p.nodes[b].cost; });
+    bool improved = false;
+    for (int32_t v : nodes) {
+      if (greedy.replays_left <= 0) return;
+      std::vector<Cut> cuts;
+      for (const Cut& c : best.cuts)
+        if (c.node != v) cuts.push_back(c);
+      build_replay(p, std::move(cuts), trial);
+      greedy.forbid(v, true);
+      greedy.run_beam(trial, 3);
+      greedy.forbid(v, false);
+      if (trial.peak > p.budget) continue;
+      if (opts.cleanup) {
+        greedy.replays_left -= static_cast<int64_t>(trial.cuts.size());
+        cleanup(p, p.budget, trial);
+      }
+      if (trial.extra_cost < best.extra_cost - 1e-12) {
+        std::swap(best, trial);
+        improved = true;
+      }
+    }
+    if (!improved) return;
   }
 }
 
@@ -283,6 +438,13 @@ int64_t peak_floor(const RematProblem& p) {
     floor = std::max(floor, here);
   }
   return floor;
+}
+
+/// best = r if r fits and is cheaper, or neither fits and r's peak is lower.
+void keep_better(const RematProblem& p, Replay& r, Replay& best) {
+  const bool r_fits = r.peak <= p.budget, b_fits = best.peak <= p.budget;
+  if ((r_fits && (!b_fits || r.extra_cost < best.extra_cost)) || (!r_fits && !b_fits && r.peak < best.peak))
+    std::swap(best, r);
 }
 
 std::string check_problem(const RematProblem& p) {
@@ -333,9 +495,21 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
     Replay g = base;
     Greedy(p, opts).run(g);
     if (opts.cleanup) cleanup(p, std::max(p.budget, g.peak), g);
-    const bool g_fits = g.peak <= p.budget, b_fits = best.peak <= p.budget;
-    if ((g_fits && (!b_fits || g.extra_cost < best.extra_cost)) || (!g_fits && !b_fits && g.peak < best.peak))
-      best = std::move(g);
+    keep_better(p, g, best);
+  }
+  if (floor <= p.budget && static_cast<int32_t>(p.nodes.size()) <= opts.search_max_nodes) {
+    // Small problem: steps 5-7 share a replay budget (a quarter, a half, the rest).
+    const int64_t len = std::max<int64_t>(1, static_cast<int64_t>(base.seq.size()));
+    const int64_t replays = std::min<int64_t>(opts.search_max_replays, opts.search_work / len);
+    Greedy measured(p, opts);
+    measured.replays_left = replays / 4;
+    Replay g = base;
+    measured.run_measured(g);
+    if (opts.cleanup) cleanup(p, std::max(p.budget, g.peak), g);
+    keep_better(p, g, best);
+    anneal(p, opts, best, replays / 2);
+    if (opts.cleanup) cleanup(p, std::max(p.budget, best.peak), best);
+    lns(p, opts, best, replays - replays / 4 - replays / 2);
   }
   if (best.peak <= p.budget) return finish(best, "");
   std::string note = "infeasible: budget " + std::to_string(p.budget) + " bytes; best peak reached " +

@@ -6,10 +6,14 @@
 // it is recomputed, keep_to_end outputs are held. No proxy for the peak.
 //
 // A schedule is described by "cuts": (node v, stage s) means v is recomputed
-// in stage s, just before the nodes of stage s that read it; the previous
-// copy of v dies after its last earlier use. A recomputation reads v's deps
-// at stage s, which extends their lifetimes unless they are cut at s too.
-// Within a stage, recomputations run in index order, then the stage's node.
+// in stage s; the previous copy of v dies after its last earlier use. A cut
+// counts if stage s reads v, or if a later stage reads v before its next
+// recomputation (an early recomputation, where v's inputs are at hand; the
+// new copy is held until that read). keep_to_end nodes are never cut (the
+// simulator keeps their old copy). A recomputation reads v's deps at stage s,
+// which extends their lifetimes unless they are cut at s too. Within a stage,
+// recomputations run in index order, then the stage's node (the exact
+// solver's order).
 //
 // Algorithm:
 //  1. Replay the schedule without recomputation; if it fits, return it. A
@@ -27,19 +31,37 @@
 //  3. Greedy (general DAGs): at the replayed peak position, every live output
 //     that is not read there is a candidate: recompute it at its next use,
 //     with the ancestors whose lifetimes would otherwise be stretched across
-//     the peak (up to `max_ancestor_depth`). Score = (bytes freed at the peak
+//     the peak (up to `max_ancestor_depth`), and also at the latest earlier
+//     stage where all its inputs are live (nothing stretched). Score = (bytes freed at the peak
 //     - bytes of stretched non-recomputed ancestors) / recomputation cost.
 //     The best candidates are tried in order; the first that lowers (peak,
 //     bytes-over-budget summed over time) is kept. Repeat until the peak fits
 //     or nothing helps.
 //  4. Cleanup: undo cuts one at a time, lowest bytes-per-second first, keeping
 //     each undo whose replayed peak still fits.
-//  The cheaper feasible result of 2 and 3 is returned (else the lower peak).
+//  The cheaper feasible result of 2 and 3 is kept (else the lower peak).
+//  Small problems (at most `search_max_nodes` nodes) then get a local search
+//  that greedy one-peak-at-a-time moves cannot do, within one budget of
+//  R = min(search_max_replays, search_work / schedule length) replays:
+//  5. Measured greedy (R/4): like 3, but every candidate is replayed and the
+//     one removing the most excess per second of added cost is taken (one
+//     that fits the budget wins); then cleanup.
+//  6. Simulated annealing over cut sets (R/2, remat_fast_search.cc): four
+//     deterministic chains; moves add a cut (alone or with the inputs it
+//     needs), remove, move or swap one; score = cost + penalties on excess
+//     bytes and over-budget positions (cost nearly ignored until a schedule
+//     fits). Finds coordinated recomputations from a common checkpoint.
+//  7. Large-neighbourhood search (the rest): for each recomputed node, most
+//     expensive first, drop all its cuts, forbid it, repair with a beam (width
+//     3) of 5's greedy, clean up; keep if cheaper. Repeats while it improves.
+//  The result is the cheapest schedule within the budget seen by any step.
 //
 // Complexity: one replay is O(n + E + R) (R = recomputations); the greedy does
 // O(n + E) work per iteration plus up to `tries_per_iteration` replays, and
 // one iteration per accepted cut; cleanup one replay per cut. The DP is
-// O(K^2 M) per limit tried (K units, M slots), about 40 limits.
+// O(K^2 M) per limit tried (K units, M slots), about 40 limits. Steps 5-7 add
+// at most search_work node-positions of replay (about 0.1 s at 1000 nodes);
+// larger problems skip them.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +82,11 @@ struct FastOptions {
   int32_t tries_per_iteration = 4;
   int32_t max_iterations = 200000;
   bool cleanup = true;
+  /// Local search (step 5) on problems of at most this many nodes, with at
+  /// most min(search_max_replays, search_work / schedule length) replays.
+  int32_t search_max_nodes = 1000;
+  int64_t search_max_replays = 100000;
+  int64_t search_work = 4000000;
 };
 
 /// Returns a schedule whose replayed peak is <= p.budget (feasible=true), or

@@ -29,6 +29,7 @@ struct Replay {
   int64_t peak = 0;
   int32_t peak_pos = 0;              // first position with mem == peak
   double excess = 0;                 // sum over positions of max(0, mem - budget)
+  int32_t over = 0;                  // positions with mem > budget
   double extra_cost = 0;
 };
 
@@ -50,5 +51,10 @@ std::vector<std::vector<int32_t>> replay_stages(const Replay& r);
 /// produced at least one schedule; `out` is the cheapest one within the
 /// budget, else the one with the lowest peak.
 bool solve_chain_dp(const RematProblem& p, const FastOptions& opts, const Replay& base, Replay& out);
+
+/// Simulated annealing over cut sets (step 6 in remat_fast.h): improves
+/// `best` in place (cheaper within the budget, else less excess) with at
+/// most `replays` replays.
+void anneal(const RematProblem& p, const FastOptions& opts, Replay& best, int64_t replays);
 
 }  // namespace memplan::remat_fast

@@ -6,12 +6,15 @@
 //  - the fast solver never breaks the budget (its replayed peak <= budget);
 //  - the exact optimum is never worse than the fast solution (a check on
 //    the exact solver's optimality claim);
-//  - the ratio of added compute fast/exact is printed per family and in
-//    total (the target is <= 1.05; the test asserts only what must
-//    hold, the ratio is a benchmark figure reported in docs/benchmarks.md).
+//  - the quality target: fast/exact added compute <= 1.05 at EVERY
+//    point, and the fast solver finds a schedule wherever CBC proved one
+//    exists (the worst point was 2.33 and three points were missed before
+//    the local search of remat_fast.h steps 5-7; every point is now 1.0).
+//    The ratio per family and in total is printed for docs/benchmarks.md.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <string>
 
 #include "passes/remat_exact.h"
 #include "passes/remat_fast.h"
@@ -39,6 +42,8 @@ void compare(const RematProblem& base, Tally& t) {
     ASSERT_TRUE(sim.valid) << sim.error;
     if (!fa.feasible) {
       ++t.fast_infeasible;  // exact found a schedule the heuristic missed
+      ADD_FAILURE() << "budget fraction " << frac << ": the fast solver found no schedule within " << p.budget
+                    << " bytes (best peak " << fa.peak << "), exact did at cost " << ex.extra_cost;
       continue;
     }
     EXPECT_LE(sim.peak, p.budget) << "the fast solver broke the budget";
@@ -46,8 +51,9 @@ void compare(const RematProblem& base, Tally& t) {
     ++t.points;
     t.fast_extra += fa.extra_cost;
     t.exact_extra += ex.extra_cost;
-    if (ex.extra_cost > 0) t.worst = std::max(t.worst, fa.extra_cost / ex.extra_cost);
-    else if (fa.extra_cost > 0) t.worst = std::max(t.worst, 99.0);  // exact needs none
+    const double ratio = ex.extra_cost > 0 ? fa.extra_cost / ex.extra_cost : (fa.extra_cost > 0 ? 99.0 : 1.0);
+    t.worst = std::max(t.worst, ratio);
+    EXPECT_LE(ratio, 1.05) << "budget fraction " << frac << ": fast " << fa.extra_cost << ", exact " << ex.extra_cost;
   }
 }
 
@@ -62,7 +68,10 @@ TEST(RematCompare, FastAgainstExactOnSmallProblems) {
   Tally all;
   auto run = [&](const char* family, auto make) {
     Tally t;
-    for (uint64_t seed = 1; seed <= 4; ++seed) compare(make(seed), t);
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      SCOPED_TRACE(std::string(family) + " seed " + std::to_string(seed));
+      compare(make(seed), t);
+    }
     report(family, t);
     all.points += t.points;
     all.fast_infeasible += t.fast_infeasible;
@@ -77,6 +86,8 @@ TEST(RematCompare, FastAgainstExactOnSmallProblems) {
   run("training", [](uint64_t s) { return random_training(s, 12); });
   report("all", all);
   EXPECT_GE(all.points, 20) << "too few proven points to compare";
+  EXPECT_EQ(all.fast_infeasible, 0);
+  EXPECT_LE(all.worst, 1.05) << "the issue's target: fast/exact <= 1.05 at every point";
 }
 
 }  // namespace

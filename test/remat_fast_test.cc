@@ -85,8 +85,10 @@ void expect_consistent(const RematProblem& p, const RematSolution& sol, const st
   EXPECT_NEAR(sol.extra_cost, s.extra_cost, 1e-9 * (1 + s.extra_cost)) << what;
   EXPECT_EQ(sol.feasible, s.peak <= p.budget) << what << ": " << sol.note;
   for (size_t v = 0; v < p.nodes.size(); ++v)
-    if (!p.nodes[v].recomputable) {
-      EXPECT_EQ(s.runs[v], 1) << what << ": non-recomputable node " << v;
+    if (!p.nodes[v].recomputable || p.nodes[v].keep_to_end) {
+      // keep_to_end outputs are never recomputed: simulate_remat would keep
+      // the old copy too, so a recomputation could only add memory.
+      EXPECT_EQ(s.runs[v], 1) << what << ": non-recomputable or keep_to_end node " << v;
     }
 }
 
@@ -146,6 +148,49 @@ TEST(RematFast, InfeasibleBudgetsReportBestPeak) {
     EXPECT_EQ(sol.peak, 1000);
     EXPECT_NE(sol.note.find("best peak reached 1000"), std::string::npos) << sol.note;
   }
+}
+
+/// A problem whose only optimum recomputes a node early, in a stage that
+/// does not read it. Bytes: I = 10 (input), u = 100, v = 100, P1 = 200,
+/// s = 10, P2 = 200, r = 10, out = 10; every cost 1.
+///   0 I;  1 u <- I;  2 v <- u;  3 P1 <- I;  4 s <- u, P1;  5 P2 <- I;
+///   6 r <- v, P2;  7 out <- s, r (keep_to_end)
+/// Without recomputation the peak is at stage 4: I + u + v + P1 + s = 420.
+/// There only v can go (I is not recomputable; u, P1 are read; s runs), so
+/// any schedule within 330 recomputes v: cost >= 1. Recomputing v at its
+/// reader (stage 6) needs u then, and u + P2 + v + s = 410 > 330 at v's
+/// recomputation whether u is held or recomputed; at stage 3 or 4, v would
+/// be live at stage 4's peak again. At stage 5 (which does not read v) u is
+/// still at hand if held one stage longer: v's run there holds I + u + s + v
+/// = 220, stage 5 I + s + v + P2 = 320, stage 6 s + v + P2 + r = 320, stage
+/// 4 I + u + P1 + s = 320. So the optimum is 1, only by that early
+/// recomputation.
+RematProblem early_recompute_problem() {
+  RematProblem p;
+  p.budget = 330;
+  auto add = [&](std::vector<int32_t> deps, int64_t bytes, bool recomputable = true, bool keep = false) {
+    p.nodes.push_back({.deps = std::move(deps), .bytes = bytes, .cost = 1, .recomputable = recomputable,
+                       .keep_to_end = keep});
+  };
+  add({}, 10, false);  // 0 I
+  add({0}, 100);       // 1 u
+  add({1}, 100);       // 2 v
+  add({0}, 200);       // 3 P1
+  add({1, 3}, 10);     // 4 s
+  add({0}, 200);       // 5 P2
+  add({2, 5}, 10);     // 6 r
+  add({4, 6}, 10, true, true);  // 7 out
+  return p;
+}
+
+TEST(RematFast, EarlyRecomputationWhereTheInputsAreLive) {
+  const RematProblem p = early_recompute_problem();
+  const RematSolution sol = solve_remat_fast(p);
+  expect_consistent(p, sol, "early recomputation");
+  ASSERT_TRUE(sol.feasible) << sol.note;
+  EXPECT_EQ(sol.extra_cost, 1);
+  EXPECT_EQ(sol.stages[5], (std::vector<int32_t>{2, 5})) << "v is recomputed in stage 5";
+  EXPECT_EQ(naive_replay(p, no_remat_stages(p)).peak, 420);  // the figure derived above
 }
 
 /// Random training-like problem: sources (not recomputable), a forward DAG
@@ -219,6 +264,25 @@ TEST(RematFast, RandomProblemsNeverBreakTheBudget) {
   // schedule reaches. Regression guard: 88 are met (seed 12345, first run).
   EXPECT_GE(feasible, 80);
   EXPECT_EQ(recomputed, feasible);  // the no-recompute peak is above every budget drawn
+}
+
+TEST(RematFast, SearchIsDeterministicAndOptional) {
+  std::mt19937 rng(777);
+  for (int it = 0; it < 20; ++it) {
+    RematProblem p = random_problem(rng, it % 2);
+    const int64_t base = naive_replay(p, no_remat_stages(p)).peak;
+    p.budget = base * 3 / 4;
+    const RematSolution a = solve_remat_fast(p), b = solve_remat_fast(p);
+    EXPECT_EQ(a.stages, b.stages) << "problem " << it << ": two runs differ";
+    // Without the search (steps 5-7) the result must still be valid and
+    // within the budget when it says so; the search never makes it worse.
+    const RematSolution c = solve_remat_fast(p, {.search_max_nodes = 0});
+    expect_consistent(p, c, "no search, problem " + std::to_string(it));
+    if (c.feasible) {
+      EXPECT_TRUE(a.feasible) << "problem " << it;
+      EXPECT_LE(a.extra_cost, c.extra_cost + 1e-9) << "problem " << it;
+    }
+  }
 }
 
 /// Training-like chain of `layers` blocks: each block has a big activation

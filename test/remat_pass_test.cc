@@ -154,8 +154,9 @@ void check_sample(const Sample& s, bool expect_dropout, int min_fitting_pct) {
 // BatchNormTraining is recomputed (its Y-only clone), so that path runs too.
 TEST(RematPass, TinyCnnFitsAndTrainsIdentically) { check_sample(cnn(), false, 70); }
 // tiny_transformer (batch 8, seq 32): P = 6413056 with 1466880 resident;
-// 50% (3206528) is out of reach of recomputation (smallest found ~3.26 MB).
-TEST(RematPass, TinyTransformerFitsAndTrainsIdentically) { check_sample(transformer(), true, 70); }
+// 90%, 70% and 50% (3206528) fit (the smallest found was ~3.26 MB before the
+// fast solver's local search, remat_fast.h steps 5-7; ~3.19 MB with it).
+TEST(RematPass, TinyTransformerFitsAndTrainsIdentically) { check_sample(transformer(), true, 50); }
 
 TEST(RematPass, CliBudgetFlag) {
   TempDir dir;
