@@ -23,8 +23,9 @@
 //  - order: low precision first, k ascending; a candidate whose time
 //    without recomputation (a lower bound: recomputation only adds ops)
 //    exceeds the best fitting plan's by more than 1e-9 relative is lowered
-//    but not planned (recorded with planned=false), so the result is the
-//    one a search planning every candidate would find.
+//    but not planned (recorded with planned=false): it could not win. (A
+//    skipped candidate does not trigger the larger-k rule above, so the
+//    winner is never slower than with every candidate planned.)
 //  - the fastest fitting candidate wins; ties go to the smaller peak.
 //  - nothing fits: Error naming the smallest budget found that fits (bisection
 //    on the most aggressive candidate of each precision: the largest k with
