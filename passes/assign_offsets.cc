@@ -303,7 +303,18 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
     // more than 1/200 and the problem is not huge: the conflict and size keys
     // times a deterministic factor in [3/4, 5/4), so near-equal buffers trade
     // places.
-    const int64_t lb = w.empty() ? 0 : *std::max_element(w.begin(), w.end());
+    int64_t lb = 0;  // the most aligned bytes live at one step, as the arena counts them
+    {
+      int32_t steps = 0;
+      for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
+      std::vector<int64_t> delta(static_cast<size_t>(steps) + 1, 0);
+      for (const Buffer& b : bufs) {
+        delta[b.start] += align_up(b.size, opts.alignment);
+        delta[b.end + 1] -= align_up(b.size, opts.alignment);
+      }
+      int64_t live = 0;
+      for (int64_t d : delta) lb = std::max(lb, live += d);
+    }
     const int restarts = bufs.size() <= 20000 ? opts.restarts : 0;
     for (uint64_t seed = 1; seed <= static_cast<uint64_t>(restarts); ++seed) {
       if (best.arena_bytes * 200 <= lb * 201) break;
