@@ -12,6 +12,7 @@
 #include <set>
 
 #include "passes/lifetimes.h"
+#include "runtime/rng.h"
 
 namespace memplan {
 
@@ -213,15 +214,21 @@ int64_t duration(const Buffer& b) { return int64_t{b.end} - b.start + 1; }
 
 /// Per buffer, the total size of buffers live at its busiest step (its
 /// "conflict weight"): buffers in crowded regions are placed first.
-std::vector<int64_t> conflict_weight(const std::vector<Buffer>& bufs) {
+/// Bytes live at each step (sizes rounded up to `alignment`), plus a final 0.
+std::vector<int64_t> live_per_step(const std::vector<Buffer>& bufs, int64_t alignment) {
   int32_t steps = 0;
   for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
   std::vector<int64_t> live(static_cast<size_t>(steps) + 1, 0);
   for (const Buffer& b : bufs) {
-    live[b.start] += b.size;
-    live[b.end + 1] -= b.size;
+    live[b.start] += align_up(b.size, alignment);
+    live[b.end + 1] -= align_up(b.size, alignment);
   }
   for (int32_t s = 1; s <= steps; ++s) live[s] += live[s - 1];
+  return live;
+}
+
+std::vector<int64_t> conflict_weight(const std::vector<Buffer>& bufs) {
+  const std::vector<int64_t> live = live_per_step(bufs, 1);
   // Sparse table for range maxima: table[k][s] = max(live[s .. s + 2^k - 1]).
   std::vector<std::vector<int64_t>> table{live};
   for (size_t k = 1; (size_t{1} << k) <= live.size(); ++k) {
@@ -303,27 +310,14 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
     // more than 1/200 and the problem is not huge: the conflict and size keys
     // times a deterministic factor in [3/4, 5/4), so near-equal buffers trade
     // places.
-    int64_t lb = 0;  // the most aligned bytes live at one step, as the arena counts them
-    {
-      int32_t steps = 0;
-      for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
-      std::vector<int64_t> delta(static_cast<size_t>(steps) + 1, 0);
-      for (const Buffer& b : bufs) {
-        delta[b.start] += align_up(b.size, opts.alignment);
-        delta[b.end + 1] -= align_up(b.size, opts.alignment);
-      }
-      int64_t live = 0;
-      for (int64_t d : delta) lb = std::max(lb, live += d);
-    }
+    const std::vector<int64_t> live = live_per_step(bufs, opts.alignment);
+    const int64_t lb = *std::max_element(live.begin(), live.end());  // as the arena counts
     const int restarts = bufs.size() <= 20000 ? opts.restarts : 0;
     for (uint64_t seed = 1; seed <= static_cast<uint64_t>(restarts); ++seed) {
       if (best.arena_bytes * 200 <= lb * 201) break;
       std::vector<double> key(bufs.size());
       for (size_t i = 0; i < bufs.size(); ++i) {
-        uint64_t z = (seed << 32) + i + 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        z ^= z >> 31;
+        const uint64_t z = mix64((seed << 32) + i);
         const double noise = 0.75 + 0.5 * static_cast<double>(z >> 11) / 9007199254740992.0;
         key[i] = static_cast<double>(seed % 2 ? w[i] : bufs[i].size) * noise;
       }

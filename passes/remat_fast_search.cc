@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "passes/remat_fast_internal.h"
+#include "runtime/rng.h"
 
 namespace memplan::remat_fast {
 namespace {
@@ -23,10 +24,9 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
   uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    const uint64_t z = mix64(state_);  // splitmix64 (runtime/rng.h)
+    state_ += 0x9e3779b97f4a7c15ULL;
+    return z;
   }
   /// Uniform in [0, n).
   size_t below(size_t n) { return static_cast<size_t>(next() % n); }

@@ -12,6 +12,16 @@ int32_t PlanBinding::index(std::string_view name) const {
   return it->second;
 }
 
+void check_write(const PlanTensor& t, size_t bytes) {
+  if (t.placement != Placement::resident)
+    throw Error("cannot write tensor '" + t.name + "' (role " + std::string(role_name(t.role)) +
+                "): only resident tensors (parameters, state, optimizer state) can be written");
+  if (static_cast<int64_t>(bytes) != t.bytes)
+    throw Error("writing tensor '" + t.name + "': " + std::to_string(bytes) + " bytes given, " +
+                std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " needs " +
+                std::to_string(t.bytes));
+}
+
 std::string plan_op_desc(size_t s, const PlanOp& op) {
   return "op " + std::to_string(s) + " '" + op.name + "' (" + op.op + ")";
 }

@@ -37,6 +37,10 @@ struct PlanBinding {
   int32_t index(std::string_view name) const;
 };
 
+/// Executor::write's checks: only resident tensors can be written, with
+/// exactly their byte size. Throws Error naming the tensor otherwise.
+void check_write(const PlanTensor& t, size_t bytes);
+
 /// "op 12 'name' (Op)": how executors name an op in errors.
 std::string plan_op_desc(size_t s, const PlanOp& op);
 

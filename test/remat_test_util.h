@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "passes/remat_problem.h"
+#include "runtime/rng.h"
 
 namespace memplan::remat_test {
 
@@ -21,10 +22,9 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
   uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    const uint64_t z = mix64(state_);  // splitmix64 (runtime/rng.h)
+    state_ += 0x9e3779b97f4a7c15ULL;
+    return z;
   }
   /// Uniform in [lo, hi] (inclusive).
   int64_t uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1)); }

@@ -122,13 +122,7 @@ class CpuExecutor final : public Executor {
   void write(std::string_view name, const std::vector<uint8_t>& bytes) override {
     int32_t i = plan_index(name);
     const PlanTensor& t = plan_.tensors[i];
-    if (t.placement != Placement::resident)
-      throw Error("cannot write tensor '" + t.name + "' (role " + std::string(role_name(t.role)) +
-                  "): only resident tensors (parameters, state, optimizer state) can be written");
-    if (static_cast<int64_t>(bytes.size()) != t.bytes)
-      throw Error("writing tensor '" + t.name + "': " + std::to_string(bytes.size()) +
-                  " bytes given, " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) +
-                  " needs " + std::to_string(t.bytes));
+    check_write(t, bytes.size());
     if (!bytes.empty()) std::memcpy(ptr_[i], bytes.data(), bytes.size());
   }
 

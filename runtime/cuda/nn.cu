@@ -232,6 +232,15 @@ __global__ void sce_log_prob_k(const float* x, float* lp, Sce p) {
   }
 }
 
+/// The sum (reduction 1) or weighted mean (2) of the per-thread partial
+/// loss sums over the block, written by thread 0.
+__device__ void reduce_loss(double total, double wsum, float* loss, int reduction) {
+  total = block_sum(total);
+  wsum = block_sum(wsum);
+  if (threadIdx.x == 0)
+    *loss = static_cast<float>(reduction == 2 ? (wsum != 0 ? total / wsum : 0.0) : total);
+}
+
 /// With log_prob (written by sce_log_prob_k before), loss_i = -w_i *
 /// log_prob[label_i]: one thread per sample, N * D reads instead of N * C * D.
 __global__ void sce_loss_from_lp_k(const float* lp, float* loss, Sce p, int reduction) {
@@ -246,11 +255,7 @@ __global__ void sce_loss_from_lp_k(const float* lp, float* loss, Sce p, int redu
       wsum += p.weight(i);
     }
   }
-  if (reduction == 0) return;
-  total = block_sum(total);
-  wsum = block_sum(wsum);
-  if (threadIdx.x == 0)
-    *loss = static_cast<float>(reduction == 2 ? (wsum != 0 ? total / wsum : 0.0) : total);
+  if (reduction != 0) reduce_loss(total, wsum, loss, reduction);
 }
 
 /// Without log_prob: one block, each warp takes samples and recomputes lse.
@@ -277,11 +282,7 @@ __global__ void sce_loss_k(const float* x, float* loss, Sce p, int reduction) {
       wsum += p.weight(i);
     }
   }
-  if (reduction == 0) return;
-  total = block_sum(total);
-  wsum = block_sum(wsum);
-  if (threadIdx.x == 0)
-    *loss = static_cast<float>(reduction == 2 ? (wsum != 0 ? total / wsum : 0.0) : total);
+  if (reduction != 0) reduce_loss(total, wsum, loss, reduction);
 }
 
 __global__ void sce_grad_k(const float* dl, const float* lp, float* dx, Sce p, int reduction) {
