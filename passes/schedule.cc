@@ -151,9 +151,60 @@ void updates_last(const Graph& g, std::vector<NodeId>& order) {
   });
 }
 
+/// Moves each update to right after the last node it must follow (its
+/// anchor), keeping the order of everything else: an update then frees its
+/// gradient as soon as the gradient is complete.
+void updates_early(const Graph& g, std::vector<NodeId>& order) {
+  const auto preds = node_predecessors(g);
+  std::vector<int32_t> pos(g.num_nodes(), -1);
+  for (size_t i = 0; i < order.size(); ++i) pos[order[i].v] = static_cast<int32_t>(i);
+  // anchored[a]: updates whose latest predecessor is a, in their old order.
+  std::vector<std::vector<NodeId>> anchored(g.num_nodes());
+  std::vector<NodeId> unanchored, rest;
+  for (NodeId id : order) {
+    if (!is_update(g.node(id))) {
+      rest.push_back(id);
+      continue;
+    }
+    NodeId anchor;
+    for (NodeId p : preds[id.v])
+      if (!anchor.valid() || pos[p.v] > pos[anchor.v]) anchor = p;
+    (anchor.valid() ? anchored[anchor.v] : unanchored).push_back(id);
+  }
+  std::vector<NodeId> out;
+  out.reserve(order.size());
+  std::vector<NodeId> stack;
+  auto emit = [&](NodeId id) {  // id, then what is anchored to it (transitively)
+    stack.push_back(id);
+    while (!stack.empty()) {
+      NodeId x = stack.back();
+      stack.pop_back();
+      out.push_back(x);
+      for (auto it = anchored[x.v].rbegin(); it != anchored[x.v].rend(); ++it) stack.push_back(*it);
+    }
+  };
+  for (NodeId id : unanchored) emit(id);
+  for (NodeId id : rest) emit(id);
+  if (out.size() != order.size()) throw InternalError("updates_early lost nodes");
+  order = std::move(out);
+}
+
+/// Sum over steps of the live arena bytes (aligned): among orders with the
+/// same lower bound, the one that frees memory sooner.
+double live_area(const Graph& g, const Lifetimes& lt, int64_t alignment) {
+  double area = 0;
+  for (size_t i = 0; i < lt.start.size(); ++i)
+    if (lt.in_arena[i])
+      area += static_cast<double>(align_up(g.tensor(TensorId(static_cast<uint32_t>(i))).bytes(), alignment)) *
+              (lt.end[i] - lt.start[i] + 1);
+  for (int64_t w : lt.workspace) area += static_cast<double>(w);
+  return area;
+}
+
 }  // namespace
 
 ScheduleResult schedule(const Graph& g, const ScheduleOptions& opts) {
+  double area = 0;  // live_area of the last run
   auto run = [&](ScheduleMethod m) {
     ScheduleResult r;
     r.chosen = m;
@@ -161,15 +212,24 @@ ScheduleResult schedule(const Graph& g, const ScheduleOptions& opts) {
       r.order = g.topo_order();
     else
       r.order = greedy_order(g, opts.alignment, m == ScheduleMethod::greedy_lifo);
-    if (!opts.early_updates) updates_last(g, r.order);
-    r.lower_bound = compute_lifetimes(g, r.order, opts.alignment).lower_bound;
+    if (!opts.early_updates)
+      updates_last(g, r.order);
+    else if (m == ScheduleMethod::model_order)
+      updates_early(g, r.order);
+    const Lifetimes lt = compute_lifetimes(g, r.order, opts.alignment);
+    r.lower_bound = lt.lower_bound;
+    area = live_area(g, lt, opts.alignment);
     return r;
   };
   if (opts.method != ScheduleMethod::best) return run(opts.method);
   ScheduleResult best = run(ScheduleMethod::model_order);
+  double best_area = area;
   for (auto m : {ScheduleMethod::greedy, ScheduleMethod::greedy_lifo}) {
     ScheduleResult r = run(m);
-    if (r.lower_bound < best.lower_bound) best = std::move(r);
+    if (r.lower_bound < best.lower_bound || (r.lower_bound == best.lower_bound && area < best_area)) {
+      best = std::move(r);
+      best_area = area;
+    }
   }
   return best;
 }

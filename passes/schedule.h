@@ -1,7 +1,9 @@
 // Pass: choose the order in which nodes run (the schedule).
 //
 // Candidates:
-//  1. model order: the graph's stored topological order;
+//  1. model order: the graph's stored topological order (with early updates,
+//     each optimizer update moved to right after the last node it must
+//     follow, so its gradient dies as soon as it is complete);
 //  2. greedy: list scheduling that, among ready nodes, runs the one whose
 //     execution adds the fewest live arena bytes (outputs allocated minus
 //     inputs freed), ties broken by model order;
@@ -9,7 +11,10 @@
 //     node (finishes a branch before starting the next).
 // `best` computes the lower bound LB (see lifetimes.h) of each candidate and
 // keeps the smallest, as XLA's scheduler and Inductor keep the best of
-// several orders.
+// several orders; among equal LBs, the one with the least live area (sum over
+// steps of live arena bytes), which frees memory soonest: rematerialization
+// keeps this order, and a profile that falls after its peak leaves it less to
+// recompute.
 //
 // Late updates (early_updates = false) move the optimizer updates of each
 // candidate to its end, keeping their relative order.

@@ -292,7 +292,10 @@ TEST(BudgetSearch, Bf16PlanUnderABudgetRunsCloseToFp32) {
   EXPECT_EQ(d.precision, "bf16");
   // fp32 is no candidate here, but the reference is still the fp32 k=1 plan.
   EXPECT_EQ(d.unconstrained_peak_bytes, fp32.summary.peak_bytes);
-  EXPECT_DOUBLE_EQ(d.unconstrained_step_seconds, fp32.decisions->step_seconds);
+  // The same ops summed in graph order versus schedule order: equal up to
+  // rounding.
+  EXPECT_NEAR(d.unconstrained_step_seconds, fp32.decisions->step_seconds,
+              1e-12 * fp32.decisions->step_seconds);
   EXPECT_GT(d.ops_low_precision, 0);
   EXPECT_GT(d.casts, 0);
   bool low_op = false;

@@ -4,9 +4,11 @@
 
 #include <random>
 
+#include "compiler/autodiff.h"
 #include "compiler/plan.h"
 #include "compiler/plan_verify.h"
 #include "passes/assign_offsets.h"
+#include "passes/infer_shapes.h"
 #include "passes/lifetimes.h"
 #include "passes/plan_memory.h"
 #include "passes/schedule.h"
@@ -132,6 +134,66 @@ TEST(PlannerTest, GreedyScheduleBeatsBadModelOrder) {
   Plan p = plan_memory(g);
   EXPECT_TRUE(verify_plan(p).ok()) << errors(verify_plan(p));
   EXPECT_EQ(p.summary.lower_bound_bytes, best.lower_bound);
+}
+
+/// An MLP chain (MatMul with its own [64, 64] weight, then Relu) trained
+/// with SGD: weight gradients are 8x the activations.
+Graph mlp_training_graph(int blocks) {
+  Graph g;
+  TensorId x = add(g, "x", Role::input, {8, 64});
+  g.inputs.push_back(x);
+  for (int i = 0; i < blocks; ++i) {
+    const std::string k = std::to_string(i);
+    TensorId w = add(g, "w" + k, Role::parameter, {64, 64});
+    Tensor& wt = g.tensor(w);
+    wt.data = std::make_shared<const std::vector<uint8_t>>(size_t{4 * 64 * 64}, 0);
+    TensorId mm = add(g, "mm" + k, Role::activation, {8, 64});
+    TensorId r = add(g, "relu" + k, Role::activation, {8, 64});
+    g.add_node({"MatMul", "n/mm" + k, {x, w}, {mm}, {}});
+    g.add_node({"Relu", "n/relu" + k, {mm}, {r}, {}});
+    x = r;
+  }
+  TensorId loss = add(g, "loss", Role::activation, {});
+  g.add_node({"ReduceMean", "n/loss", {x}, {loss}, {{"keepdims", int64_t{0}}}});
+  g.outputs.push_back(loss);
+  infer_shapes(g, {});
+  TrainingOptions to;
+  to.optimizer.kind = OptimizerKind::sgd;
+  build_training_graph(g, to);
+  return g;
+}
+
+TEST(PlannerTest, EarlyUpdatesFollowTheirGradientInModelOrder) {
+  // The greedy defers each weight gradient (it allocates 8x what the
+  // activation chain does), keeping every activation live to the end of the
+  // backward pass. Model order with each update right after its gradient
+  // frees both block by block; best picks it (lower LB, and a profile that
+  // falls after its peak, which rematerialization needs).
+  const Graph g = mlp_training_graph(6);
+  ScheduleResult model = schedule(g, {.method = ScheduleMethod::model_order});
+  ScheduleResult greedy = schedule(g, {.method = ScheduleMethod::greedy});
+  ScheduleResult best = schedule(g, {.method = ScheduleMethod::best});
+  EXPECT_LT(model.lower_bound, greedy.lower_bound);
+  EXPECT_EQ(best.chosen, ScheduleMethod::model_order);
+  int updates = 0;
+  for (size_t i = 0; i < model.order.size(); ++i) {
+    const Node& n = g.node(model.order[i]);
+    if (n.op != "SGDUpdate") continue;
+    ++updates;
+    ASSERT_GT(i, 0u);
+    const Node& prev = g.node(model.order[i - 1]);
+    bool feeds = false;
+    for (TensorId in : n.inputs) feeds |= !prev.outputs.empty() && prev.outputs[0] == in;
+    EXPECT_TRUE(feeds) << n.name << " runs after " << prev.name << ", not right after its gradient";
+  }
+  EXPECT_EQ(updates, 6);
+  // Late updates: every update after all other nodes, in every candidate.
+  ScheduleResult late = schedule(g, {.method = ScheduleMethod::best, .early_updates = false});
+  for (size_t i = late.order.size() - 6; i < late.order.size(); ++i)
+    EXPECT_EQ(g.node(late.order[i]).op, "SGDUpdate");
+  EXPECT_GT(late.lower_bound, best.lower_bound);
+  Plan p = plan_memory(g);
+  EXPECT_TRUE(verify_plan(p).ok()) << errors(verify_plan(p));
 }
 
 TEST(PlannerTest, RandomGraphsAllMethodsVerify) {
