@@ -261,6 +261,8 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
          return a.size != b.size ? a.size > b.size : a.start < b.start;
        }},
   };
+  int32_t steps = 1;
+  for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
   if (opts.method == OffsetMethod::best_of) {
     cands.push_back({"duration", [](const Buffer& a, const Buffer& b) {
                        return duration(a) != duration(b) ? duration(a) > duration(b)
@@ -273,6 +275,22 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
                        return a.start != b.start ? a.start < b.start : a.size > b.size;
                      }});
   }
+  std::vector<Candidate> improve;  // run only while the arena is not tight
+  if (opts.method == OffsetMethod::best_of) {
+    // Long-lived first: buffers live for at least a fraction of the steps
+    // (accumulated gradients, inputs held across micro-batches), longest
+    // first, then the rest by size. Placed last, they find no hole free for
+    // their whole life and pile up on top.
+    for (auto [name, pct] : {std::pair{"long10", 10}, {"long25", 25}, {"long50", 50}}) {
+      const int64_t min_len = std::max<int64_t>(2, int64_t{steps} * pct / 100);
+      improve.push_back({name, [min_len](const Buffer& a, const Buffer& b) {
+                         const bool la = duration(a) >= min_len, lb = duration(b) >= min_len;
+                         if (la != lb) return la;
+                         if (la && duration(a) != duration(b)) return duration(a) > duration(b);
+                         return a.size != b.size ? a.size > b.size : a.start < b.start;
+                       }});
+    }
+  }
   // Orders other than the baseline give up past a work limit (deterministic:
   // it counts busy intervals examined), so that huge graphs keep near-linear
   // planning time; the start order is a sweep and never needs to.
@@ -282,6 +300,7 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
              : std::numeric_limits<int64_t>::max();
   OffsetResult best;
   best.arena_bytes = -1;
+  std::vector<std::pair<int64_t, std::vector<uint32_t>>> tried;  // (arena, order) per finished order
   auto consider = [&](const std::vector<uint32_t>& order, const char* name) {
     if (!opts.only.empty() && opts.only != name) return;
     std::optional<OffsetResult> r =
@@ -291,7 +310,10 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
       best.gave_up.push_back(name);
       return;
     }
-    if (best.arena_bytes < 0 || r->arena_bytes < best.arena_bytes) {
+    if (std::strcmp(name, "start") != 0 && !std::strchr(name, '~'))
+      tried.push_back({r->arena_bytes, order});
+    const bool better = best.arena_bytes < 0 || r->arena_bytes < best.arena_bytes;
+    if (better) {
       r->gave_up = std::move(best.gave_up);
       best = std::move(*r);
       best.order = name;
@@ -306,15 +328,18 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
       return w[a] != w[b] ? w[a] > w[b] : bufs[a].size > bufs[b].size;
     });
     consider(order, "conflict");
-    // Perturbed restarts, only while the arena is above the lower bound by
-    // more than 1/200 and the problem is not huge: the conflict and size keys
-    // times a deterministic factor in [3/4, 5/4), so near-equal buffers trade
-    // places.
+    // The rest runs only while the arena is above the lower bound by more
+    // than 1/200. Perturbed restarts (problems that are not huge): the
+    // conflict and size keys times a deterministic factor in [3/4, 5/4), so
+    // near-equal buffers trade places.
     const std::vector<int64_t> live = live_per_step(bufs, opts.alignment);
     const int64_t lb = *std::max_element(live.begin(), live.end());  // as the arena counts
+    auto tight = [&] { return best.arena_bytes >= 0 && best.arena_bytes * 200 <= lb * 201; };
+    for (const Candidate& c : improve)
+      if (!tight()) consider(sorted_order(bufs, c.less), c.name);
     const int restarts = bufs.size() <= 20000 ? opts.restarts : 0;
     for (uint64_t seed = 1; seed <= static_cast<uint64_t>(restarts); ++seed) {
-      if (best.arena_bytes * 200 <= lb * 201) break;
+      if (tight()) break;
       std::vector<double> key(bufs.size());
       for (size_t i = 0; i < bufs.size(); ++i) {
         const uint64_t z = mix64((seed << 32) + i);
@@ -326,10 +351,34 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
                        [&](uint32_t a, uint32_t b) { return key[a] > key[b]; });
       consider(order, seed % 2 ? "conflict~" : "size~");
     }
+    // Squeaky wheel: from each of the best orders so far, repeatedly move the
+    // buffers that ended above the lower bound to the front (keeping their
+    // relative order) and place again.
+    if (opts.only.empty() && bufs.size() <= 20000) {
+      std::stable_sort(tried.begin(), tried.end(),
+                       [](const auto& x, const auto& y) { return x.first < y.first; });
+      const size_t starts = std::min<size_t>(tried.size(), static_cast<size_t>(opts.squeaky_starts));
+      for (size_t t = 0; t < starts && !tight(); ++t) {
+        std::vector<uint32_t>& cur = tried[t].second;
+        for (int it = 0; it < opts.squeaky_iterations && !tight(); ++it) {
+          std::optional<OffsetResult> r = place(bufs, cur, opts.alignment, max_work);
+          if (!r) break;
+          const auto high = std::stable_partition(cur.begin(), cur.end(), [&](uint32_t id) {
+            return r->offsets[id] + align_up(bufs[id].size, opts.alignment) > lb;
+          });
+          if (it > 0 && r->arena_bytes < best.arena_bytes) {
+            r->gave_up = std::move(best.gave_up);
+            best = std::move(*r);
+            best.order = "squeaky";
+          }
+          if (high == cur.begin()) break;
+        }
+      }
+    }
   }
   if (!opts.only.empty() && best.order.empty() && best.gave_up.empty())
     throw Error("unknown offset order '" + opts.only +
-                "' (known: size, duration, area, start, conflict)");
+                "' (known: size, long10, long25, long50, duration, area, start, conflict)");
   if (best.arena_bytes < 0) best.arena_bytes = 0;
   return best;
 }

@@ -6,14 +6,16 @@
 //    into the smallest gap between already-placed, time-overlapping buffers
 //    that fits it (best fit), else above the highest of them.
 //  - best-of (default, stronger): the same best-fit placement under several
-//    orders (size, duration, size x duration, start time, conflict weight);
+//    orders (size; long-lived first, at 10/25/50% of the steps, then size;
+//    duration, size x duration, start time, conflict weight);
 //    keeps the smallest arena (XLA's heap simulator does the same with two
 //    orders). Never worse than greedy-size, which is one of the orders, unless
 //    an order gives up: on huge graphs an order (other than start time) stops
 //    once it has examined more than work_per_buffer x buffers + work_base busy
 //    intervals, and is skipped (OffsetResult::gave_up); the start-time order
 //    always finishes, in O(n log n). While the arena is more than 0.5% above
-//    the lower bound, `restarts` perturbed orders follow.
+//    the lower bound, `restarts` perturbed orders follow, then squeaky-wheel
+//    rounds: the buffers that ended above the lower bound go first next time.
 //
 // Cost: placing a buffer queries a segment tree over time whose nodes keep the
 // merged union of the offset intervals placed under them, so the work is the
@@ -46,13 +48,20 @@ struct OffsetOptions {
   int64_t alignment = 256;
   int64_t work_per_buffer = 64;  // best-of: see the banner; greedy-size never gives up
   int64_t work_base = int64_t{1} << 20;
-  /// best-of: run only this order ("size", "duration", "area", "start",
-  /// "conflict"), for tests and experiments; "" runs them all.
+  /// best-of: run only this order ("size", "long10", "long25", "long50",
+  /// "duration", "area", "start", "conflict"), for tests and experiments
+  /// (no restarts or squeaky rounds); "" runs them all.
   std::string only;
   /// best-of: up to this many more orders, the conflict and size orders with
   /// deterministic noise on their keys, while arena > 1.005 x the lower bound
   /// (problems of at most 20000 buffers).
   int restarts = 16;
+  /// best-of, then: from each of the `squeaky_starts` best orders, up to
+  /// `squeaky_iterations` rounds that move the buffers ending above the
+  /// lower bound to the front of the order and place again (squeaky wheel
+  /// optimization), while arena > 1.005 x the lower bound.
+  int squeaky_starts = 8;
+  int squeaky_iterations = 4;
 };
 
 struct OffsetResult {

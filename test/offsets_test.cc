@@ -6,6 +6,8 @@
 // naive placement exactly.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <algorithm>
 #include <numeric>
 #include <random>
@@ -50,7 +52,7 @@ std::vector<int64_t> naive_best_fit(const std::vector<Buffer>& bufs,
 }
 
 std::vector<uint32_t> order_by(const std::vector<Buffer>& bufs,
-                               bool (*less)(const Buffer&, const Buffer&)) {
+                               const std::function<bool(const Buffer&, const Buffer&)>& less) {
   std::vector<uint32_t> order(bufs.size());
   std::iota(order.begin(), order.end(), 0u);
   std::stable_sort(order.begin(), order.end(),
@@ -95,19 +97,33 @@ void expect_disjoint(const std::vector<Buffer>& bufs, const OffsetResult& r, int
 TEST(OffsetsTest, EveryOrderMatchesNaiveBestFit) {
   struct Named {
     const char* name;
-    bool (*less)(const Buffer&, const Buffer&);
+    std::function<bool(const Buffer&, const Buffer&)> less;
   };
-  // The pass's orders as its header describes them (ties as documented there).
-  const Named orders[] = {
-      {"size", [](const Buffer& a, const Buffer& b) {
-         return a.size != b.size ? a.size > b.size : a.start < b.start;
-       }},
-      {"start", [](const Buffer& a, const Buffer& b) {
-         return a.start != b.start ? a.start < b.start : a.size > b.size;
-       }},
+  auto by_size = [](const Buffer& a, const Buffer& b) {
+    return a.size != b.size ? a.size > b.size : a.start < b.start;
   };
   for (uint32_t seed = 1; seed <= 30; ++seed) {
     std::vector<Buffer> bufs = random_buffers(seed, 40 + static_cast<int>(seed * 13 % 300));
+    int32_t steps = 1;
+    for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
+    auto long_first = [&](int pct) {
+      const int64_t min_len = std::max<int64_t>(2, int64_t{steps} * pct / 100);
+      return [=](const Buffer& a, const Buffer& b) {
+        const int64_t da = a.end - a.start + 1, db = b.end - b.start + 1;
+        if ((da >= min_len) != (db >= min_len)) return da >= min_len;
+        if (da >= min_len && da != db) return da > db;
+        return by_size(a, b);
+      };
+    };
+    // The pass's orders as its header describes them (ties as documented there).
+    const Named orders[] = {
+        {"size", by_size},
+        {"long10", long_first(10)},
+        {"long50", long_first(50)},
+        {"start", [](const Buffer& a, const Buffer& b) {
+           return a.start != b.start ? a.start < b.start : a.size > b.size;
+         }},
+    };
     for (int64_t align : {1, 256}) {
       for (const Named& o : orders) {
         int64_t arena = 0;
@@ -128,6 +144,22 @@ TEST(OffsetsTest, EveryOrderMatchesNaiveBestFit) {
   }
 }
 
+TEST(OffsetsTest, SqueakyRoundsOnlyImproveAndSometimesDo) {
+  int improved = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    std::vector<Buffer> bufs = random_buffers(seed, 100 + static_cast<int>(seed * 37 % 400));
+    OffsetResult plain = assign_offsets(bufs, {.squeaky_iterations = 0});
+    OffsetResult squeaky = assign_offsets(bufs, {});
+    expect_disjoint(bufs, squeaky, 256);
+    EXPECT_LE(squeaky.arena_bytes, plain.arena_bytes) << "seed " << seed;
+    if (squeaky.arena_bytes < plain.arena_bytes) {
+      ++improved;
+      EXPECT_EQ(squeaky.order, "squeaky");
+    }
+  }
+  EXPECT_GT(improved, 0) << "the squeaky rounds never found a smaller arena";
+}
+
 TEST(OffsetsTest, OrdersGiveUpAtTheWorkLimitButStartAlwaysFinishes) {
   // Nested long-lived buffers (a deep training step's saved activations) and a
   // temporary between each pair: every query meets many busy intervals.
@@ -140,7 +172,9 @@ TEST(OffsetsTest, OrdersGiveUpAtTheWorkLimitButStartAlwaysFinishes) {
   OffsetResult capped = assign_offsets(bufs, {.alignment = 64, .work_per_buffer = 1,
                                               .work_base = 0, .restarts = 0});
   EXPECT_EQ(capped.order, "start");
-  EXPECT_EQ(capped.gave_up.size(), 4u);  // size, duration, area, conflict
+  // size, duration, area, conflict (start is within 0.5% of the lower bound,
+  // so the long-lived-first orders do not run).
+  EXPECT_EQ(capped.gave_up.size(), 4u);
   expect_disjoint(bufs, capped, 64);
   OffsetResult full = assign_offsets(bufs, {.alignment = 64});
   EXPECT_TRUE(full.gave_up.empty());
