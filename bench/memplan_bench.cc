@@ -382,7 +382,7 @@ int main(int argc, char** argv) {
         "three quarters of the arena with the fast solver (`try_fit_budget`). Target: a 100k-node graph under\n"
         "30 s. Planning (schedule, lifetimes, offsets) is near-linear: the offsets query a segment\n"
         "tree of merged offset unions and the greedy scheduler rescores only affected nodes\n"
-        "(docs/design.md). The fit uses the chain DP: the base schedule runs each weight update\n"
+        "(docs/design.md). The fit is fast because the base schedule runs each weight update\n"
         "right after its gradient, so the no-recompute peak sits at the start of backward (with the\n"
         "greedy scheduler's order it sat mid-backward, and the fast solver's greedy, which replays\n"
         "the schedule once per accepted recomputation, took 62.6 s at 100k nodes).\n\n" +
