@@ -1,6 +1,7 @@
 #include "passes/schedule.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "passes/lifetimes.h"
@@ -28,7 +29,9 @@ namespace {
 
 /// Greedy list scheduling by net allocation. `lifo` breaks ties towards the
 /// most recently readied node instead of model order.
-std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
+using Preds = std::vector<std::vector<NodeId>>;  // node_predecessors(g)
+
+std::vector<NodeId> greedy_order(const Graph& g, const Preds& preds, int64_t alignment, bool lifo) {
   const size_t nn = g.num_nodes(), nt = g.num_tensors();
   std::vector<TensorId> root(nt);
   std::vector<int64_t> size(nt, 0);  // arena bytes of each root, 0 if resident / view
@@ -46,7 +49,6 @@ std::vector<NodeId> greedy_order(const Graph& g, int64_t alignment, bool lifo) {
 
   std::vector<int32_t> pending(nn, 0);
   std::vector<std::vector<uint32_t>> succ(nn);
-  auto preds = node_predecessors(g);
   for (uint32_t i = 0; i < nn; ++i) {
     pending[i] = static_cast<int32_t>(preds[i].size());
     for (NodeId p : preds[i]) succ[p.v].push_back(i);
@@ -154,8 +156,7 @@ void updates_last(const Graph& g, std::vector<NodeId>& order) {
 /// Moves each update to right after the last node it must follow (its
 /// anchor), keeping the order of everything else: an update then frees its
 /// gradient as soon as the gradient is complete.
-void updates_early(const Graph& g, std::vector<NodeId>& order) {
-  const auto preds = node_predecessors(g);
+void updates_early(const Graph& g, const Preds& preds, std::vector<NodeId>& order) {
   std::vector<int32_t> pos(g.num_nodes(), -1);
   for (size_t i = 0; i < order.size(); ++i) pos[order[i].v] = static_cast<int32_t>(i);
   // anchored[a]: updates whose latest predecessor is a, in their old order.
@@ -205,17 +206,22 @@ double live_area(const Graph& g, const Lifetimes& lt, int64_t alignment) {
 
 ScheduleResult schedule(const Graph& g, const ScheduleOptions& opts) {
   double area = 0;  // live_area of the last run
+  std::optional<Preds> preds;  // computed once, by the first candidate that needs it
+  auto get_preds = [&]() -> const Preds& {
+    if (!preds) preds = node_predecessors(g);
+    return *preds;
+  };
   auto run = [&](ScheduleMethod m) {
     ScheduleResult r;
     r.chosen = m;
     if (m == ScheduleMethod::model_order)
       r.order = g.topo_order();
     else
-      r.order = greedy_order(g, opts.alignment, m == ScheduleMethod::greedy_lifo);
+      r.order = greedy_order(g, get_preds(), opts.alignment, m == ScheduleMethod::greedy_lifo);
     if (!opts.early_updates)
       updates_last(g, r.order);
     else if (m == ScheduleMethod::model_order)
-      updates_early(g, r.order);
+      updates_early(g, get_preds(), r.order);
     const Lifetimes lt = compute_lifetimes(g, r.order, opts.alignment);
     r.lower_bound = lt.lower_bound;
     area = live_area(g, lt, opts.alignment);
