@@ -95,18 +95,30 @@ TensorId Builder::filled_constant(const std::string& name, DType d, const Shape&
   return g.add_tensor(std::move(t));
 }
 
+struct ZeroPool {
+  std::mutex mu;
+  std::unordered_map<size_t, std::weak_ptr<const std::vector<uint8_t>>> shared;
+  int keepers = 0;  // live KeepZeroData scopes
+  std::unordered_map<size_t, std::shared_ptr<const std::vector<uint8_t>>> kept;
+};
+ZeroPool& zero_pool() {
+  static ZeroPool pool;
+  return pool;
+}
+
 static std::shared_ptr<const std::vector<uint8_t>> shared_zeros(size_t bytes) {
-  // Shared by every graph alive in the process: optimizer states are zeros as
-  // large as the parameters, and the budget solver builds one training graph
-  // per candidate (zero-filling GPT-2's AdamW moments took a quarter of a
-  // budgeted compile).
-  static std::mutex mu;
-  static std::unordered_map<size_t, std::weak_ptr<const std::vector<uint8_t>>> pool;
-  std::lock_guard<std::mutex> lock(mu);
-  std::weak_ptr<const std::vector<uint8_t>>& slot = pool[bytes];
-  if (auto z = slot.lock()) return z;
-  auto z = std::make_shared<const std::vector<uint8_t>>(bytes, 0);
-  slot = z;
+  // Shared by every graph alive in the process (and kept across graphs inside
+  // a KeepZeroData scope): optimizer states are zeros as large as the
+  // parameters, and the budget solver builds one training graph per candidate.
+  ZeroPool& p = zero_pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  std::weak_ptr<const std::vector<uint8_t>>& slot = p.shared[bytes];
+  auto z = slot.lock();
+  if (!z) {
+    z = std::make_shared<const std::vector<uint8_t>>(bytes, 0);
+    slot = z;
+  }
+  if (p.keepers > 0) p.kept.emplace(bytes, z);
   return z;
 }
 
@@ -381,6 +393,18 @@ bool is_optimizer_op(std::string_view op) {
 
 } // namespace
 } // namespace autodiff
+
+KeepZeroData::KeepZeroData() {
+  autodiff::ZeroPool& p = autodiff::zero_pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  ++p.keepers;
+}
+
+KeepZeroData::~KeepZeroData() {
+  autodiff::ZeroPool& p = autodiff::zero_pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  if (--p.keepers == 0) p.kept.clear();
+}
 
 TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts) {
   using namespace autodiff;

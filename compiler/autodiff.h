@@ -151,4 +151,17 @@ TrainingStats build_training_graph(Graph& g, const TrainingOptions& opts);
 
 std::string_view optimizer_name(OptimizerKind k);  // "none", "sgd", "adam", "adamw"
 
+/// The all-zero initial values of optimizer states are shared by every graph
+/// alive in the process. While a KeepZeroData is alive they are also kept
+/// after the last graph using them is gone, so that a search that builds and
+/// drops one training graph per candidate zero-fills each size once (vgg16's
+/// AdamW moments: 0.5 GB per candidate). Scopes nest; thread-safe.
+class KeepZeroData {
+ public:
+  KeepZeroData();
+  ~KeepZeroData();
+  KeepZeroData(const KeepZeroData&) = delete;
+  KeepZeroData& operator=(const KeepZeroData&) = delete;
+};
+
 }  // namespace memplan

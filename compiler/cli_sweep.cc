@@ -11,6 +11,7 @@
 
 #include <ostream>
 
+#include "compiler/autodiff.h"
 #include "compiler/cli_internal.h"
 #include "compiler/size_parse.h"
 #include "passes/bind_dims.h"
@@ -100,6 +101,7 @@ int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err) {
     if (lo > hi) throw Error("--dim " + d + ": the range's low end is above its high end");
   }
   CompileOptions o = compile_options(ca);
+  const KeepZeroData keep_zeros;  // every row builds the same optimizer states
 
   if (range_dim.empty()) {
     if (a.budgets.empty())

@@ -262,6 +262,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
           it = bound.emplace(k, bind_and_infer(imported, opts, quiet, &folded[k], k, &folds)).first;
         return it->second;
       };
+      const KeepZeroData keep_zeros;  // each candidate builds a training graph
       SearchResult sr = search_budget(
           [&](const LeverChoice& c) {
             return lower_candidate(bound_for(c.micro_batches), opts, c, device, quiet);

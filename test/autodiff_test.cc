@@ -311,6 +311,38 @@ TEST(AutodiffTest, AdamStateAndGradsAsOutputs) {
   planned(g);
 }
 
+// The zero initial optimizer states are shared while a graph holds them, and
+// inside a KeepZeroData scope also after the last graph using them is gone.
+TEST(AutodiffTest, KeepZeroDataKeepsStateZerosAcrossGraphs) {
+  REQUIRE_OPS("Mul", "Add", "Relu", "Sub", "ReduceMean");
+  TrainingOptions o = mse({});
+  o.optimizer.kind = OptimizerKind::adam;
+  auto build = [&] {
+    Graph g = parse_graph(kElementwiseNet);
+    build_training_graph(g, o);
+    return g;
+  };
+  std::weak_ptr<const std::vector<uint8_t>> zeros;
+  {
+    const Graph g = build();
+    zeros = g.tensor(id(g, "w1/adam_m")).data;
+    ASSERT_FALSE(zeros.expired());
+    for (uint8_t byte : *zeros.lock()) ASSERT_EQ(byte, 0);
+  }
+  EXPECT_TRUE(zeros.expired()) << "no scope: the zeros go with the last graph";
+  {
+    const KeepZeroData keep;
+    {
+      const Graph g = build();
+      zeros = g.tensor(id(g, "w1/adam_m")).data;
+    }
+    EXPECT_FALSE(zeros.expired()) << "kept by the scope";
+    const Graph g = build();
+    EXPECT_EQ(g.tensor(id(g, "w1/adam_m")).data, zeros.lock()) << "the next graph reuses them";
+  }
+  EXPECT_TRUE(zeros.expired()) << "released with the scope";
+}
+
 TEST(AutodiffTest, NoOptimizerOutputsGradients) {
   REQUIRE_OPS("Mul", "Add", "Relu", "Sub", "ReduceMean");
   Graph g = parse_graph(kElementwiseNet);
