@@ -6,7 +6,12 @@
 // its workspace (runtime/low_precision_run.h run_kernel), one slot per f16/bf16
 // input, then per f16/bf16 output, in slot order; the op's own workspace
 // follows. node_workspace_bytes (compiler/op_registry.h) includes the
-// staging, so it is planned memory like any workspace.
+// staging, so it is planned memory like any workspace, except for a node
+// with attribute native_low_precision = 1 (passes/precision.h
+// mark_native_low_precision; GEMMs in plans for a GPU, whose backend runs
+// them in the operands' dtype): its plan reserves only the op's own
+// workspace, and the CPU backend stages it in scratch outside the arena
+// (staged_outside_plan).
 #pragma once
 
 #include <cstdint>
@@ -24,5 +29,8 @@ inline int64_t low_precision_slot_bytes(int64_t numel) {
 /// Sum of low_precision_slot_bytes over n's present f16/bf16 input and output
 /// slots (every slot, in-place ones included); 0 for native ops.
 int64_t low_precision_staging_bytes(const Graph& g, const Node& n);
+/// True when n's staging is not in its planned workspace (attribute
+/// native_low_precision = 1).
+bool staged_outside_plan(const Node& n);
 
 } // namespace memplan

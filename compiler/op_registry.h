@@ -81,8 +81,13 @@ std::vector<TensorType> infer_node(const Graph& g, const Node& n);
 
 /// Cost model: floating-point operations of one execution of n.
 double node_flops(const Graph& g, const Node& n);
-/// Scratch bytes node n needs while it runs (0 if none or op unknown).
+/// Scratch bytes the plan reserves for node n while it runs (0 if none or op
+/// unknown): its own workspace plus its f32 staging (compiler/low_precision.h)
+/// unless the staging lies outside the plan (staged_outside_plan).
 int64_t node_workspace_bytes(const Graph& g, const Node& n);
+/// What the CPU kernel of n needs through run_kernel: its own workspace plus
+/// its staging, wherever the plan puts the staging.
+int64_t cpu_workspace_bytes(const Graph& g, const Node& n);
 /// Cost model: bytes read plus bytes written by one execution of n.
 int64_t node_bytes_moved(const Graph& g, const Node& n);
 

@@ -266,7 +266,7 @@ void register_grad_nn(std::vector<OpDef>& t) {
   t.push_back({.name = "MatMulTrans",
                .min_inputs = 2,
                .max_inputs = 2,
-               .attrs = {"batch_shape", "transA", "transB"},
+               .attrs = {"batch_shape", "transA", "transB", "native_low_precision"},
                .infer = matmul_trans,
                .flops = matmul_trans_flops});
   for (std::string_view op : {"SoftmaxGrad", "LogSoftmaxGrad"})

@@ -150,6 +150,7 @@ Lowered lower_candidate(const Graph& bound, const CompileOptions& opts, const Le
   }
   l.training = build_training_graph(l.graph, t);
   l.notes.insert(l.notes.end(), l.training.warnings.begin(), l.training.warnings.end());
+  (void)mark_native_low_precision(l.graph);
   limit_conv_workspaces(l.graph, opts.conv_workspace_bytes);
   after(l.graph, "autodiff", {.require_shapes = true});
   check_total_size(l.graph, opts);
@@ -222,6 +223,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
         // Inference: every weight read only by lowered ops is stored low.
         (void)lower_precision(r.graph, {.low = opts.precision == "bf16" ? DType::bf16 : DType::f16,
                                         .training = false});
+        (void)mark_native_low_precision(r.graph);  // GEMMs run in bf16/f16 on the GPU
         after(r.graph, "precision", {.require_shapes = true});
       }
       limit_conv_workspaces(r.graph, opts.conv_workspace_bytes);

@@ -17,6 +17,7 @@
 
 #include "compiler/cost_model.h"
 #include "compiler/dtype_codec.h"
+#include "compiler/low_precision.h"
 #include "compiler/op_registry.h"
 #include "passes/precision_select.h"
 
@@ -234,6 +235,18 @@ class Lowering {
 };
 
 } // namespace
+
+int64_t mark_native_low_precision(Graph& g) {
+  int64_t marked = 0;
+  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
+    Node& n = g.node(NodeId(i));
+    if (n.op != "Gemm" && n.op != "MatMul" && n.op != "MatMulTrans") continue;
+    if (low_precision_staging_bytes(g, n) == 0) continue;
+    n.attrs["native_low_precision"] = int64_t{1};
+    ++marked;
+  }
+  return marked;
+}
 
 PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o) {
   if (o.low != DType::bf16 && o.low != DType::f16)

@@ -67,7 +67,7 @@ void Interpreter::run() {
       a.out.push_back(arg(t));
       if (!buf_[t.v]->empty() && a.out.back().data == nullptr) a.out.back().data = buf_[t.v]->data();
     }
-    std::vector<uint8_t> ws(static_cast<size_t>(node_workspace_bytes(g_, n)));
+    std::vector<uint8_t> ws(static_cast<size_t>(cpu_workspace_bytes(g_, n)));
     a.workspace = ws.empty() ? nullptr : ws.data();
     a.workspace_bytes = static_cast<int64_t>(ws.size());
     run_kernel(k, a);

@@ -301,6 +301,8 @@ TEST(BudgetSearch, Bf16PlanUnderABudgetRunsCloseToFp32) {
   bool low_op = false;
   for (const PlanOp& op : r.plan.ops) low_op |= op.dtype == DType::bf16;
   EXPECT_TRUE(low_op) << "the plan records the dtype each op computes in";
+  // A GPU plan: its bf16 GEMMs run natively there (no staging in the plan).
+  EXPECT_NE(r.plan.program.find("native_low_precision = 1"), std::string::npos);
   const Trace got = execute(r.plan), ref = execute(fp32);
   for (size_t i = 0; i < got.losses.size(); ++i)
     EXPECT_NEAR(got.losses[i], ref.losses[i], 2e-2 * std::abs(ref.losses[i])) << "step " << i;

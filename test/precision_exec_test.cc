@@ -24,6 +24,8 @@
 #include "compiler/autodiff.h"
 #include "compiler/dtype_codec.h"
 #include "compiler/ir_text.h"
+#include "compiler/low_precision.h"
+#include "compiler/op_registry.h"
 #include "compiler/plan_verify.h"
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
@@ -61,7 +63,7 @@ Plan finish_plan(Graph& g) {
 }
 
 Built build(const std::string& path, const std::map<std::string, int64_t>& dims,
-            std::optional<DType> low, bool loss_scaling = false) {
+            std::optional<DType> low, bool loss_scaling = false, bool native_gemms = false) {
   Graph g = import_onnx_file(path).graph;
   bind_dims(g, {.dims = dims});
   infer_shapes(g);
@@ -71,6 +73,9 @@ Built build(const std::string& path, const std::map<std::string, int64_t>& dims,
   to.grads_as_outputs = true;
   to.loss_scaling.enabled = loss_scaling;
   build_training_graph(g, to);
+  if (native_gemms) {
+    EXPECT_GT(mark_native_low_precision(g), 0);
+  }
   b.plan = finish_plan(g);
   return b;
 }
@@ -184,6 +189,60 @@ TEST(PrecisionExec, TinyCnnF16MatchesF32) {
 }
 TEST(PrecisionExec, TinyTransformerBf16MatchesF32) {
   compare(tiny_transformer(), {{"batch", 4}, {"seq", 16}}, DType::bf16, 3e-2, 1e-2);
+}
+
+/// Target staging: the same bf16 training graph with its GEMMs marked native
+/// (as plans for a GPU are) reserves no f32 staging for them, so its lower
+/// bound drops; the CPU backend stages them in scratch outside the arena and
+/// computes bit for bit what the unmarked plan computes.
+TEST(PrecisionExec, NativeGemmsStageOutsideThePlanAndComputeTheSame) {
+  const std::map<std::string, int64_t> dims = {{"batch", 4}, {"seq", 16}};
+  Built in = build(tiny_transformer(), dims, DType::bf16);
+  Built out = build(tiny_transformer(), dims, DType::bf16, false, /*native_gemms=*/true);
+  const Graph g = parse_graph(out.plan.program);
+  std::map<std::string, const Node*> by_name;
+  for (const Node& n : g.nodes()) by_name[n.name] = &n;
+  int64_t scratch = 0;
+  int marked = 0;
+  for (size_t s = 0; s < out.plan.ops.size(); ++s) {
+    ASSERT_TRUE(by_name.count(out.plan.ops[s].name)) << out.plan.ops[s].name;
+    const Node& n = *by_name[out.plan.ops[s].name];
+    if (!staged_outside_plan(n)) continue;
+    ++marked;
+    EXPECT_TRUE(n.op == "MatMul" || n.op == "Gemm" || n.op == "MatMulTrans") << n.name;
+    EXPECT_GT(low_precision_staging_bytes(g, n), 0) << n.name;
+    EXPECT_EQ(out.plan.ops[s].workspace_bytes, node_workspace_bytes(g, n)) << n.name;
+    EXPECT_EQ(node_workspace_bytes(g, n), cpu_workspace_bytes(g, n) - low_precision_staging_bytes(g, n));
+    scratch = std::max(scratch, cpu_workspace_bytes(g, n));
+  }
+  EXPECT_GT(marked, 0) << "the marks survive the plan's program";
+  EXPECT_LT(out.plan.summary.lower_bound_bytes, in.plan.summary.lower_bound_bytes);
+  std::cout << "tiny_transformer bf16: " << marked << " GEMMs native; LB "
+            << out.plan.summary.lower_bound_bytes << " vs " << in.plan.summary.lower_bound_bytes
+            << " staged in the plan; CPU scratch " << scratch << " B\n";
+
+  auto ein = make_cpu_executor(in.plan, {.seed = 11});
+  auto eout = make_cpu_executor(out.plan, {.guard = true, .seed = 11});
+  EXPECT_EQ(ein->scratch_bytes(), 0);
+  EXPECT_EQ(eout->scratch_bytes(), scratch);
+  EXPECT_EQ(make_cpu_executor(out.plan)->arena_bytes(), out.plan.summary.arena_bytes);
+  init_random(*ein, 5);
+  for (const PlanTensor& t : in.plan.tensors)
+    if (t.placement == Placement::resident && (t.role == Role::parameter || t.role == Role::state))
+      eout->write(t.name, ein->read(t.name));
+  auto feed = make_synthetic_feed(ein->graph(), 3);
+  for (uint64_t k = 0; k < 2; ++k) {
+    StepResult a = ein->step(feed->batch(k)), b = eout->step(feed->batch(k));
+    ASSERT_TRUE(a.finite && b.finite);
+    EXPECT_EQ(a.loss, b.loss) << "step " << k;
+  }
+  int compared = 0;
+  for (const PlanTensor& t : in.plan.tensors)
+    if (t.placement == Placement::resident && t.role == Role::parameter) {
+      EXPECT_EQ(ein->read(t.name), eout->read(t.name)) << t.name;
+      ++compared;
+    }
+  EXPECT_GT(compared, 0);
 }
 
 /// f16 with dynamic loss scaling (S = 65536) on the transformer: the first

@@ -22,6 +22,8 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "compiler/low_precision.h"
+#include "compiler/op_registry.h"
 #include "passes/assign_offsets.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
@@ -74,6 +76,10 @@ class CpuExecutor final : public Executor {
     resident_size_ = plan_.summary.resident_bytes;
     arena_ = alloc_block(arena_size_, "arena");
     resident_ = alloc_block(resident_size_, "resident region");
+    for (size_t s = 0; s < plan_.ops.size(); ++s)
+      if (staged_outside_plan(*node_[s]))
+        scratch_size_ = std::max(scratch_size_, cpu_workspace_bytes(g_, *node_[s]));
+    if (scratch_size_ > 0) scratch_ = alloc_block(scratch_size_, "staging scratch");
     bind_pointers();
     load_constants();
     build_args();
@@ -130,6 +136,7 @@ class CpuExecutor final : public Executor {
   void set_step_count(uint64_t s) override { step_ = s; }
   int64_t arena_bytes() const override { return arena_size_; }
   int64_t resident_bytes() const override { return resident_size_; }
+  int64_t scratch_bytes() const override { return scratch_size_; }
   const Graph& graph() const override { return g_; }
 
  private:
@@ -262,7 +269,12 @@ class CpuExecutor final : public Executor {
       a.node = node_[s];
       for (int32_t t : op.inputs) a.in.push_back(arg(t));
       for (int32_t t : op.outputs) a.out.push_back(arg(t));
-      if (op.workspace_bytes > 0) {
+      if (staged_outside_plan(*node_[s])) {
+        // Staging and the op's own workspace in the scratch; the planned
+        // workspace (the own part alone) stays unused.
+        a.workspace = scratch_.get();
+        a.workspace_bytes = cpu_workspace_bytes(g_, *node_[s]);
+      } else if (op.workspace_bytes > 0) {
         int64_t off = opts_.guard ? ws_guard_off_[s] : op.workspace_offset;
         a.workspace = arena_.get() + off;
         a.workspace_bytes = op.workspace_bytes;
@@ -393,8 +405,8 @@ class CpuExecutor final : public Executor {
   const std::vector<int32_t>& root_ = b_.root;
   const std::vector<char>& readable_ = b_.readable;
   std::vector<KernelFn> kernels_;
-  int64_t arena_size_ = 0, resident_size_ = 0;
-  Block arena_, resident_;
+  int64_t arena_size_ = 0, resident_size_ = 0, scratch_size_ = 0;
+  Block arena_, resident_, scratch_;
   std::vector<uint8_t*> ptr_;
   std::vector<KernelArgs> args_;
   uint64_t step_ = 0;
