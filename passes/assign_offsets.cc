@@ -334,7 +334,11 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
     // near-equal buffers trade places.
     const std::vector<int64_t> live = live_per_step(bufs, opts.alignment);
     const int64_t lb = *std::max_element(live.begin(), live.end());  // as the arena counts
-    auto tight = [&] { return best.arena_bytes >= 0 && best.arena_bytes * 200 <= lb * 201; };
+    auto tight = [&] {
+      if (best.arena_bytes < 0) return false;
+      if (opts.fit_bytes && best.arena_bytes <= *opts.fit_bytes) return true;  // it fits
+      return best.arena_bytes * 200 <= lb * 201;
+    };
     for (const Candidate& c : improve)
       if (!tight()) consider(sorted_order(bufs, c.less), c.name);
     const int restarts = bufs.size() <= 20000 ? opts.restarts : 0;

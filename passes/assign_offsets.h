@@ -15,7 +15,8 @@
 //    intervals, and is skipped (OffsetResult::gave_up); the start-time order
 //    always finishes, in O(n log n). While the arena is more than 0.5% above
 //    the lower bound, `restarts` perturbed orders follow, then squeaky-wheel
-//    rounds: the buffers that ended above the lower bound go first next time.
+//    rounds: the buffers that ended above the lower bound go first next time
+//    (with fit_bytes, only until the arena fits it).
 //
 // Cost: placing a buffer queries a segment tree over time whose nodes keep the
 // merged union of the offset intervals placed under them, so the work is the
@@ -62,6 +63,12 @@ struct OffsetOptions {
   /// optimization), while arena > 1.005 x the lower bound.
   int squeaky_starts = 8;
   int squeaky_iterations = 4;
+  /// best-of, for feasibility probes: when set, the steps that run only
+  /// while the arena is not tight (long-lived orders, restarts, squeaky
+  /// rounds) also stop once the arena is at most fit_bytes. Whether the
+  /// arena ends at most fit_bytes, and the arena when it does not, are the
+  /// same as without it.
+  std::optional<int64_t> fit_bytes;
 };
 
 struct OffsetResult {

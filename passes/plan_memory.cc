@@ -29,7 +29,15 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
     ws_buf[s] = bufs.size();
     bufs.push_back({lt.workspace[s], static_cast<int32_t>(s), static_cast<int32_t>(s)});
   }
-  OffsetResult off = assign_offsets(bufs, {.method = opts.offsets, .alignment = opts.alignment});
+  OffsetOptions oo{.method = opts.offsets, .alignment = opts.alignment};
+  if (opts.offsets_until_fit && opts.budget_bytes) {
+    int64_t resident = 0;  // as summed below
+    for (uint32_t i = 0; i < g.num_tensors(); ++i)
+      if (lt.root[i].v == i && is_resident(g.tensor(TensorId(i)).role))
+        resident += align_up(g.tensor(TensorId(i)).bytes(), opts.alignment);
+    oo.fit_bytes = *opts.budget_bytes - resident;
+  }
+  OffsetResult off = assign_offsets(bufs, oo);
 
   Plan p;
   p.alignment = opts.alignment;

@@ -27,6 +27,11 @@ struct PlanMemoryOptions {
   OffsetMethod offsets = OffsetMethod::best_of;
   std::optional<int64_t> budget_bytes;
   bool early_updates = true;  // ScheduleOptions::early_updates
+  /// With budget_bytes, for feasibility probes: offset improvement stops as
+  /// soon as the peak fits the budget (OffsetOptions::fit_bytes). The plan
+  /// fits exactly when it would without this, and a plan that does not fit
+  /// is the same; one that fits may be less tight.
+  bool offsets_until_fit = false;
   /// A given run order (e.g. rematerialize's): used instead of scheduling;
   /// must be a topological order of every node. Recorded as schedule "given".
   std::optional<std::vector<NodeId>> order;

@@ -408,6 +408,7 @@ int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
   // Bisection between a budget known not to fit (lo) and one known to fit
   // (hi), so the answer is a figure that compiling with --budget FIGURE meets.
   PlanMemoryOptions po = popts;
+  po.offsets_until_fit = true;  // only the verdicts are used
   for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
     const int64_t mid = lo + (hi - lo) / 2;
     RematFit probe;

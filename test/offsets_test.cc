@@ -160,6 +160,34 @@ TEST(OffsetsTest, SqueakyRoundsOnlyImproveAndSometimesDo) {
   EXPECT_GT(improved, 0) << "the squeaky rounds never found a smaller arena";
 }
 
+// fit_bytes (feasibility probes) stops improving once the arena fits: the
+// verdict is the full run's, a miss is the full run's arena, and a fit stops
+// early on some instance (else the option would do nothing).
+TEST(OffsetsTest, FitBytesKeepsTheVerdictAndStopsEarly) {
+  int stopped_early = 0, checked = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    std::vector<Buffer> bufs = random_buffers(seed, 100 + static_cast<int>(seed * 37 % 400));
+    const OffsetResult full = assign_offsets(bufs, {});
+    const OffsetResult first = assign_offsets(bufs, {.restarts = 0, .squeaky_iterations = 0});
+    // Targets between the full result and the first orders' result (where the
+    // improvement steps decide), and at both ends.
+    for (int64_t fit : {full.arena_bytes - 1, full.arena_bytes, (full.arena_bytes + first.arena_bytes) / 2,
+                        first.arena_bytes}) {
+      const OffsetResult probe = assign_offsets(bufs, {.fit_bytes = fit});
+      expect_disjoint(bufs, probe, 256);
+      ++checked;
+      EXPECT_EQ(probe.arena_bytes <= fit, full.arena_bytes <= fit) << "seed " << seed << " fit " << fit;
+      if (full.arena_bytes > fit) {
+        EXPECT_EQ(probe.arena_bytes, full.arena_bytes) << "seed " << seed;
+      }
+      EXPECT_GE(probe.arena_bytes, full.arena_bytes) << "seed " << seed;
+      stopped_early += probe.arena_bytes > full.arena_bytes;
+    }
+  }
+  EXPECT_GT(checked, 0);
+  EXPECT_GT(stopped_early, 0) << "fit_bytes never stopped the improvement early";
+}
+
 TEST(OffsetsTest, OrdersGiveUpAtTheWorkLimitButStartAlwaysFinishes) {
   // Nested long-lived buffers (a deep training step's saved activations) and a
   // temporary between each pair: every query meets many busy intervals.
