@@ -146,16 +146,18 @@ int64_t low_precision_staging_bytes(const Graph& g, const Node& n) {
 
 bool staged_outside_plan(const Node& n) { return attr_int(n, "native_low_precision", 0) != 0; }
 
-int64_t cpu_workspace_bytes(const Graph& g, const Node& n) {
+static int64_t own_workspace_bytes(const Graph& g, const Node& n) {
   const OpDef* d = find_op(n.op);
-  // Staging for f16/bf16 operands comes first (compiler/low_precision.h).
-  return (d && d->workspace ? d->workspace(g, n) : 0) + low_precision_staging_bytes(g, n);
+  return d && d->workspace ? d->workspace(g, n) : 0;
+}
+
+// Staging for f16/bf16 operands comes first (compiler/low_precision.h).
+int64_t cpu_workspace_bytes(const Graph& g, const Node& n) {
+  return own_workspace_bytes(g, n) + low_precision_staging_bytes(g, n);
 }
 
 int64_t node_workspace_bytes(const Graph& g, const Node& n) {
-  const OpDef* d = find_op(n.op);
-  const int64_t own = d && d->workspace ? d->workspace(g, n) : 0;
-  return staged_outside_plan(n) ? own : own + low_precision_staging_bytes(g, n);
+  return own_workspace_bytes(g, n) + (staged_outside_plan(n) ? 0 : low_precision_staging_bytes(g, n));
 }
 
 double node_flops(const Graph& g, const Node& n) {
