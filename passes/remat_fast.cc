@@ -440,6 +440,26 @@ int64_t peak_floor(const RematProblem& p) {
   return floor;
 }
 
+/// The greedy is not monotone in the budget: its tie-breaks weigh the bytes
+/// over the budget, so a run stuck at B (GPT-2 small, k = 8: stuck at 4.4 GB
+/// for a 3.41 GB budget) often fits B(1 + 1/256), and from there a few more
+/// cuts fit B. Warm-starts the greedy down the budgets B(1 + 2^-j), j = 4..8,
+/// then B, stopping at the first it cannot fit. g becomes the result when that
+/// fits B, or when its peak is lower than g's.
+void descend(const RematProblem& p, const FastOptions& opts, const Replay& base, Replay& g) {
+  RematProblem q = p;
+  Replay cur = base, r;
+  for (int j = 4; j <= 9; ++j) {
+    q.budget = j <= 8 ? p.budget + (p.budget >> j) : p.budget;
+    build_replay(q, cur.cuts, r);  // the excess is measured against q's budget
+    Greedy(q, opts).run(r);
+    if (r.peak > q.budget) break;
+    std::swap(cur, r);
+  }
+  build_replay(p, cur.cuts, r);
+  if (r.peak <= p.budget || r.peak < g.peak) std::swap(g, r);
+}
+
 /// best = r if r fits and is cheaper, or neither fits and r's peak is lower.
 void keep_better(const RematProblem& p, Replay& r, Replay& best) {
   const bool r_fits = r.peak <= p.budget, b_fits = best.peak <= p.budget;
@@ -494,6 +514,7 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
   if (run_greedy) {
     Replay g = base;
     Greedy(p, opts).run(g);
+    if (opts.descend && g.peak > p.budget) descend(p, opts, base, g);
     if (opts.cleanup) cleanup(p, std::max(p.budget, g.peak), g);
     keep_better(p, g, best);
   }

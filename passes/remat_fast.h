@@ -36,7 +36,8 @@
 //     - bytes of stretched non-recomputed ancestors) / recomputation cost.
 //     The best candidates are tried in order; the first that lowers (peak,
 //     bytes-over-budget summed over time) is kept. Repeat until the peak fits
-//     or nothing helps.
+//     or nothing helps. Stuck above the budget, the greedy is warm-started
+//     down a ladder of slightly looser budgets (FastOptions::descend).
 //  4. Cleanup: undo cuts one at a time, lowest bytes-per-second first, keeping
 //     each undo whose replayed peak still fits.
 //  The cheaper feasible result of 2 and 3 is kept (else the lower peak).
@@ -82,6 +83,11 @@ struct FastOptions {
   int32_t tries_per_iteration = 4;
   int32_t max_iterations = 200000;
   bool cleanup = true;
+  /// When the greedy (3) is stuck above the budget B, warm-start it down the
+  /// budgets B(1 + 2^-j), j = 4..8, then B (remat_fast.cc, descend): the
+  /// greedy is not monotone in the budget, and often fits B from a schedule
+  /// that fits a slightly looser one. Never changes a result the greedy fits.
+  bool descend = true;
   /// Local search (step 5) on problems of at most this many nodes, with at
   /// most min(search_max_replays, search_work / schedule length) replays.
   int32_t search_max_nodes = 1000;

@@ -196,7 +196,7 @@ TEST(RematFast, EarlyRecomputationWhereTheInputsAreLive) {
 /// Random training-like problem: sources (not recomputable), a forward DAG
 /// with skip edges, a loss, a backward mirror reading gradients and forward
 /// outputs, some keep_to_end gradients; or (kind 1) an arbitrary random DAG.
-RematProblem random_problem(std::mt19937& rng, int kind) {
+RematProblem random_problem(std::mt19937& rng, int kind, int max_forward = 14) {
   auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   RematProblem p;
   p.fixed_bytes = uni(0, 50);
@@ -216,7 +216,7 @@ RematProblem random_problem(std::mt19937& rng, int kind) {
     }
     return p;
   }
-  const int sources = uni(1, 3), m = uni(3, 14);
+  const int sources = uni(1, 3), m = uni(3, max_forward);
   for (int i = 0; i < sources; ++i) add({}, false, false);
   std::vector<int32_t> f;
   for (int i = 0; i < m; ++i) {
@@ -283,6 +283,40 @@ TEST(RematFast, SearchIsDeterministicAndOptional) {
       EXPECT_LE(a.extra_cost, c.extra_cost + 1e-9) << "problem " << it;
     }
   }
+}
+
+RematProblem big_training_problem(int layers, int skip_every);
+
+TEST(RematFast, DescentRescuesStuckGreedyRuns) {
+  // The greedy alone (no chain DP, no search) on training-like chains of 20
+  // to 140 layers at tight budgets (5% to 28% of the no-recompute peak):
+  // descending from looser budgets leaves every fitting run as it was and
+  // turns some stuck runs into fits.
+  const FastOptions greedy_only{.use_chain_dp = false, .search_max_nodes = 0};
+  FastOptions plain = greedy_only;
+  plain.descend = false;
+  int rescued = 0, fits = 0, runs = 0;
+  for (int layers = 20; layers <= 140; layers += 20)
+    for (int skip = 0; skip < 5; ++skip) {
+      RematProblem p = big_training_problem(layers, skip);
+      const int64_t base = naive_replay(p, no_remat_stages(p)).peak;
+      for (int i = 2; i < 12; ++i) {
+        p.budget = base * i / 40;
+        const std::string what = std::to_string(layers) + " layers, skip " + std::to_string(skip) +
+                                 ", budget " + std::to_string(i) + "/40 of the peak";
+        const RematSolution with = solve_remat_fast(p, greedy_only), without = solve_remat_fast(p, plain);
+        expect_consistent(p, with, what);
+        if (without.feasible) {
+          EXPECT_TRUE(with.feasible) << what;
+          EXPECT_EQ(with.stages, without.stages) << what << ": a fitting greedy run must be unchanged";
+        }
+        ++runs;
+        fits += with.feasible;
+        rescued += with.feasible && !without.feasible;
+      }
+    }
+  std::printf("[ descend ] %d runs: %d fit, %d of them only with the descent\n", runs, fits, rescued);
+  EXPECT_GT(rescued, 0);
 }
 
 /// Training-like chain of `layers` blocks: each block has a big activation
