@@ -90,6 +90,8 @@ struct Evaluated {
   std::vector<RecomputeDecision> recomputes;
   Lowered info;  // graph moved out
   int64_t unconstrained_peak = 0;    // peak without recomputation
+  int64_t resident_bytes = 0;        // of the unconstrained plan
+  std::string remat_note;            // the remat solver's last note
   double unconstrained_seconds = 0;  // every node once
 };
 
@@ -131,6 +133,8 @@ void fit_one(Evaluated& e, const SearchOptions& o) {
                   .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
   RematFit f = try_fit_budget(e.graph, o.plan, ro);
   e.unconstrained_peak = f.unconstrained_peak;
+  e.resident_bytes = f.plan.summary.resident_bytes;
+  e.remat_note = f.note;
   e.rec.fits = f.fits;
   e.rec.peak_bytes = f.fits ? f.plan.summary.peak_bytes : f.best_peak;
   e.fits_without_remat = f.fits && !f.used_remat;
@@ -170,6 +174,12 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   std::vector<size_t> order(choices.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = order.size() - 1 - i;
   std::vector<std::pair<size_t, CandidateRecord>> records;  // (choice index, record)
+  struct Reached {  // per planned candidate that did not fit
+    LeverChoice choice;
+    int64_t peak = 0, unconstrained = 0, resident = 0;
+    std::string note;
+  };
+  std::vector<Reached> reached;
   std::optional<Evaluated> best;
   for (size_t ci : order) {
     const LeverChoice& pc = choices[ci];
@@ -206,7 +216,12 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         ref_peak = e.unconstrained_peak;
       }
       if (e.fits_without_remat) stop = true;
-      if (!e.rec.fits) continue;
+      if (!e.rec.fits) {
+        if (e.rec.peak_bytes > 0)
+          reached.push_back({e.choice, e.rec.peak_bytes, e.unconstrained_peak, e.resident_bytes,
+                             e.remat_note});
+        continue;
+      }
       const bool better = !best || e.rec.step_seconds < best->rec.step_seconds ||
                           (e.rec.step_seconds == best->rec.step_seconds &&
                            e.rec.peak_bytes < best->rec.peak_bytes);
@@ -223,37 +238,40 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   }
 
   if (!best) {
-    // Nothing fits: per precision, bisect on the candidate that came lowest
-    // (the largest k usually, but not always: with k > 1 the accumulated
-    // gradients can cost more than the activations they save).
+    // Nothing fits. The candidates' lowest peaks reached are the solver's
+    // best (it lowers the peak as far as it can when a budget cannot be
+    // met), so they are tried as budgets, lowest first; the first that a
+    // try fits is the answer. Failing that, per precision, bisect on the
+    // candidate that came lowest (the largest k usually, but not always:
+    // with k > 1 the accumulated gradients can cost more than the
+    // activations they save).
+    std::stable_sort(reached.begin(), reached.end(),
+                     [](const Reached& a, const Reached& b) { return a.peak < b.peak; });
     int64_t smallest = std::numeric_limits<int64_t>::max();
     std::string at;
     int64_t resident = 0;
     std::string remat_note;
-    for (const LeverChoice& pc : choices) {
-      const DType p = pc.precision;
-      const CandidateRecord* low = nullptr;
-      for (const auto& [unused, c] : records)
-        if (c.precision == choice_label(pc) && c.peak_bytes > 0 &&
-            (!low || c.peak_bytes < low->peak_bytes))
-          low = &c;
-      if (!low) continue;
-      const int64_t k = low->micro_batches;
-      Lowered l = lower({k, p, pc.mixed});
+    std::vector<std::string> done;  // choice labels bisected or fitted
+    for (const Reached& c : reached) {
+      const std::string label = choice_label(c.choice);
+      if (std::find(done.begin(), done.end(), label) != done.end()) continue;
+      if (c.peak >= smallest) break;  // cannot improve on a fitted guess
+      done.push_back(label);
+      if (resident == 0) {
+        resident = c.resident;
+        remat_note = c.note;
+      }
+      Lowered l = lower(c.choice);
       RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
                       .device = o.device, .alignment = o.plan.alignment,
                       .early_updates = o.plan.early_updates};
-      Graph g = l.graph;
-      RematFit f = try_fit_budget(g, o.plan, ro);
-      resident = f.plan.summary.resident_bytes;
-      if (!f.note.empty()) remat_note = f.note;
       const int64_t hi = smallest_fitting_budget(l.graph, o.plan, ro,
-                                                 std::max(o.budget_bytes, resident),
-                                                 f.unconstrained_peak);
+                                                 std::max(o.budget_bytes, c.resident),
+                                                 c.unconstrained, c.peak);
       if (hi < smallest) {
         smallest = hi;
-        at = fmt::format("k={}, {}{}", k, choice_label(pc),
-                         hi < f.unconstrained_peak ? ", with rematerialization" : "");
+        at = fmt::format("k={}, {}{}", c.choice.micro_batches, label,
+                         hi < c.unconstrained ? ", with rematerialization" : "");
       }
     }
     if (smallest == std::numeric_limits<int64_t>::max()) {

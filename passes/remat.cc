@@ -195,7 +195,9 @@ int32_t first_violation(const Built& b, const RematSolution& s) {
 }
 
 RematSolution solve(const RematProblem& p, const RematOptions& o) {
-  RematSolution fast = solve_remat_fast(p);
+  FastOptions fo;
+  fo.lower_infeasible_peak = o.lower_infeasible_peak;
+  RematSolution fast = solve_remat_fast(p, fo);
   if (o.solver == "fast") return fast;
   if (o.solver != "exact") throw Error("--remat-solver " + o.solver + ": use fast or exact");
   ExactOptions eo;
@@ -404,18 +406,34 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
 }
 
 int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
-                                const RematOptions& o, int64_t lo, int64_t hi) {
-  // Bisection between a budget known not to fit (lo) and one known to fit
-  // (hi), so the answer is a figure that compiling with --budget FIGURE meets.
+                                const RematOptions& o, int64_t lo, int64_t hi, int64_t guess) {
   PlanMemoryOptions po = popts;
   po.offsets_until_fit = true;  // only the verdicts are used
+  if (guess > lo && guess < hi) {
+    // The lowest peak a try reached (the solver lowers it as far as it can
+    // when the budget cannot be met): a compile at exactly this budget runs
+    // this same computation, so if it fits here the figure is honest.
+    RematFit probe;
+    Graph probe_graph;
+    std::string note;
+    po.budget_bytes = guess;
+    (void)try_budget(g, po, o, guess, 4, &probe, &probe_graph, &note);
+    if (probe.used_remat) return guess;
+  }
+  // Bisection between a budget known not to fit (lo) and one known to fit
+  // (hi), so the answer is a figure that compiling with --budget FIGURE meets.
+  // The probes skip the solver's peak-lowering ladder (cheaper): it runs only
+  // where the solver finds no schedule, so a probe that fits took the same
+  // steps as a compile at its budget would.
+  RematOptions ro = o;
+  ro.lower_infeasible_peak = false;
   for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
     const int64_t mid = lo + (hi - lo) / 2;
     RematFit probe;
     Graph probe_graph;
     std::string note;
     po.budget_bytes = mid;
-    (void)try_budget(g, po, o, mid, 4, &probe, &probe_graph, &note);
+    (void)try_budget(g, po, ro, mid, 4, &probe, &probe_graph, &note);
     // On success the figure is the budget itself, not the peak reached: a
     // compile at exactly this budget repeats this computation and fits,
     // while the heuristic is not monotone enough to promise that for the
@@ -435,7 +453,8 @@ RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpti
   const int64_t resident = f.plan.summary.resident_bytes;
   const int64_t unconstrained = f.unconstrained_peak;
   const int64_t hi = smallest_fitting_budget(original, popts, o,
-                                             std::max(o.budget_bytes, resident), unconstrained);
+                                             std::max(o.budget_bytes, resident), unconstrained,
+                                             f.best_peak);
   throw Error(fmt::format(
       "cannot fit {} bytes: the smallest budget found that fits is {} bytes (rematerialization "
       "bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "

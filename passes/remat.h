@@ -59,6 +59,10 @@ struct RematOptions {
   double exact_time_limit_s = 10;
   int64_t alignment = 256;
   bool early_updates = true;  // the base order's (ScheduleOptions::early_updates)
+  /// When the budget cannot be met, lower the peak reported as far as the
+  /// fast solver gets (FastOptions::lower_infeasible_peak). Feasibility
+  /// probes, which use only the verdict, turn it off.
+  bool lower_infeasible_peak = true;
 };
 
 struct RematResult {
@@ -90,12 +94,14 @@ struct RematFit {
 /// (g is then unchanged and plan is the unconstrained one).
 RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
 
-/// The smallest budget found that fits, by bisection between `lo` (a budget
-/// known not to fit) and `hi` (a peak known to be achievable, e.g. the
-/// unconstrained one). The result is a budget some try fitted: compiling with
-/// it as the budget succeeds (within 0.5% of the smallest such budget).
+/// The smallest budget found that fits: `guess` (the lowest peak a try
+/// reached, RematFit::best_peak) if a try at that budget fits, else by
+/// bisection between `lo` (a budget known not to fit) and `hi` (a peak known
+/// to be achievable, e.g. the unconstrained one). The result is a budget some
+/// try fitted with the options a compile uses, so compiling with it as the
+/// budget succeeds.
 int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
-                                const RematOptions& o, int64_t lo, int64_t hi);
+                                const RematOptions& o, int64_t lo, int64_t hi, int64_t guess);
 
 /// See the banner. On success g is the rewritten graph the plan belongs to.
 /// Throws Error "cannot fit BUDGET: the smallest budget found that fits is X ..." otherwise.

@@ -460,6 +460,30 @@ void descend(const RematProblem& p, const FastOptions& opts, const Replay& base,
   if (r.peak <= p.budget || r.peak < g.peak) std::swap(g, r);
 }
 
+/// Nothing fits the budget: lowers best's peak as far as the greedy gets,
+/// step by step, since a greedy aimed far below what it can reach stops high
+/// (GPT-2 small, k = 8, bf16: aimed at its floor, 4.44 GB; stepped down, 2.6
+/// GB). Each step warm-starts the greedy from best's cuts at the budget
+/// best.peak - gap / 2^shift, where gap = best.peak - max(floor, budget);
+/// a run with a lower peak replaces best, and a run that misses its step's
+/// budget quarters the step (shift += 2) until shift passes 8. Stops as soon
+/// as best fits the budget, so it also turns some stuck runs into fits.
+void lower_peak(const RematProblem& p, const FastOptions& opts, int64_t floor, Replay& best) {
+  RematProblem q = p;
+  Replay r;
+  for (int shift = 1; shift <= 8 && best.peak > p.budget;) {
+    const int64_t gap = best.peak - std::max(floor, p.budget);
+    if (gap <= 0) break;
+    q.budget = best.peak - std::max<int64_t>(1, gap >> shift);
+    build_replay(q, best.cuts, r);
+    Greedy(q, opts).run(r);
+    if (r.peak > q.budget) shift += 2;
+    if (r.peak < best.peak) std::swap(best, r);
+  }
+  build_replay(p, best.cuts, r);  // the excess against p's budget
+  std::swap(best, r);
+}
+
 /// best = r if r fits and is cheaper, or neither fits and r's peak is lower.
 void keep_better(const RematProblem& p, Replay& r, Replay& best) {
   const bool r_fits = r.peak <= p.budget, b_fits = best.peak <= p.budget;
@@ -533,6 +557,11 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
     lns(p, opts, best, replays - replays / 4 - replays / 2);
   }
   if (best.peak <= p.budget) return finish(best, "");
+  if (opts.use_greedy && opts.lower_infeasible_peak) {
+    lower_peak(p, opts, floor, best);
+    if (opts.cleanup) cleanup(p, std::max(p.budget, best.peak), best);
+    if (best.peak <= p.budget) return finish(best, "");
+  }
   std::string note = "infeasible: budget " + std::to_string(p.budget) + " bytes; best peak reached " +
                      std::to_string(best.peak) + " bytes";
   note += floor > p.budget ? " (floor is " + std::to_string(floor) + " bytes)" : " (heuristic: no candidate helps)";

@@ -56,6 +56,12 @@
 //     expensive first, drop all its cuts, forbid it, repair with a beam (width
 //     3) of 5's greedy, clean up; keep if cheaper. Repeats while it improves.
 //  The result is the cheapest schedule within the budget seen by any step.
+//  8. Ladder (FastOptions::lower_infeasible_peak): when no step fits, the
+//     greedy is warm-started from the lowest-peak schedule at budgets stepping
+//     down towards max(floor, budget), keeping each lower peak, then cleanup.
+//     The peak reported for an infeasible budget is then as low as the greedy
+//     reaches from above (a run aimed straight at an unreachable budget stops
+//     far higher), and a run that reaches the budget this way is a fit.
 //
 // Complexity: one replay is O(n + E + R) (R = recomputations); the greedy does
 // O(n + E) work per iteration plus up to `tries_per_iteration` replays, and
@@ -93,6 +99,12 @@ struct FastOptions {
   int32_t search_max_nodes = 1000;
   int64_t search_max_replays = 100000;
   int64_t search_work = 4000000;
+  /// Step 8: when no schedule fits the budget, warm-start the greedy down a
+  /// ladder of budgets from the lowest peak found towards the floor, so that
+  /// the peak reported is as low as the greedy reaches (remat_fast.cc,
+  /// lower_peak). Costs about one more greedy run; a feasibility probe that
+  /// needs only the verdict may turn it off.
+  bool lower_infeasible_peak = true;
 };
 
 /// Returns a schedule whose replayed peak is <= p.budget (feasible=true), or

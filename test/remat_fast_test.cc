@@ -292,7 +292,8 @@ TEST(RematFast, DescentRescuesStuckGreedyRuns) {
   // to 140 layers at tight budgets (5% to 28% of the no-recompute peak):
   // descending from looser budgets leaves every fitting run as it was and
   // turns some stuck runs into fits.
-  const FastOptions greedy_only{.use_chain_dp = false, .search_max_nodes = 0};
+  const FastOptions greedy_only{.use_chain_dp = false, .search_max_nodes = 0,
+                                .lower_infeasible_peak = false};
   FastOptions plain = greedy_only;
   plain.descend = false;
   int rescued = 0, fits = 0, runs = 0;
@@ -316,6 +317,46 @@ TEST(RematFast, DescentRescuesStuckGreedyRuns) {
       }
     }
   std::printf("[ descend ] %d runs: %d fit, %d of them only with the descent\n", runs, fits, rescued);
+  EXPECT_GT(rescued, 0);
+}
+
+TEST(RematFast, LadderLowersPeaksTheGreedyCannotReachDirectly) {
+  // A greedy aimed at a budget far below what it can reach stops high (its
+  // tie-breaks weigh the bytes over that budget everywhere). When no schedule
+  // fits, the solver warm-starts the greedy down a ladder of budgets from the
+  // lowest peak found: the peak it reports never rises, drops for some
+  // problems, and some tight budgets fit only thanks to the ladder. Runs that
+  // fit without it are unchanged (the ladder runs only when nothing fits).
+  FastOptions ladder{.use_chain_dp = false, .search_max_nodes = 0};
+  FastOptions plain = ladder;
+  plain.lower_infeasible_peak = false;
+  int lowered = 0, unreachable = 0, rescued = 0;
+  for (int layers = 20; layers <= 140; layers += 40)
+    for (int skip = 0; skip < 5; skip += 2) {
+      RematProblem p = big_training_problem(layers, skip);
+      const int64_t base = naive_replay(p, no_remat_stages(p)).peak;
+      for (int i = 0; i < 8; ++i) {
+        p.budget = i == 0 ? 1 : base * (i + 1) / 40;  // 1 byte: below any floor
+        const std::string what = std::to_string(layers) + " layers, skip " + std::to_string(skip) +
+                                 ", budget " + std::to_string(p.budget);
+        const RematSolution with = solve_remat_fast(p, ladder), without = solve_remat_fast(p, plain);
+        expect_consistent(p, with, what);
+        if (without.feasible) {
+          EXPECT_EQ(with.stages, without.stages) << what << ": a fitting run must be unchanged";
+          continue;
+        }
+        EXPECT_LE(with.peak, without.peak) << what;
+        if (i == 0) {
+          EXPECT_FALSE(with.feasible) << what;
+          ++unreachable;
+          lowered += with.peak < without.peak;
+        }
+        rescued += with.feasible;
+      }
+    }
+  std::printf("[ ladder ] %d unreachable budgets: peak lowered in %d; %d tight budgets fit only with it\n",
+              unreachable, lowered, rescued);
+  EXPECT_GT(lowered, 0);
   EXPECT_GT(rescued, 0);
 }
 
