@@ -128,9 +128,12 @@ Evaluated lower_one(const LowerFn& lower, const LeverChoice& c, const SearchOpti
 }
 
 /// Plans a lowered candidate, rematerializing when it does not fit.
-void fit_one(Evaluated& e, const SearchOptions& o) {
+/// `lowest_peak`: the lowest peak an earlier candidate reached (the remat
+/// solver skips lowering an infeasible peak that cannot go below it).
+void fit_one(Evaluated& e, const SearchOptions& o, int64_t lowest_peak) {
   RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver, .device = o.device,
-                  .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
+                  .alignment = o.plan.alignment, .early_updates = o.plan.early_updates,
+                  .lower_peak_floor_limit = lowest_peak};
   RematFit f = try_fit_budget(e.graph, o.plan, ro);
   e.unconstrained_peak = f.unconstrained_peak;
   e.resident_bytes = f.plan.summary.resident_bytes;
@@ -180,7 +183,10 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     std::string note;
   };
   std::vector<Reached> reached;
+  int64_t reached_lowest = 0;  // the lowest peak in `reached`, and its graph
+  Graph lowest_graph;
   std::optional<Evaluated> best;
+  int64_t lowest_peak = std::numeric_limits<int64_t>::max();
   for (size_t ci : order) {
     const LeverChoice& pc = choices[ci];
     const DType p = pc.precision;
@@ -208,18 +214,26 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
           records.push_back({ci, e.rec});
           continue;
         }
-        fit_one(e, o);
+        fit_one(e, o, lowest_peak);
       }
       records.push_back({ci, e.rec});
+      if (e.rec.peak_bytes > 0) lowest_peak = std::min(lowest_peak, e.rec.peak_bytes);
       if (reference && e.unconstrained_peak > 0) {
         ref_seconds = e.unconstrained_seconds;
         ref_peak = e.unconstrained_peak;
       }
       if (e.fits_without_remat) stop = true;
       if (!e.rec.fits) {
-        if (e.rec.peak_bytes > 0)
+        if (e.rec.peak_bytes > 0) {
+          // The graph of the lowest so far is kept (try_fit_budget left it
+          // unchanged) for the smallest-fit search below.
+          if (reached.empty() || e.rec.peak_bytes < reached_lowest) {
+            reached_lowest = e.rec.peak_bytes;
+            lowest_graph = std::move(e.graph);
+          }
           reached.push_back({e.choice, e.rec.peak_bytes, e.unconstrained_peak, e.resident_bytes,
                              e.remat_note});
+        }
         continue;
       }
       const bool better = !best || e.rec.step_seconds < best->rec.step_seconds ||
@@ -261,11 +275,11 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         resident = c.resident;
         remat_note = c.note;
       }
-      Lowered l = lower(c.choice);
+      Graph g = &c == &reached.front() ? std::move(lowest_graph) : lower(c.choice).graph;
       RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
                       .device = o.device, .alignment = o.plan.alignment,
                       .early_updates = o.plan.early_updates};
-      const int64_t hi = smallest_fitting_budget(l.graph, o.plan, ro,
+      const int64_t hi = smallest_fitting_budget(g, o.plan, ro,
                                                  std::max(o.budget_bytes, c.resident),
                                                  c.unconstrained, c.peak);
       if (hi < smallest) {

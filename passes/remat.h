@@ -63,6 +63,9 @@ struct RematOptions {
   /// fast solver gets (FastOptions::lower_infeasible_peak). Feasibility
   /// probes, which use only the verdict, turn it off.
   bool lower_infeasible_peak = true;
+  /// FastOptions::lower_peak_floor_limit: the lowest peak the caller already
+  /// has from another candidate.
+  int64_t lower_peak_floor_limit = INT64_MAX;
 };
 
 struct RematResult {

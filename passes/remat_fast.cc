@@ -557,7 +557,8 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
     lns(p, opts, best, replays - replays / 4 - replays / 2);
   }
   if (best.peak <= p.budget) return finish(best, "");
-  if (opts.use_greedy && opts.lower_infeasible_peak) {
+  const bool ladder_useless = floor > p.budget && floor >= opts.lower_peak_floor_limit;
+  if (opts.use_greedy && opts.lower_infeasible_peak && !ladder_useless) {
     lower_peak(p, opts, floor, best);
     if (opts.cleanup) cleanup(p, std::max(p.budget, best.peak), best);
     if (best.peak <= p.budget) return finish(best, "");

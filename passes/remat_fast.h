@@ -105,6 +105,11 @@ struct FastOptions {
   /// lower_peak). Costs about one more greedy run; a feasibility probe that
   /// needs only the verdict may turn it off.
   bool lower_infeasible_peak = true;
+  /// Skip step 8 when the floor is above the budget and at least this: the
+  /// caller already has a plan of another shape with a peak this low, and
+  /// no schedule of this problem can go below its floor. (Below the budget
+  /// the ladder may still find a fit, so the floor must exceed the budget.)
+  int64_t lower_peak_floor_limit = INT64_MAX;
 };
 
 /// Returns a schedule whose replayed peak is <= p.budget (feasible=true), or
