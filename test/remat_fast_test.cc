@@ -327,6 +327,7 @@ TEST(RematFast, LadderLowersPeaksTheGreedyCannotReachDirectly) {
   // lowest peak found: the peak it reports never rises, drops for some
   // problems, and some tight budgets fit only thanks to the ladder. Runs that
   // fit without it are unchanged (the ladder runs only when nothing fits).
+  // With lower_peak_floor_limit, the ladder is skipped below the floor only.
   FastOptions ladder{.use_chain_dp = false, .search_max_nodes = 0};
   FastOptions plain = ladder;
   plain.lower_infeasible_peak = false;
@@ -340,7 +341,18 @@ TEST(RematFast, LadderLowersPeaksTheGreedyCannotReachDirectly) {
         const std::string what = std::to_string(layers) + " layers, skip " + std::to_string(skip) +
                                  ", budget " + std::to_string(p.budget);
         const RematSolution with = solve_remat_fast(p, ladder), without = solve_remat_fast(p, plain);
+        // A floor limit below every peak skips the ladder where the floor is
+        // above the budget (no lower peak can be reported), never a fit.
+        FastOptions limited = ladder;
+        limited.lower_peak_floor_limit = 0;
+        const RematSolution lim = solve_remat_fast(p, limited);
         expect_consistent(p, with, what);
+        if (with.feasible) {
+          EXPECT_EQ(lim.stages, with.stages) << what << ": the limit cost a fit";
+        }
+        if (i == 0) {
+          EXPECT_EQ(lim.stages, without.stages) << what << ": below the floor, no ladder";
+        }
         if (without.feasible) {
           EXPECT_EQ(with.stages, without.stages) << what << ": a fitting run must be unchanged";
           continue;
