@@ -127,13 +127,18 @@ Evaluated lower_one(const LowerFn& lower, const LeverChoice& c, const SearchOpti
   return e;
 }
 
+/// The remat options of the search's budget and plan settings.
+RematOptions remat_options(const SearchOptions& o) {
+  return {.budget_bytes = o.budget_bytes, .solver = o.remat_solver, .device = o.device,
+          .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
+}
+
 /// Plans a lowered candidate, rematerializing when it does not fit.
 /// `lowest_peak`: the lowest peak an earlier candidate reached (the remat
 /// solver skips lowering an infeasible peak that cannot go below it).
 void fit_one(Evaluated& e, const SearchOptions& o, int64_t lowest_peak) {
-  RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver, .device = o.device,
-                  .alignment = o.plan.alignment, .early_updates = o.plan.early_updates,
-                  .lower_peak_floor_limit = lowest_peak};
+  RematOptions ro = remat_options(o);
+  ro.lower_peak_floor_limit = lowest_peak;
   RematFit f = try_fit_budget(e.graph, o.plan, ro);
   e.unconstrained_peak = f.unconstrained_peak;
   e.resident_bytes = f.plan.summary.resident_bytes;
@@ -276,10 +281,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         remat_note = c.note;
       }
       Graph g = &c == &reached.front() ? std::move(lowest_graph) : lower(c.choice).graph;
-      RematOptions ro{.budget_bytes = o.budget_bytes, .solver = o.remat_solver,
-                      .device = o.device, .alignment = o.plan.alignment,
-                      .early_updates = o.plan.early_updates};
-      const int64_t hi = smallest_fitting_budget(g, o.plan, ro,
+      const int64_t hi = smallest_fitting_budget(g, o.plan, remat_options(o),
                                                  std::max(o.budget_bytes, c.resident),
                                                  c.unconstrained, c.peak);
       if (hi < smallest) {
