@@ -183,7 +183,10 @@ std::vector<int64_t> micro_batch_candidates(const Graph& imported, const Compile
     try {
       (void)micro_binding(imported, full, ks[1]);
     } catch (const Error& e) {
+      // The user gave no --micro-batches: drop the flag micro_binding names.
+      const std::string flag = "--micro-batches " + std::to_string(ks[1]) + ": ";
       *note = e.what();
+      if (note->starts_with(flag)) *note = note->substr(flag.size());
       return {1};
     }
   } else if (batch == 1) {

@@ -90,6 +90,9 @@ int64_t smallest_budget(const Sample& s) {
                                                         : "Levers: micro-batching reached k="),
               std::string::npos)
         << e.what();
+    if (s.static_batch) {  // the user gave no --micro-batches: the note does not name the flag
+      EXPECT_EQ(std::string(e.what()).find("--micro-batches"), std::string::npos) << e.what();
+    }
     return b;
   }
   ADD_FAILURE() << "1 KiB cannot hold the parameters";
