@@ -3,8 +3,9 @@
 # (tools/gpu_bench_pytorch.py) on the same GPU, in the same run, same model
 # code, AdamW. Rows: resnet50 batch 64 at 224x224 and GPT-2 small batch 8 x
 # 1024; PyTorch fp32 (TF32 off), bf16 autocast, and fp32 with activation
-# checkpointing on every block. memplan: fp32 (bf16 plans are not available
-# yet, so its bf16 rows say "n/a"), with the cost model's estimated step time
+# checkpointing on every block. memplan: fp32 and bf16 (--precision bf16:
+# GEMMs and convolutions in bf16 on cuBLAS / cuDNN, the other lowered ops on
+# f32 kernels over copies in their planned workspaces), with the cost model's estimated step time
 # beside the measured one (and `memplan profile` per-op timings in
 # RESULTS_DIR/*.profile*.json where that subcommand exists). Peak: memplan's planned peak, the
 # bytes it allocated and the process's device usage as `memplan run` reports
@@ -33,27 +34,28 @@ dev=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
   echo "|---|---|---:|---:|---:|---:|"
 } >"$out"
 
-mp_row() {  # label compile-args
-  local label=$1; shift
-  if ! "$memplan" compile "$@" -o "$res/$label.plan.json" >"$res/$label.compile.log" 2>&1; then
-    echo "| $label | memplan fp32 | compile failed (see $label.compile.log) | | | |" >>"$out"; return
+mp_row() {  # label run-label compile-args
+  local label=$1 run=$2; shift 2
+  local base=$label.$run
+  if ! "$memplan" compile "$@" -o "$res/$base.plan.json" >"$res/$base.compile.log" 2>&1; then
+    echo "| $label | memplan $run | compile failed (see $base.compile.log) | | | |" >>"$out"; return
   fi
-  if ! "$memplan" run "$res/$label.plan.json" --device cuda --init random --synthetic --steps "$steps" \
-       --no-progress >"$res/$label.run.log" 2>&1; then
-    echo "| $label | memplan fp32 | run failed (see $label.run.log) | | | |" >>"$out"; return
+  if ! "$memplan" run "$res/$base.plan.json" --device cuda --init random --synthetic --steps "$steps" \
+       --no-progress >"$res/$base.run.log" 2>&1; then
+    echo "| $label | memplan $run | run failed (see $base.run.log) | | | |" >>"$out"; return
   fi
-  local t; t=$(grep -o '([0-9.]* s)' "$res/$label.run.log" | tail -n +2 | tr -dc '0-9.\n' | sort -n |
+  local t; t=$(grep -o '([0-9.]* s)' "$res/$base.run.log" | tail -n +2 | tr -dc '0-9.\n' | sort -n |
                awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  local line; line=$(grep '^device:' "$res/$label.run.log")
+  local line; line=$(grep '^device:' "$res/$base.run.log")
   local plan alloc proc
   plan=$(echo "$line" | sed -n 's/.*plan peak \([0-9]*\).*/\1/p')
   alloc=$(echo "$line" | sed -n 's/.*allocated \([0-9]*\).*/\1/p')
   proc=$(echo "$line" | sed -n 's/.*process uses \([0-9]*\).*/\1/p')
   # The cost model's estimate: the plan's per-op est_seconds, summed.
-  local est; est=$(python3 -c 'import json,sys; print("%.4f" % sum(o.get("est_seconds", 0) for o in json.load(open(sys.argv[1]))["ops"]))' "$res/$label.plan.json")
+  local est; est=$(python3 -c 'import json,sys; print("%.4f" % sum(o.get("est_seconds", 0) for o in json.load(open(sys.argv[1]))["ops"]))' "$res/$base.plan.json")
   # Calibrated per-op times, when this memplan has the profile subcommand.
-  "$memplan" profile "$res/$label.plan.json" -o "$res/$label.profile.json" >"$res/$label.profile.log" 2>&1 || true
-  echo "| $label | memplan fp32 | $t | $est | $(mib "$plan") / $(mib "$alloc") / $(mib "${proc:-0}") | |" >>"$out"
+  "$memplan" profile "$res/$base.plan.json" -o "$res/$base.profile.json" >"$res/$base.profile.log" 2>&1 || true
+  echo "| $label | memplan $run | $t | $est | $(mib "$plan") / $(mib "$alloc") / $(mib "${proc:-0}") | |" >>"$out"
 }
 
 pt_row() {  # label run-label args
@@ -77,8 +79,8 @@ for spec in "resnet50_b64|resnet50.onnx --dim batch=64|resnet50 --batch 64" \
   read -r -a c <<<"$cargs"
   c[0]=$models/${c[0]}
   read -r -a p <<<"$pargs"
-  mp_row "$label" "${c[@]}" --optimizer adamw --precision fp32
-  echo "| $label | memplan bf16 | n/a: bf16 plans (--precision bf16) are not available yet | | | |" >>"$out"
+  mp_row "$label" fp32 "${c[@]}" --optimizer adamw --precision fp32
+  mp_row "$label" bf16 "${c[@]}" --optimizer adamw --precision bf16
   pt_row "$label" fp32 "${p[@]}" --precision fp32
   pt_row "$label" bf16 "${p[@]}" --precision bf16
   pt_row "$label" fp32-checkpoint "${p[@]}" --precision fp32 --checkpoint

@@ -98,12 +98,15 @@ struct PrecisionStats {
 /// node, or select = cost without a device (or with a device lacking `low`).
 PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
 
-/// Target staging (compiler/low_precision.h): marks every GEMM-class node
-/// (Gemm, MatMul, MatMulTrans) that reads or writes an f16/bf16 tensor with
-/// native_low_precision = 1, which takes its f32 staging out of its planned
-/// workspace. For plans of a GPU device profile: the CUDA backend runs these
-/// on cuBLAS in the operands' own dtype; the CPU backend stages them in
-/// scratch outside the arena. Run after build_training_graph (backward GEMMs
+/// Target staging (compiler/low_precision.h): marks with
+/// native_low_precision = 1, which takes the node's f32 staging out of its
+/// planned workspace, every GEMM-class node (Gemm, MatMul, MatMulTrans) that
+/// reads or writes an f16/bf16 tensor, and every such convolution (Conv,
+/// ConvTranspose, ConvGradInput, ConvGradWeight; the IR gives all inputs and
+/// outputs of one convolution one dtype, which is what cuDNN's pseudo-half
+/// configurations take). For plans of a GPU device profile: the CUDA backend
+/// runs these on cuBLAS / cuDNN in the operands' own dtype (f32
+/// accumulation); the CPU backend stages them in scratch outside the arena. Run after build_training_graph (backward GEMMs
 /// and micro-batch copies are marked too); recomputed clones keep the mark.
 /// Returns the number of nodes marked.
 int64_t mark_native_low_precision(Graph& g);

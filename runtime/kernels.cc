@@ -105,41 +105,48 @@ void narrow(const float* src, const TensorArg& low) {
 
 }  // namespace
 
-void run_kernel(KernelFn k, const KernelArgs& a) {
-  auto low = [](const TensorArg& t) { return t.present() && is_low(t.dtype); };
-  const bool staged = !op_handles_low_precision(a.node->op) &&
-                      (std::any_of(a.in.begin(), a.in.end(), low) ||
-                       std::any_of(a.out.begin(), a.out.end(), low));
-  if (!staged) return k(a);
+bool is_low_precision(const TensorArg& t) { return t.present() && is_low(t.dtype); }
+
+std::optional<KernelArgs> stage_low_precision(const KernelArgs& a) {
   KernelArgs b = a;
   auto* ws = static_cast<uint8_t*>(a.workspace);
   int64_t used = 0;
   auto stage = [&](TensorArg& t) {
     const int64_t bytes = low_precision_slot_bytes(t.numel);
-    if (!ws || used + bytes > a.workspace_bytes)
-      throw InternalError(node_desc(*a.node) + ": the planned workspace (" +
-                          std::to_string(a.workspace_bytes) +
-                          " bytes) does not hold its f32 staging copies");
+    if (!ws || used + bytes > a.workspace_bytes) return false;
     t.data = ws + used;
     t.dtype = DType::f32;
     used += bytes;
+    return true;
   };
-  for (size_t i = 0; i < b.in.size(); ++i) {
-    if (!low(a.in[i])) continue;
-    stage(b.in[i]);
-    widen(a.in[i], b.in[i].as<float>());
-  }
+  for (size_t i = 0; i < b.in.size(); ++i)
+    if (is_low_precision(a.in[i]) && !stage(b.in[i])) return std::nullopt;
   for (size_t o = 0; o < b.out.size(); ++o) {
-    if (!low(a.out[o])) continue;
-    stage(b.out[o]);
+    if (!is_low_precision(a.out[o])) continue;
+    if (!stage(b.out[o])) return std::nullopt;
     for (size_t i = 0; i < a.in.size(); ++i)  // in-place: the output shares its input's copy
-      if (a.in[i].data == a.out[o].data && low(a.in[i])) b.out[o].data = b.in[i].data;
+      if (a.in[i].data == a.out[o].data && is_low_precision(a.in[i])) b.out[o].data = b.in[i].data;
   }
   b.workspace = a.workspace_bytes > used ? ws + used : nullptr;
   b.workspace_bytes = a.workspace_bytes - used;
-  k(b);
-  for (size_t o = 0; o < b.out.size(); ++o)
-    if (low(a.out[o])) narrow(b.out[o].as<float>(), a.out[o]);
+  return b;
+}
+
+void run_kernel(KernelFn k, const KernelArgs& a) {
+  const bool staged = !op_handles_low_precision(a.node->op) &&
+                      (std::any_of(a.in.begin(), a.in.end(), is_low_precision) ||
+                       std::any_of(a.out.begin(), a.out.end(), is_low_precision));
+  if (!staged) return k(a);
+  const std::optional<KernelArgs> b = stage_low_precision(a);
+  if (!b)
+    throw InternalError(node_desc(*a.node) + ": the planned workspace (" +
+                        std::to_string(a.workspace_bytes) +
+                        " bytes) does not hold its f32 staging copies");
+  for (size_t i = 0; i < a.in.size(); ++i)
+    if (is_low_precision(a.in[i])) widen(a.in[i], b->in[i].as<float>());
+  k(*b);
+  for (size_t o = 0; o < a.out.size(); ++o)
+    if (is_low_precision(a.out[o])) narrow(b->out[o].as<float>(), a.out[o]);
 }
 
 uint64_t node_rng_key(const Node& n) {

@@ -191,35 +191,57 @@ TEST(PrecisionExec, TinyTransformerBf16MatchesF32) {
   compare(tiny_transformer(), {{"batch", 4}, {"seq", 16}}, DType::bf16, 3e-2, 1e-2);
 }
 
-/// Target staging: the same bf16 training graph with its GEMMs marked native
-/// (as plans for a GPU are) reserves no f32 staging for them, so its lower
-/// bound drops; the CPU backend stages them in scratch outside the arena and
-/// computes bit for bit what the unmarked plan computes.
-TEST(PrecisionExec, NativeGemmsStageOutsideThePlanAndComputeTheSame) {
-  const std::map<std::string, int64_t> dims = {{"batch", 4}, {"seq", 16}};
-  Built in = build(tiny_transformer(), dims, DType::bf16);
-  Built out = build(tiny_transformer(), dims, DType::bf16, false, /*native_gemms=*/true);
+/// Target staging: the same low-precision training graph with its GEMMs and
+/// single-dtype convolutions marked native (as plans for a GPU are) reserves
+/// no f32 staging for them, so its planned workspaces shrink and its lower
+/// bound cannot rise; the CPU backend stages them in scratch outside the
+/// arena and computes bit for bit what the unmarked plan computes. Returns
+/// the marked op types.
+std::set<std::string> native_ops_stage_outside_and_compute_the_same(
+    const std::string& model, const std::map<std::string, int64_t>& dims, DType low) {
+  Built in = build(model, dims, low);
+  Built out = build(model, dims, low, false, /*native_gemms=*/true);
   const Graph g = parse_graph(out.plan.program);
   std::map<std::string, const Node*> by_name;
   for (const Node& n : g.nodes()) by_name[n.name] = &n;
   int64_t scratch = 0;
-  int marked = 0;
+  std::set<std::string> marked;
   for (size_t s = 0; s < out.plan.ops.size(); ++s) {
-    ASSERT_TRUE(by_name.count(out.plan.ops[s].name)) << out.plan.ops[s].name;
+    EXPECT_TRUE(by_name.count(out.plan.ops[s].name)) << out.plan.ops[s].name;
+    if (!by_name.count(out.plan.ops[s].name)) continue;
     const Node& n = *by_name[out.plan.ops[s].name];
-    if (!staged_outside_plan(n)) continue;
-    ++marked;
-    EXPECT_TRUE(n.op == "MatMul" || n.op == "Gemm" || n.op == "MatMulTrans") << n.name;
+    const bool conv = n.op.starts_with("Conv");
+    if (!staged_outside_plan(n)) {
+      EXPECT_FALSE(conv && low_precision_staging_bytes(g, n) > 0) << n.name << " is not native";
+      continue;
+    }
+    marked.insert(n.op);
+    EXPECT_TRUE(conv || n.op == "MatMul" || n.op == "Gemm" || n.op == "MatMulTrans") << n.name;
+    if (conv) {  // one low dtype for every input and output: cuDNN's pseudo-half configurations
+      for (const auto* slots : {&n.inputs, &n.outputs})
+        for (TensorId t : *slots)
+          if (t.valid()) {
+            EXPECT_EQ(g.tensor(t).dtype, low) << n.name << " " << g.tensor(t).name;
+          }
+    }
     EXPECT_GT(low_precision_staging_bytes(g, n), 0) << n.name;
     EXPECT_EQ(out.plan.ops[s].workspace_bytes, node_workspace_bytes(g, n)) << n.name;
     EXPECT_EQ(node_workspace_bytes(g, n), cpu_workspace_bytes(g, n) - low_precision_staging_bytes(g, n));
     scratch = std::max(scratch, cpu_workspace_bytes(g, n));
   }
-  EXPECT_GT(marked, 0) << "the marks survive the plan's program";
-  EXPECT_LT(out.plan.summary.lower_bound_bytes, in.plan.summary.lower_bound_bytes);
-  std::cout << "tiny_transformer bf16: " << marked << " GEMMs native; LB "
+  EXPECT_FALSE(marked.empty()) << "the marks survive the plan's program";
+  auto workspaces = [](const Plan& p) {
+    int64_t total = 0;
+    for (const PlanOp& op : p.ops) total += op.workspace_bytes;
+    return total;
+  };
+  EXPECT_LT(workspaces(out.plan), workspaces(in.plan));
+  EXPECT_LE(out.plan.summary.lower_bound_bytes, in.plan.summary.lower_bound_bytes);
+  std::cout << model.substr(model.rfind('/') + 1) << " " << dtype_name(low) << ": " << marked.size()
+            << " op types native; LB "
             << out.plan.summary.lower_bound_bytes << " vs " << in.plan.summary.lower_bound_bytes
-            << " staged in the plan; CPU scratch " << scratch << " B\n";
+            << " staged in the plan; planned workspaces " << workspaces(out.plan) << " vs "
+            << workspaces(in.plan) << "; CPU scratch " << scratch << " B\n";
 
   auto ein = make_cpu_executor(in.plan, {.seed = 11});
   auto eout = make_cpu_executor(out.plan, {.guard = true, .seed = 11});
@@ -233,7 +255,7 @@ TEST(PrecisionExec, NativeGemmsStageOutsideThePlanAndComputeTheSame) {
   auto feed = make_synthetic_feed(ein->graph(), 3);
   for (uint64_t k = 0; k < 2; ++k) {
     StepResult a = ein->step(feed->batch(k)), b = eout->step(feed->batch(k));
-    ASSERT_TRUE(a.finite && b.finite);
+    EXPECT_TRUE(a.finite && b.finite);
     EXPECT_EQ(a.loss, b.loss) << "step " << k;
   }
   int compared = 0;
@@ -243,6 +265,24 @@ TEST(PrecisionExec, NativeGemmsStageOutsideThePlanAndComputeTheSame) {
       ++compared;
     }
   EXPECT_GT(compared, 0);
+  return marked;
+}
+
+TEST(PrecisionExec, NativeGemmsStageOutsideThePlanAndComputeTheSame) {
+  const std::set<std::string> ops = native_ops_stage_outside_and_compute_the_same(
+      tiny_transformer(), {{"batch", 4}, {"seq", 16}}, DType::bf16);
+  EXPECT_TRUE(ops.count("MatMul") || ops.count("Gemm") || ops.count("MatMulTrans"));
+  EXPECT_FALSE(ops.count("Conv"));
+}
+
+/// The CNN's convolutions, forward and both backward ops, in bf16 and f16.
+TEST(PrecisionExec, NativeConvolutionsStageOutsideThePlanAndComputeTheSame) {
+  for (DType low : {DType::bf16, DType::f16}) {
+    const std::set<std::string> ops =
+        native_ops_stage_outside_and_compute_the_same(tiny_cnn(), {{"batch", 8}}, low);
+    for (const char* op : {"Conv", "ConvGradInput", "ConvGradWeight"})
+      EXPECT_TRUE(ops.count(op)) << op << " " << dtype_name(low);
+  }
 }
 
 /// f16 with dynamic loss scaling (S = 65536) on the transformer: the first

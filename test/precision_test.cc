@@ -265,6 +265,43 @@ TEST(PrecisionPass, AutodiffKeepsParameterGradientsF32) {
   EXPECT_TRUE(low_grad);
 }
 
+/// mark_native_low_precision: GEMMs and convolutions (with or without bias)
+/// on f16/bf16 tensors are marked and their staging leaves the planned
+/// workspace; an f32 convolution is not marked and keeps its workspace.
+TEST(PrecisionPass, NativeMarksLowPrecisionGemmsAndConvolutions) {
+  Graph g = parse_graph(R"(graph @convs opset 17 {
+  input %x : bf16[2,3,8,8]
+  input %xf : f32[2,3,8,8]
+  input %xh : f16[2,3,8,8]
+  parameter %w : bf16[4,3,3,3]
+  parameter %wf : f32[4,3,3,3]
+  parameter %wh : f16[4,3,3,3]
+  parameter %bh : f16[4]
+  input %a : bf16[6,8]
+  parameter %mb : bf16[8,4]
+  %y = Conv "bf16_conv" (%x, %w, _) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]} : bf16[2,4,8,8]
+  %yb = Conv "f16_conv_bias" (%xh, %wh, %bh) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]} : f16[2,4,8,8]
+  %yf = Conv "f32_conv" (%xf, %wf, _) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]} : f32[2,4,8,8]
+  %g = MatMul "bf16_gemm" (%a, %mb) : bf16[6,4]
+  output %y
+  output %g
+  output %yb
+  output %yf
+}
+)");
+  infer_shapes(g);
+  std::map<std::string, int64_t> before;
+  for (const Node& n : g.nodes()) before[n.name] = node_workspace_bytes(g, n);
+  EXPECT_EQ(mark_native_low_precision(g), 3);
+  for (const Node& n : g.nodes()) {
+    const bool want = n.name == "bf16_conv" || n.name == "f16_conv_bias" || n.name == "bf16_gemm";
+    EXPECT_EQ(staged_outside_plan(n), want) << n.name;
+    EXPECT_EQ(node_workspace_bytes(g, n),
+              before[n.name] - (want ? low_precision_staging_bytes(g, n) : 0))
+        << n.name;
+  }
+}
+
 // ------------------------------------------------------------- kernels
 
 /// Runs op on one low-precision node through run_kernel and compares with

@@ -273,7 +273,7 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       }
       a.seed = opts_.seed;
       a.rng_key = node_rng_key(*a.node);
-      launches_.push_back(cuda::op_table().at(op.op)(a, ctx_));
+      launches_.push_back(cuda::prepare_op(a, ctx_));
       std::vector<std::pair<const float*, int64_t>> outs;
       for (const TensorArg& o : a.out)
         outs.emplace_back(o.present() && o.dtype == DType::f32 ? cuda::cf(o) : nullptr, o.numel);

@@ -65,6 +65,10 @@ void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int
 /// CPU's codecs (f32 -> f16 / bf16 directly equals the CPU's route via double).
 enum class FloatType : int { f32, f16, bf16 };
 void launch_cast_float(const void* x, FloatType from, void* y, FloatType to, int64_t n, Stream s);
+/// y[i] += bias[(i / inner) % channels] for y and bias of float type t, added
+/// in f32 and rounded to t (the bias of a native f16/bf16 convolution).
+void launch_channel_bias_add(void* y, const void* bias, FloatType t, int64_t n, int64_t channels,
+                             int64_t inner, Stream s);
 
 // ---------------------------------------------------- dropout (cpu/dropout.cc, runtime/rng.h)
 /// Keeps element i iff rng_uniform(rng_stream(seed, c->step, key), i) >= ratio.

@@ -137,20 +137,28 @@ __device__ float load_float(const void* p, FloatType t, int64_t i) {
   }
 }
 
+__device__ void store_float(void* p, FloatType t, int64_t i, float v) {
+  switch (t) {
+    case FloatType::f16:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    case FloatType::bf16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+      break;
+  }
+}
+
 __global__ void cast_float_k(const void* x, FloatType from, void* y, FloatType to, int64_t n) {
+  MEMPLAN_GRID_LOOP(i, n) store_float(y, to, i, load_float(x, from, i));
+}
+
+__global__ void channel_bias_add_k(void* y, const void* bias, FloatType t, int64_t n,
+                                   int64_t channels, int64_t inner) {
   MEMPLAN_GRID_LOOP(i, n) {
-    const float v = load_float(x, from, i);
-    switch (to) {
-      case FloatType::f16:
-        static_cast<__half*>(y)[i] = __float2half_rn(v);
-        break;
-      case FloatType::bf16:
-        static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(v);
-        break;
-      default:
-        static_cast<float*>(y)[i] = v;
-        break;
-    }
+    store_float(y, t, i, load_float(y, t, i) + load_float(bias, t, (i / inner) % channels));
   }
 }
 
@@ -229,6 +237,12 @@ void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int
 
 void launch_cast_float(const void* x, FloatType from, void* y, FloatType to, int64_t n, Stream s) {
   if (n > 0) cast_float_k<<<blocks_for(n), kThreads, 0, s>>>(x, from, y, to, n);
+}
+
+void launch_channel_bias_add(void* y, const void* bias, FloatType t, int64_t n, int64_t channels,
+                             int64_t inner, Stream s) {
+  if (n > 0 && channels > 0 && inner > 0)
+    channel_bias_add_k<<<blocks_for(n), kThreads, 0, s>>>(y, bias, t, n, channels, inner);
 }
 
 void launch_dropout(const float* x, float* y, uint8_t* mask, int64_t n, double ratio,

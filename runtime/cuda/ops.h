@@ -41,6 +41,10 @@ using Prepare = Launch (*)(const KernelArgs& a, Ctx& c);
 
 /// Every op the CUDA backend supports (ops_basic.cc + ops_nn.cc + ops_lib.cc).
 const std::map<std::string_view, Prepare>& op_table();
+/// The executor's entry: op_table()'s Prepare for a.node's op, with the
+/// f16/bf16 operands the plan stages copied to f32 in the op's planned
+/// workspace around it (low_precision.cc). Error when the op has no kernel.
+Launch prepare_op(const KernelArgs& a, Ctx& c);
 
 // Registration, one per file.
 void register_basic(std::map<std::string_view, Prepare>& t); // ops_basic.cc

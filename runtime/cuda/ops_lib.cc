@@ -12,6 +12,12 @@
 //    (runtime/cpu/nn_util.h make_window); cuDNN needs symmetric padding. The
 //    algorithm is chosen once, with cudnnFind*AlgorithmEx on the plan's own
 //    buffers: the fastest whose workspace fits the op's planned workspace.
+//    Every tensor of one convolution has one dtype: f32 (TF32 only with
+//    --tf32), or f16 / bf16 for a native_low_precision node (cuDNN's
+//    pseudo-half configurations: f32 accumulation, tensor-op math; the bias
+//    is added by our own kernel, in f32, rounded once more). Other low-
+//    precision convolutions reach these functions already staged to f32
+//    (prepare_op, ops_basic.cc).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -238,8 +244,34 @@ std::vector<int> packed_strides(const std::vector<int>& d) {
   return st;
 }
 
+/// The one element type of a convolution's present inputs and outputs.
+FloatType conv_type(const KernelArgs& a) {
+  const DType d = a.in[0].dtype;
+  auto same = [&](const TensorArg& t) { return !t.present() || t.dtype == d; };
+  if (!std::all_of(a.in.begin(), a.in.end(), same) || !std::all_of(a.out.begin(), a.out.end(), same))
+    fail(a, "the CUDA backend's convolutions need one dtype for every input and output");
+  switch (d) {
+    case DType::f32:
+      return FloatType::f32;
+    case DType::f16:
+      return FloatType::f16;
+    case DType::bf16:
+      return FloatType::bf16;
+    default:
+      fail(a, "the CUDA backend's convolutions take f32, f16 or bf16, not " +
+                  std::string(dtype_name(d)));
+  }
+}
+
+cudnnDataType_t dnn_type(FloatType t) {
+  return t == FloatType::f16    ? CUDNN_DATA_HALF
+         : t == FloatType::bf16 ? CUDNN_DATA_BFLOAT16
+                                : CUDNN_DATA_FLOAT;
+}
+
 ConvDesc make_conv_desc(const KernelArgs& a, Ctx& c, const Shape& xs, const Shape& ws,
-                        const Shape& ys, const kernels::nn::Window& win, int64_t group) {
+                        const Shape& ys, const kernels::nn::Window& win, int64_t group,
+                        FloatType type) {
   if (xs.size() < 3 || xs.size() > 5) fail(a, "the CUDA backend supports 1 to 3 spatial dims");
   auto d = std::make_shared<ConvDesc>();
   check_dnn(a, cudnnCreateTensorDescriptor(&d->x), "cudnnCreateTensorDescriptor");
@@ -255,15 +287,15 @@ ConvDesc make_conv_desc(const KernelArgs& a, Ctx& c, const Shape& xs, const Shap
   });
   const std::vector<int> xd = dims4(xs), yd = dims4(ys), wd = dims4(ws);
   check_dnn(a,
-            cudnnSetTensorNdDescriptor(d->x, CUDNN_DATA_FLOAT, static_cast<int>(xd.size()),
+            cudnnSetTensorNdDescriptor(d->x, dnn_type(type), static_cast<int>(xd.size()),
                                        xd.data(), packed_strides(xd).data()),
             "x descriptor");
   check_dnn(a,
-            cudnnSetTensorNdDescriptor(d->y, CUDNN_DATA_FLOAT, static_cast<int>(yd.size()),
+            cudnnSetTensorNdDescriptor(d->y, dnn_type(type), static_cast<int>(yd.size()),
                                        yd.data(), packed_strides(yd).data()),
             "y descriptor");
   check_dnn(a,
-            cudnnSetFilterNdDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
+            cudnnSetFilterNdDescriptor(d->w, dnn_type(type), CUDNN_TENSOR_NCHW,
                                        static_cast<int>(wd.size()), wd.data()),
             "filter descriptor");
   std::vector<int> pad, stride, dil;
@@ -279,8 +311,10 @@ ConvDesc make_conv_desc(const KernelArgs& a, Ctx& c, const Shape& xs, const Shap
                                             CUDNN_DATA_FLOAT),
             "convolution descriptor");
   check_dnn(a, cudnnSetConvolutionGroupCount(d->conv, static_cast<int>(group)), "group count");
-  check_dnn(a, cudnnSetConvolutionMathType(d->conv, c.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
-            "math type");
+  const cudnnMathType_t math = type != FloatType::f32 ? CUDNN_TENSOR_OP_MATH
+                               : c.tf32               ? CUDNN_DEFAULT_MATH
+                                                      : CUDNN_FMA_MATH;
+  check_dnn(a, cudnnSetConvolutionMathType(d->conv, math), "math type");
   // cuDNN pads symmetrically: its output size must be the planned one.
   std::vector<int> got(yd.size());
   check_dnn(a,
@@ -307,8 +341,9 @@ template <class Perf> int pick(const KernelArgs& a, const Perf* perf, int n) {
 /// x, w, y: the underlying Conv's tensors (device). kind says which one is computed.
 Launch conv_launch(const KernelArgs& a, Ctx& c, ConvKind kind, const Shape& xs, const Shape& ws,
                    const Shape& ys, void* x, void* w, void* y, const kernels::nn::Window& win,
-                   int64_t group, const float* bias, int64_t bias_n) {
-  const ConvDesc d = make_conv_desc(a, c, xs, ws, ys, win, group);
+                   int64_t group, const void* bias, int64_t bias_n) {
+  const FloatType type = conv_type(a);
+  const ConvDesc d = make_conv_desc(a, c, xs, ws, ys, win, group, type);
   cudnnHandle_t h = c.cudnn;
   void* wsp = a.workspace;
   const size_t wsb = static_cast<size_t>(a.workspace_bytes);
@@ -338,8 +373,9 @@ Launch conv_launch(const KernelArgs& a, Ctx& c, ConvKind kind, const Shape& xs, 
     algo = pick(a, perf, n);
   }
   cudnnTensorDescriptor_t bdesc = nullptr;
-  if (bias) {
-    const Shape& out = kind == ConvKind::fwd ? ys : xs; // the tensor the bias is added to
+  const Shape& out = kind == ConvKind::fwd ? ys : xs; // the tensor a bias is added to
+  const int64_t out_n = prod(out, 0, out.size()), out_inner = prod(out, 2, out.size());
+  if (bias && type == FloatType::f32) {
     std::vector<int> bd(dims4(out).size(), 1);
     bd[1] = static_cast<int>(bias_n);
     check_dnn(a, cudnnCreateTensorDescriptor(&bdesc), "cudnnCreateTensorDescriptor");
@@ -356,12 +392,14 @@ Launch conv_launch(const KernelArgs& a, Ctx& c, ConvKind kind, const Shape& xs, 
       cudnnConvolutionForward(h, &one, d.x, x, d.w, w, d.conv,
                               static_cast<cudnnConvolutionFwdAlgo_t>(algo), wsp, wsb, &zero, d.y,
                               y);
-      if (bias) cudnnAddTensor(h, &one, bdesc, bias, &one, d.y, y);
+      if (bdesc) cudnnAddTensor(h, &one, bdesc, bias, &one, d.y, y);
+      if (bias && !bdesc) launch_channel_bias_add(y, bias, type, out_n, bias_n, out_inner, s);
     } else if (kind == ConvKind::bwd_data) {
       cudnnConvolutionBackwardData(h, &one, d.w, w, d.y, y, d.conv,
                                    static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), wsp, wsb,
                                    &zero, d.x, x);
-      if (bias) cudnnAddTensor(h, &one, bdesc, bias, &one, d.x, x);
+      if (bdesc) cudnnAddTensor(h, &one, bdesc, bias, &one, d.x, x);
+      if (bias && !bdesc) launch_channel_bias_add(x, bias, type, out_n, bias_n, out_inner, s);
     } else {
       cudnnConvolutionBackwardFilter(h, &one, d.x, x, d.y, y, d.conv,
                                      static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), wsp, wsb,
@@ -375,17 +413,15 @@ std::vector<int64_t> spatial(const Shape& s) {
 }
 
 Launch conv(const KernelArgs& a, Ctx& c) { // (X, W, B?) -> Y
-  require_f32(a);
   const Shape &xs = a.in[0].shape, &ws = a.in[1].shape, &ys = a.out[0].shape;
   const auto win = kernels::nn::make_window(a, spatial(xs), spatial(ys), spatial(ws));
   const int64_t group = attr_int(*a.node, "group", 1);
   return conv_launch(a, c, ConvKind::fwd, xs, ws, ys, a.in[0].data, a.in[1].data, a.out[0].data,
-                     win, group, has_in(a, 2) ? cf(a.in[2]) : nullptr,
+                     win, group, has_in(a, 2) ? a.in[2].data : nullptr,
                      has_in(a, 2) ? a.in[2].numel : 0);
 }
 
 Launch conv_grad_input(const KernelArgs& a, Ctx& c) { // (dY, W) -> dX
-  require_f32(a);
   const Shape &ys = a.in[0].shape, &ws = a.in[1].shape, &xs = a.out[0].shape;
   const auto win = kernels::nn::make_window(a, spatial(xs), spatial(ys), spatial(ws));
   return conv_launch(a, c, ConvKind::bwd_data, xs, ws, ys, a.out[0].data, a.in[1].data,
@@ -393,7 +429,6 @@ Launch conv_grad_input(const KernelArgs& a, Ctx& c) { // (dY, W) -> dX
 }
 
 Launch conv_grad_weight(const KernelArgs& a, Ctx& c) { // (dY, X) -> dW
-  require_f32(a);
   const Shape &ys = a.in[0].shape, &xs = a.in[1].shape, &ws = a.out[0].shape;
   const auto win = kernels::nn::make_window(a, spatial(xs), spatial(ys), spatial(ws));
   return conv_launch(a, c, ConvKind::bwd_filter, xs, ws, ys, a.in[1].data, a.out[0].data,
@@ -402,12 +437,11 @@ Launch conv_grad_weight(const KernelArgs& a, Ctx& c) { // (dY, X) -> dW
 
 /// ConvTranspose(X, W, B?) -> Y is the backward-data of the Conv from Y to X.
 Launch conv_transpose(const KernelArgs& a, Ctx& c) {
-  require_f32(a);
   const Shape &xs = a.in[0].shape, &ws = a.in[1].shape, &ys = a.out[0].shape;
   const auto win = kernels::nn::make_transpose_window(a, spatial(xs), spatial(ys), spatial(ws));
   return conv_launch(a, c, ConvKind::bwd_data, ys, ws, xs, a.out[0].data, a.in[1].data,
                      a.in[0].data, win, attr_int(*a.node, "group", 1),
-                     has_in(a, 2) ? cf(a.in[2]) : nullptr, has_in(a, 2) ? a.in[2].numel : 0);
+                     has_in(a, 2) ? a.in[2].data : nullptr, has_in(a, 2) ? a.in[2].numel : 0);
 }
 
 } // namespace

@@ -4,7 +4,9 @@
 // inputs and state, and every output compared.
 //
 // Tolerance: f32 outputs within 1e-4 relative L2 (||gpu - cpu|| / ||cpu||);
-// bool and integer outputs (Dropout's mask, MaxPool's indices) exactly.
+// bool and integer outputs (Dropout's mask, MaxPool's indices) exactly; f16 /
+// bf16 GEMMs and convolutions (native on the GPU) against the f32 graph
+// (OpCase::f32_oracle); other f16 / bf16 ops (staged on both backends) exactly.
 // Inputs are uniform in [-1, 1) unless a case says otherwise (positive for
 // Log / Sqrt / Div's divisor / Pow's base, valid indices and labels).
 //
@@ -21,6 +23,8 @@
 
 #include "../exec_test_util.h"
 #include "compiler/dtype_codec.h"
+#include "passes/infer_shapes.h"
+#include "passes/precision.h"
 #include "runtime/cuda/cuda_executor.h"
 #include "runtime/executor.h"
 
@@ -166,6 +170,10 @@ TEST_P(CudaOp, MatchesTheCpuKernel) {
       b->g.outputs.push_back(id);
     }
     b->g.add_node(std::move(n));
+    // As in plans for a GPU: f16/bf16 GEMMs and convolutions run natively
+    // (native_low_precision); other ops run staged in their workspace.
+    infer_shapes(b->g);
+    (void)mark_native_low_precision(b->g);
     b->p = plan_of(b->g);
     return b;
   };
@@ -381,6 +389,19 @@ std::vector<OpCase> cases() {
                  1,
                  true,
                  tol});
+    // Native cuDNN convolutions (f32 accumulation; the bias in our kernel).
+    v.push_back({"Conv_" + dn, "Conv", {In{{2, 3, 9, 9}, d}, In{{4, 3, 3, 3}, d}, In{{4}, d}},
+                 conv, 1, true, tol});
+    v.push_back({"ConvGradInput_" + dn, "ConvGradInput",
+                 {In{{2, 4, 5, 5}, d}, In{{4, 3, 3, 3}, d}}, gi, 1, true, tol});
+    v.push_back({"ConvGradWeight_" + dn, "ConvGradWeight",
+                 {In{{2, 4, 5, 5}, d}, In{{2, 3, 9, 9}, d}}, gw, 1, true, tol});
+    v.push_back({"ConvTranspose_" + dn, "ConvTranspose",
+                 {In{{2, 4, 5, 5}, d}, In{{4, 3, 3, 3}, d}, In{{3}, d}}, ct, 1, true, tol});
+    // Staged ops (f32 kernel on copies in the planned workspace, rounded
+    // once): the CPU stages the same way, so the outputs are equal bit for bit.
+    v.push_back({"Relu_staged_" + dn, "Relu", {In{{5, 77}, d}}});
+    v.push_back({"Add_staged_" + dn, "Add", {In{{5, 77}, d}, In{{77}, d}}});
   }
   v.push_back({"GlobalNormScale", "GlobalNormScale", {f({300}), f({7, 9})}, {{"max_norm", 0.5}}});
   return v;
