@@ -29,20 +29,9 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
     ws_buf[s] = bufs.size();
     bufs.push_back({lt.workspace[s], static_cast<int32_t>(s), static_cast<int32_t>(s)});
   }
-  OffsetOptions oo{.method = opts.offsets, .alignment = opts.alignment};
-  if (opts.offsets_until_fit && opts.budget_bytes) {
-    int64_t resident = 0;  // as summed below
-    for (uint32_t i = 0; i < g.num_tensors(); ++i)
-      if (lt.root[i].v == i && is_resident(g.tensor(TensorId(i)).role))
-        resident += align_up(g.tensor(TensorId(i)).bytes(), opts.alignment);
-    oo.fit_bytes = *opts.budget_bytes - resident;
-  }
-  OffsetResult off = assign_offsets(bufs, oo);
-
   Plan p;
   p.alignment = opts.alignment;
   p.schedule_method = opts.order ? "given" : std::string(schedule_method_name(sched.chosen));
-  p.offset_method = std::string(offset_method_name(opts.offsets)) + ":" + off.order;
   p.budget_bytes = opts.budget_bytes;
   p.tensors.resize(g.num_tensors());
   for (uint32_t i = 0; i < g.num_tensors(); ++i) {
@@ -73,6 +62,12 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
       pt.placement = Placement::arena;  // offset filled below; zero-size tensors stay at 0
     }
   }
+  OffsetOptions oo{.method = opts.offsets, .alignment = opts.alignment};
+  if (opts.offsets_until_fit && opts.budget_bytes)
+    oo.fit_bytes = *opts.budget_bytes - p.summary.resident_bytes;
+  OffsetResult off = assign_offsets(bufs, oo);
+  p.offset_method = std::string(offset_method_name(opts.offsets)) + ":" + off.order;
+
   for (size_t b = 0; b < num_tensor_bufs; ++b) {
     uint32_t i = buf_tensor[b];
     p.tensors[i].offset = off.offsets[b];

@@ -77,7 +77,7 @@ struct RematResult {
   std::vector<RecomputeDecision> recomputes;  // the same, structured
   std::string note;
   int64_t fixed_bytes = 0;    // resident + inputs (aligned)
-  int64_t problem_peak = 0;   // the solver's replayed peak (incl. fixed and the margin)
+  int64_t problem_peak = 0;   // the solver's replayed peak, fixed_bytes included
 };
 
 /// Rewrites g (adds clones, rewires readers). Call on a fresh copy per try.

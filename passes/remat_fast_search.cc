@@ -20,21 +20,7 @@
 namespace memplan::remat_fast {
 namespace {
 
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    const uint64_t z = mix64(state_);  // splitmix64 (runtime/rng.h)
-    state_ += 0x9e3779b97f4a7c15ULL;
-    return z;
-  }
-  /// Uniform in [0, n).
-  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
+using Rng = SplitMix64;  // runtime/rng.h
 
 class Annealer {
  public:

@@ -32,4 +32,23 @@ MEMPLAN_RNG_FN double rng_uniform(uint64_t stream, uint64_t i) {
   return static_cast<double>(mix64(stream + i * 0xd1b54a32d192ed03ull) >> 11) * 0x1.0p-53;
 }
 
+/// A sequential splitmix64 stream for host code (seeded searches, tests):
+/// identical on every platform, unlike std:: distributions.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    const uint64_t z = mix64(state_);
+    state_ += 0x9e3779b97f4a7c15ull;
+    return z;
+  }
+  /// Uniform in [0, n), n > 0.
+  uint64_t below(uint64_t n) { return next() % n; }
+  /// Uniform in [0, 1) (53 random bits).
+  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
 }  // namespace memplan

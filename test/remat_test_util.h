@@ -17,21 +17,15 @@
 
 namespace memplan::remat_test {
 
-/// splitmix64: tiny, well-mixed, identical everywhere.
-class Rng {
+/// splitmix64 (runtime/rng.h): tiny, well-mixed, identical everywhere.
+class Rng : public SplitMix64 {
  public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    const uint64_t z = mix64(state_);  // splitmix64 (runtime/rng.h)
-    state_ += 0x9e3779b97f4a7c15ULL;
-    return z;
-  }
+  using SplitMix64::SplitMix64;
   /// Uniform in [lo, hi] (inclusive).
-  int64_t uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1)); }
+  int64_t uniform(int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(below(static_cast<uint64_t>(hi - lo + 1)));
+  }
   bool chance(int percent) { return uniform(0, 99) < percent; }
-
- private:
-  uint64_t state_;
 };
 
 struct GenOptions {
