@@ -230,7 +230,8 @@ double five_per_out0(const Graph& g, const Node& n) {
 
 void register_grad_nn(std::vector<OpDef>& t) {
   const std::vector<std::string_view> conv_attrs = {
-      "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "workspace_limit", "native_low_precision"};
+      "auto_pad", "dilations", "group",
+      "kernel_shape", "pads", "strides", "workspace_limit", "native_low_precision"};
   auto with = [](std::vector<std::string_view> v, std::string_view extra) {
     v.push_back(extra);
     return v;

@@ -171,7 +171,8 @@ void register_pool_conv(std::vector<OpDef>& t) {
                .workspace = conv_workspace_bytes});
   t.push_back({.name = "ConvTranspose", .min_inputs = 2, .max_inputs = 3,
                .attrs = {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
-                         "output_shape", "pads", "strides", "workspace_limit", "native_low_precision"},
+                         "output_shape", "pads", "strides", "workspace_limit",
+                         "native_low_precision"},
                .infer = conv_transpose, .flops = conv_transpose_flops,
                .workspace = conv_workspace_bytes});
   t.push_back({.name = "MaxPool", .max_outputs = 2,

@@ -106,8 +106,9 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
 /// outputs of one convolution one dtype, which is what cuDNN's pseudo-half
 /// configurations take). For plans of a GPU device profile: the CUDA backend
 /// runs these on cuBLAS / cuDNN in the operands' own dtype (f32
-/// accumulation); the CPU backend stages them in scratch outside the arena. Run after build_training_graph (backward GEMMs
-/// and micro-batch copies are marked too); recomputed clones keep the mark.
+/// accumulation); the CPU backend stages them in scratch outside the arena.
+/// Run after build_training_graph (backward GEMMs and convolutions and
+/// micro-batch copies are marked too); recomputed clones keep the mark.
 /// Returns the number of nodes marked.
 int64_t mark_native_low_precision(Graph& g);
 

@@ -226,7 +226,8 @@ std::set<std::string> native_ops_stage_outside_and_compute_the_same(
     }
     EXPECT_GT(low_precision_staging_bytes(g, n), 0) << n.name;
     EXPECT_EQ(out.plan.ops[s].workspace_bytes, node_workspace_bytes(g, n)) << n.name;
-    EXPECT_EQ(node_workspace_bytes(g, n), cpu_workspace_bytes(g, n) - low_precision_staging_bytes(g, n));
+    EXPECT_EQ(node_workspace_bytes(g, n),
+              cpu_workspace_bytes(g, n) - low_precision_staging_bytes(g, n));
     scratch = std::max(scratch, cpu_workspace_bytes(g, n));
   }
   EXPECT_FALSE(marked.empty()) << "the marks survive the plan's program";

@@ -17,7 +17,7 @@
 //    pseudo-half configurations: f32 accumulation, tensor-op math; the bias
 //    is added by our own kernel, in f32, rounded once more). Other low-
 //    precision convolutions reach these functions already staged to f32
-//    (prepare_op, ops_basic.cc).
+//    (prepare_op, low_precision.cc).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -248,7 +248,8 @@ std::vector<int> packed_strides(const std::vector<int>& d) {
 FloatType conv_type(const KernelArgs& a) {
   const DType d = a.in[0].dtype;
   auto same = [&](const TensorArg& t) { return !t.present() || t.dtype == d; };
-  if (!std::all_of(a.in.begin(), a.in.end(), same) || !std::all_of(a.out.begin(), a.out.end(), same))
+  if (!std::all_of(a.in.begin(), a.in.end(), same) ||
+      !std::all_of(a.out.begin(), a.out.end(), same))
     fail(a, "the CUDA backend's convolutions need one dtype for every input and output");
   switch (d) {
     case DType::f32:

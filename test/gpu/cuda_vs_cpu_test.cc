@@ -147,7 +147,8 @@ TEST_P(CudaVsCpu, TwoStepsMatchTheCpuExecutor) {
     StepResult rc = cpu->step(batch), rg = gpu->step(batch);
     ASSERT_TRUE(rc.finite) << rc.first_nonfinite_op;
     ASSERT_TRUE(rg.finite) << rg.first_nonfinite_op;
-    EXPECT_LE(std::abs(rg.loss - rc.loss), c.tol * std::max(1.0, std::abs(rc.loss))) << "step " << s;
+    EXPECT_LE(std::abs(rg.loss - rc.loss), c.tol * std::max(1.0, std::abs(rc.loss)))
+        << "step " << s;
     for (int32_t t : p.outputs) {
       const PlanTensor& pt = p.tensors[static_cast<size_t>(t)];
       if (pt.dtype != DType::f32) continue;
