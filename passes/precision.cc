@@ -234,18 +234,13 @@ class Lowering {
   PrecisionStats st_;
 };
 
-bool is_gemm(std::string_view op) { return op == "Gemm" || op == "MatMul" || op == "MatMulTrans"; }
-bool is_conv(std::string_view op) {
-  return op == "Conv" || op == "ConvTranspose" || op == "ConvGradInput" || op == "ConvGradWeight";
-}
-
 } // namespace
 
 int64_t mark_native_low_precision(Graph& g) {
   int64_t marked = 0;
   for (uint32_t i = 0; i < g.num_nodes(); ++i) {
     Node& n = g.node(NodeId(i));
-    if (!is_gemm(n.op) && !is_conv(n.op)) continue;
+    if (!is_matmul_class(n.op)) continue;  // GEMMs and convolutions
     if (low_precision_staging_bytes(g, n) == 0) continue;
     n.attrs["native_low_precision"] = int64_t{1};
     ++marked;

@@ -18,14 +18,6 @@
 
 namespace memplan::cuda {
 
-namespace {
-
-FloatType float_type(DType d) {
-  return d == DType::f16 ? FloatType::f16 : d == DType::bf16 ? FloatType::bf16 : FloatType::f32;
-}
-
-} // namespace
-
 Launch prepare_op(const KernelArgs& a, Ctx& c) {
   const auto it = op_table().find(a.node->op);
   if (it == op_table().end()) fail(a, "the CUDA backend has no kernel for this op");
@@ -49,12 +41,12 @@ Launch prepare_op(const KernelArgs& a, Ctx& c) {
   std::vector<Copy> widen, narrow;
   for (size_t i = 0; i < a.in.size(); ++i)
     if (is_low_precision(a.in[i]))
-      widen.push_back({a.in[i].data, float_type(a.in[i].dtype), b->in[i].data, FloatType::f32,
+      widen.push_back({a.in[i].data, *float_type(a.in[i].dtype), b->in[i].data, FloatType::f32,
                        a.in[i].numel});
   for (size_t o = 0; o < a.out.size(); ++o)
     if (is_low_precision(a.out[o]))
       narrow.push_back({b->out[o].data, FloatType::f32, a.out[o].data,
-                        float_type(a.out[o].dtype), a.out[o].numel});
+                        *float_type(a.out[o].dtype), a.out[o].numel});
   const Launch inner = prep(*b, c);
   return [=](Stream s) {
     for (const Copy& k : widen)

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,9 @@ Walk make_walk(const KernelArgs& a, const Shape& out, const std::vector<Shape>& 
 /// Walk of `shape` with explicit per-dim strides for operand 0.
 Walk make_walk_strided(const KernelArgs& a, const Shape& shape, const std::vector<int64_t>& st);
 void check_cuda(const KernelArgs& a, int err, const char* what);
+
+/// The device float type of d; nullopt for a dtype other than f32, f16, bf16.
+std::optional<FloatType> float_type(DType d);
 
 inline float* f(const TensorArg& t) {
   return static_cast<float*>(t.data);

@@ -26,6 +26,13 @@ bool has_out(const KernelArgs& a, size_t slot) {
   return a.out.size() > slot && a.out[slot].present();
 }
 
+std::optional<FloatType> float_type(DType d) {
+  if (d == DType::f32) return FloatType::f32;
+  if (d == DType::f16) return FloatType::f16;
+  if (d == DType::bf16) return FloatType::bf16;
+  return std::nullopt;
+}
+
 void require_f32(const KernelArgs& a, std::vector<int> skip_in, std::vector<int> skip_out) {
   auto check = [&](const std::vector<TensorArg>& v, const std::vector<int>& skip,
                    const char* what) {
@@ -188,9 +195,7 @@ Launch where(const KernelArgs& a, Ctx&) {
 /// target); a cast to the same dtype is a copy.
 Launch cast(const KernelArgs& a, Ctx&) {
   auto ft = [&](DType d) {
-    if (d == DType::f32) return FloatType::f32;
-    if (d == DType::f16) return FloatType::f16;
-    if (d == DType::bf16) return FloatType::bf16;
+    if (const auto t = float_type(d)) return *t;
     fail(a, "the CUDA backend casts only between f32, f16 and bf16, not " +
                 std::string(dtype_name(d)) + "; run this plan with --device cpu");
   };

@@ -251,17 +251,9 @@ FloatType conv_type(const KernelArgs& a) {
   if (!std::all_of(a.in.begin(), a.in.end(), same) ||
       !std::all_of(a.out.begin(), a.out.end(), same))
     fail(a, "the CUDA backend's convolutions need one dtype for every input and output");
-  switch (d) {
-    case DType::f32:
-      return FloatType::f32;
-    case DType::f16:
-      return FloatType::f16;
-    case DType::bf16:
-      return FloatType::bf16;
-    default:
-      fail(a, "the CUDA backend's convolutions take f32, f16 or bf16, not " +
-                  std::string(dtype_name(d)));
-  }
+  if (const auto t = float_type(d)) return *t;
+  fail(a, "the CUDA backend's convolutions take f32, f16 or bf16, not " +
+              std::string(dtype_name(d)));
 }
 
 cudnnDataType_t dnn_type(FloatType t) {
