@@ -26,6 +26,12 @@ bool op_handles_low_precision(std::string_view op);
 inline int64_t low_precision_slot_bytes(int64_t numel) {
   return (numel * 4 + 63) / 64 * 64;
 }
+/// True for the ops the CUDA backend runs on f16/bf16 operands in their own
+/// dtype (f32 math inside, results rounded once to nearest even, as the
+/// staging computes): GEMMs and convolutions (cuBLAS / cuDNN), BatchNorm
+/// training and its grad, elementwise math and activation grads, ReduceSum,
+/// MaxPool and MaxPoolGrad. Only these may carry native_low_precision = 1.
+bool op_runs_low_precision_on_gpu(std::string_view op);
 /// Sum of low_precision_slot_bytes over n's present f16/bf16 input and output
 /// slots (every slot, in-place ones included); 0 for native ops.
 int64_t low_precision_staging_bytes(const Graph& g, const Node& n);

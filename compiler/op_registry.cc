@@ -107,7 +107,8 @@ std::vector<TensorType> infer_node(const Graph& g, const Node& n) {
     if (!n.inputs[static_cast<size_t>(i)].valid())
       throw Error(node_desc(n) + ": required input " + std::to_string(i) + " is omitted");
   for (const auto& [k, v] : n.attrs)
-    if (std::find(def->attrs.begin(), def->attrs.end(), k) == def->attrs.end())
+    if (std::find(def->attrs.begin(), def->attrs.end(), k) == def->attrs.end() &&
+        !(k == "native_low_precision" && op_runs_low_precision_on_gpu(n.op)))
       throw Error(node_desc(n) + ": unknown attribute '" + k + "' for " + n.op);
   if (!def->infer) throw InternalError("op '" + n.op + "' has no inference function");
   InferCtx ctx(g, n);
@@ -128,6 +129,17 @@ bool op_handles_low_precision(std::string_view op) {
       "BatchSlice", "Cast",  "CastLike", "Concat", "Expand",    "Flatten",
       "Identity",   "Reshape", "Split",  "Squeeze", "Tile",    "Transpose", "Unsqueeze"};
   return std::find(std::begin(kNative), std::end(kNative), op) != std::end(kNative);
+}
+
+bool op_runs_low_precision_on_gpu(std::string_view op) {
+  // runtime/cuda: cuBLAS / cuDNN in the operands' dtype, and the kernels that
+  // read and write f16/bf16 through load_float / store_float (f32 math).
+  static constexpr std::string_view kGpu[] = {
+      "Abs", "Add", "BatchNormTraining", "BatchNormTrainingGrad", "Conv", "ConvGradInput",
+      "ConvGradWeight", "ConvTranspose", "Div", "Erf", "ErfGrad", "Exp", "Gemm", "GradAccumulate",
+      "Log", "MatMul", "MatMulTrans", "MaxPool", "MaxPoolGrad", "Mul", "Neg", "Pow", "ReduceSum",
+      "Relu", "ReluGrad", "Sigmoid", "SigmoidGrad", "Sqrt", "Sub", "Tanh", "TanhGrad"};
+  return std::find(std::begin(kGpu), std::end(kGpu), op) != std::end(kGpu);
 }
 
 int64_t low_precision_staging_bytes(const Graph& g, const Node& n) {

@@ -230,8 +230,7 @@ double five_per_out0(const Graph& g, const Node& n) {
 
 void register_grad_nn(std::vector<OpDef>& t) {
   const std::vector<std::string_view> conv_attrs = {
-      "auto_pad", "dilations", "group",
-      "kernel_shape", "pads", "strides", "workspace_limit", "native_low_precision"};
+      "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "workspace_limit"};
   auto with = [](std::vector<std::string_view> v, std::string_view extra) {
     v.push_back(extra);
     return v;
@@ -267,7 +266,7 @@ void register_grad_nn(std::vector<OpDef>& t) {
   t.push_back({.name = "MatMulTrans",
                .min_inputs = 2,
                .max_inputs = 2,
-               .attrs = {"batch_shape", "transA", "transB", "native_low_precision"},
+               .attrs = {"batch_shape", "transA", "transB"},
                .infer = matmul_trans,
                .flops = matmul_trans_flops});
   for (std::string_view op : {"SoftmaxGrad", "LogSoftmaxGrad"})

@@ -131,10 +131,10 @@ double five_per_in(const Graph& g, const Node& n) { return 5 * in_elems(g, n, 0)
 
 void register_nn(std::vector<OpDef>& t) {
   t.push_back({.name = "Gemm", .min_inputs = 2, .max_inputs = 3,
-               .attrs = {"alpha", "beta", "transA", "transB", "native_low_precision"},
+               .attrs = {"alpha", "beta", "transA", "transB"},
                .infer = gemm, .flops = gemm_flops});
-  t.push_back({.name = "MatMul", .min_inputs = 2, .max_inputs = 2,
-               .attrs = {"native_low_precision"}, .infer = matmul, .flops = matmul_flops});
+  t.push_back({.name = "MatMul", .min_inputs = 2, .max_inputs = 2, .infer = matmul,
+               .flops = matmul_flops});
   t.push_back({.name = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .max_outputs = 5,
                .attrs = {"epsilon", "momentum", "training_mode", "spatial"}, .infer = batchnorm,
                .flops = five_per_out});

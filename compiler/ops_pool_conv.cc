@@ -166,13 +166,12 @@ Types global_pool(const InferCtx& c) {
 void register_pool_conv(std::vector<OpDef>& t) {
   t.push_back({.name = "Conv", .min_inputs = 2, .max_inputs = 3,
                .attrs = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides",
-                         "workspace_limit", "native_low_precision"},
+                         "workspace_limit"},
                .infer = conv, .flops = conv_flops,
                .workspace = conv_workspace_bytes});
   t.push_back({.name = "ConvTranspose", .min_inputs = 2, .max_inputs = 3,
                .attrs = {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
-                         "output_shape", "pads", "strides", "workspace_limit",
-                         "native_low_precision"},
+                         "output_shape", "pads", "strides", "workspace_limit"},
                .infer = conv_transpose, .flops = conv_transpose_flops,
                .workspace = conv_workspace_bytes});
   t.push_back({.name = "MaxPool", .max_outputs = 2,

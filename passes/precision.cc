@@ -50,7 +50,7 @@ class Lowering {
  private:
   bool float_slot(TensorId t) const { return t.valid() && is_float(g_.tensor(t).dtype); }
 
-  /// Rule 1 or rule 2 of the header; "" when the node stays as it is.
+  /// Rule 1, 2 or 2b of the header; "" when the node stays as it is.
   std::string reason(const Node& n) const {
     for (TensorId t : n.inputs)
       if (float_slot(t) && g_.tensor(t).dtype != DType::f32) return "";
@@ -61,6 +61,12 @@ class Lowering {
       bool any =
           std::any_of(n.inputs.begin(), n.inputs.end(), [&](TensorId t) { return float_slot(t); });
       return any ? "matmul-class" : "";
+    }
+    if (n.op == "BatchNormalization") {
+      // Rule 2b: X and Y low when X is a lowered op's output; the rest stays f32.
+      TensorId x = n.inputs[0];
+      return float_slot(x) && produced_low_[x.v] ? "input already " + low_name_ + ", statistics f32"
+                                                 : "";
     }
     if (!is_low_op(n.op)) return "";
     bool fed_low = false;
@@ -105,7 +111,10 @@ class Lowering {
   void visit(NodeId id) {
     std::string why = reason(g_.node(id));
     if (why.empty()) return;
-    const size_t nin = g_.node(id).inputs.size(), nout = g_.node(id).outputs.size();
+    // BatchNormalization (rule 2b) lowers only X and Y; every other op all its float slots.
+    const bool norm = g_.node(id).op == "BatchNormalization";
+    const size_t nin = norm ? 1 : g_.node(id).inputs.size();
+    const size_t nout = norm ? 1 : g_.node(id).outputs.size();
     for (size_t i = 0; i < nin; ++i) {
       TensorId t = g_.node(id).inputs[i];
       if (float_slot(t)) {
@@ -240,7 +249,7 @@ int64_t mark_native_low_precision(Graph& g) {
   int64_t marked = 0;
   for (uint32_t i = 0; i < g.num_nodes(); ++i) {
     Node& n = g.node(NodeId(i));
-    if (!is_matmul_class(n.op)) continue;  // GEMMs and convolutions
+    if (!op_runs_low_precision_on_gpu(n.op)) continue;
     if (low_precision_staging_bytes(g, n) == 0) continue;
     n.attrs["native_low_precision"] = int64_t{1};
     ++marked;

@@ -24,14 +24,22 @@
 //     select = all (the default, forced --precision) lowers every one.
 //  2. Cheap elementwise and data-movement ops (kLowOps in precision.cc: Relu,
 //     LeakyRelu, Add, Sub, Mul, Neg, MaxPool, views, Transpose, Concat,
-//     Split) run in
-//     `low` when every float input is the low output of an op lowered by rule
-//     1 or 2, or a parameter or constant (cast, like weights), and at least
-//     one is such a low output. So bias + Relu after a MatMul stay low and the
+//     Split) run in `low` when every float input is the low output of an op
+//     lowered by rule 1, 2 or 2b, or a parameter or constant (cast, like
+//     weights), and at least one is such a low output. So bias + Relu after a
+//     MatMul (or a BatchNorm, rule 2b) stay low and the
 //     activation saved for backward is stored in its producer's precision,
 //     while a residual Add of an f32 stream and a low branch stays f32 (as
 //     torch.autocast promotes it).
-//  3. Everything else (softmax, normalizations, reductions, exp/log/pow,
+//  2b. BatchNormalization whose X is the low output of an op lowered by rule
+//     1, 2 or 2b reads X and writes Y in `low`; scale, B, the running statistics
+//     and the statistics outputs stay f32, and the statistics are computed
+//     in f32 (as cuDNN's batch norm with half data and float parameters). So
+//     Conv -> BatchNorm -> Relu stays low end to end and the BatchNorm input
+//     saved for backward is stored in its producer's precision. Autodiff's
+//     BatchNormTrainingGrad then reads dY and X in `low` and writes dX in
+//     `low`, dscale and dB in f32.
+//  3. Everything else (softmax, other normalizations, reductions, exp/log/pow,
 //     losses, Dropout, optimizer math) stays f32 and reads the original
 //     tensor name, now produced by a Cast back to f32 ("<tensor>/to_f32")
 //     from the low output. Back casts nobody reads are removed.
@@ -100,13 +108,14 @@ PrecisionStats lower_precision(Graph& g, const PrecisionOptions& o);
 
 /// Target staging (compiler/low_precision.h): marks with
 /// native_low_precision = 1, which takes the node's f32 staging out of its
-/// planned workspace, every GEMM-class node (Gemm, MatMul, MatMulTrans) that
-/// reads or writes an f16/bf16 tensor, and every such convolution (Conv,
-/// ConvTranspose, ConvGradInput, ConvGradWeight; the IR gives all inputs and
-/// outputs of one convolution one dtype, which is what cuDNN's pseudo-half
-/// configurations take). For plans of a GPU device profile: the CUDA backend
-/// runs these on cuBLAS / cuDNN in the operands' own dtype (f32
-/// accumulation); the CPU backend stages them in scratch outside the arena.
+/// planned workspace, every node that reads or writes an f16/bf16 tensor and
+/// whose op the CUDA backend runs in the operands' own dtype
+/// (op_runs_low_precision_on_gpu: GEMMs and convolutions on cuBLAS / cuDNN,
+/// BatchNorm training and its grad, elementwise math, activation grads,
+/// ReduceSum, MaxPool and MaxPoolGrad; f32 math inside). The IR gives the
+/// inputs and outputs of one convolution one dtype, which is what cuDNN's
+/// pseudo-half configurations take. For plans of a GPU device profile; the
+/// CPU backend stages marked nodes in scratch outside the arena.
 /// Run after build_training_graph (backward GEMMs and convolutions and
 /// micro-batch copies are marked too); recomputed clones keep the mark.
 /// Returns the number of nodes marked.

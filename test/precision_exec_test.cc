@@ -212,11 +212,12 @@ std::set<std::string> native_ops_stage_outside_and_compute_the_same(
     const Node& n = *by_name[out.plan.ops[s].name];
     const bool conv = n.op.starts_with("Conv");
     if (!staged_outside_plan(n)) {
-      EXPECT_FALSE(conv && low_precision_staging_bytes(g, n) > 0) << n.name << " is not native";
+      EXPECT_FALSE(op_runs_low_precision_on_gpu(n.op) && low_precision_staging_bytes(g, n) > 0)
+          << n.name << " is not native";
       continue;
     }
     marked.insert(n.op);
-    EXPECT_TRUE(conv || n.op == "MatMul" || n.op == "Gemm" || n.op == "MatMulTrans") << n.name;
+    EXPECT_TRUE(op_runs_low_precision_on_gpu(n.op)) << n.name;
     if (conv) {  // one low dtype for every input and output: cuDNN's pseudo-half configurations
       for (const auto* slots : {&n.inputs, &n.outputs})
         for (TensorId t : *slots)
@@ -276,12 +277,14 @@ TEST(PrecisionExec, NativeGemmsStageOutsideThePlanAndComputeTheSame) {
   EXPECT_FALSE(ops.count("Conv"));
 }
 
-/// The CNN's convolutions, forward and both backward ops, in bf16 and f16.
+/// The CNN's convolutions, forward and both backward ops, and (rule 2b)
+/// its BatchNorms and the Relus and pools after them, in bf16 and f16.
 TEST(PrecisionExec, NativeConvolutionsStageOutsideThePlanAndComputeTheSame) {
   for (DType low : {DType::bf16, DType::f16}) {
     const std::set<std::string> ops =
         native_ops_stage_outside_and_compute_the_same(tiny_cnn(), {{"batch", 8}}, low);
-    for (const char* op : {"Conv", "ConvGradInput", "ConvGradWeight"})
+    for (const char* op : {"Conv", "ConvGradInput", "ConvGradWeight", "BatchNormTraining",
+                           "BatchNormTrainingGrad", "Relu", "ReluGrad"})
       EXPECT_TRUE(ops.count(op)) << op << " " << dtype_name(low);
   }
 }

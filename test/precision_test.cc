@@ -99,6 +99,59 @@ TEST(PrecisionPass, MlpLowersMatmulsBiasAndRelu) {
   EXPECT_EQ(st.decisions[2], "Relu 'relu1': bf16 (input already bf16)");
 }
 
+TEST(PrecisionPass, BatchNormAfterLowConvReadsAndWritesLow) {
+  // Rule 2b: "bn" reads the conv's low output and writes y low (its scale,
+  // B, mean and var stay f32, uncast), so Relu (rule 2) and the second conv
+  // read low values with no cast between them. "bn_f32" reads the graph
+  // input z (not a lowered op's output) and stays f32.
+  const char* text = R"(graph @cnn opset 17 {
+  input %x : f32[2,3,4,4]
+  input %z : f32[2,4,4,4]
+  parameter %w : f32[4,3,1,1]
+  parameter %s : f32[4]
+  parameter %b : f32[4]
+  parameter %m : f32[4]
+  parameter %v : f32[4]
+  parameter %w2 : f32[4,4,1,1]
+  %c = Conv "conv" (%x, %w) {kernel_shape = [1, 1]} : f32[2,4,4,4]
+  %y = BatchNormalization "bn" (%c, %s, %b, %m, %v) : f32[2,4,4,4]
+  %r = Relu "relu" (%y) : f32[2,4,4,4]
+  %c2 = Conv "conv2" (%r, %w2) {kernel_shape = [1, 1]} : f32[2,4,4,4]
+  %yz = BatchNormalization "bn_f32" (%z, %s, %b, %m, %v) : f32[2,4,4,4]
+  output %c2
+  output %yz
+}
+)";
+  PrecisionStats st;
+  Graph g = lowered(text, {}, &st);
+  EXPECT_EQ(print_graph(g), R"(graph @cnn opset 17 {
+  input %x : f32[2,3,4,4]
+  input %z : f32[2,4,4,4]
+  parameter %w : f32[4,3,1,1]
+  parameter %s : f32[4]
+  parameter %b : f32[4]
+  parameter %m : f32[4]
+  parameter %v : f32[4]
+  parameter %w2 : f32[4,4,1,1]
+  %yz = BatchNormalization "bn_f32" (%z, %s, %b, %m, %v) : f32[2,4,4,4]
+  %"x/to_bf16" = Cast "x/to_bf16" (%x) {to = "bf16"} : bf16[2,3,4,4]
+  %"w/to_bf16" = Cast "w/to_bf16" (%w) {to = "bf16"} : bf16[4,3,1,1]
+  %"c/bf16" = Conv "conv" (%"x/to_bf16", %"w/to_bf16") {kernel_shape = [1, 1]} : bf16[2,4,4,4]
+  %"y/bf16" = BatchNormalization "bn" (%"c/bf16", %s, %b, %m, %v) : bf16[2,4,4,4]
+  %"r/bf16" = Relu "relu" (%"y/bf16") : bf16[2,4,4,4]
+  %"w2/to_bf16" = Cast "w2/to_bf16" (%w2) {to = "bf16"} : bf16[4,4,1,1]
+  %"c2/bf16" = Conv "conv2" (%"r/bf16", %"w2/to_bf16") {kernel_shape = [1, 1]} : bf16[2,4,4,4]
+  %c2 = Cast "c2/to_f32" (%"c2/bf16") {to = "f32"} : f32[2,4,4,4]
+  output %c2
+  output %yz
+}
+)");
+  EXPECT_EQ(st.ops_lowered, 4);  // conv, bn, relu, conv2
+  ASSERT_EQ(st.decisions.size(), 4u);
+  EXPECT_EQ(st.decisions[1],
+            "BatchNormalization 'bn': bf16 (input already bf16, statistics f32)");
+}
+
 TEST(PrecisionPass, F16NamesAndGraphOutputKeepsItsName) {
   // The lowered op's output is a graph output: the f32 name stays the output.
   const char* text = R"(graph @g opset 17 {
@@ -268,7 +321,7 @@ TEST(PrecisionPass, AutodiffKeepsParameterGradientsF32) {
 /// mark_native_low_precision: GEMMs and convolutions (with or without bias)
 /// on f16/bf16 tensors are marked and their staging leaves the planned
 /// workspace; an f32 convolution is not marked and keeps its workspace.
-TEST(PrecisionPass, NativeMarksLowPrecisionGemmsAndConvolutions) {
+TEST(PrecisionPass, NativeMarksLowPrecisionOpsTheGpuRunsInTheirDtype) {
   Graph g = parse_graph(R"(graph @convs opset 17 {
   input %x : bf16[2,3,8,8]
   input %xf : f32[2,3,8,8]
@@ -283,18 +336,32 @@ TEST(PrecisionPass, NativeMarksLowPrecisionGemmsAndConvolutions) {
   %yb = Conv "f16_conv_bias" (%xh, %wh, %bh) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]} : f16[2,4,8,8]
   %yf = Conv "f32_conv" (%xf, %wf, _) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]} : f32[2,4,8,8]
   %g = MatMul "bf16_gemm" (%a, %mb) : bf16[6,4]
+  parameter %s : f32[4]
+  parameter %bb : f32[4]
+  state %rm : f32[4]
+  state %rv : f32[4]
+  %bn, %rm2, %rv2, %sm, %si = BatchNormTraining "bf16_bn" (%y, %s, %bb, %rm, %rv) : bf16[2,4,8,8], f32[4], f32[4], f32[4], f32[4]
+  %r = Relu "bf16_relu" (%bn) : bf16[2,4,8,8]
+  %rf = Relu "f32_relu" (%yf) : f32[2,4,8,8]
+  %sum = Add "bf16_add" (%r, %y) : bf16[2,4,8,8]
+  %p = Softmax "bf16_softmax" (%g) {axis = 1} : bf16[6,4]
   output %y
   output %g
   output %yb
   output %yf
+  output %sum
+  output %rf
+  output %p
 }
 )");
   infer_shapes(g);
   std::map<std::string, int64_t> before;
   for (const Node& n : g.nodes()) before[n.name] = node_workspace_bytes(g, n);
-  EXPECT_EQ(mark_native_low_precision(g), 3);
+  // Softmax has no native GPU kernel for bf16 (staged); f32 ops need no staging.
+  EXPECT_EQ(mark_native_low_precision(g), 6);
   for (const Node& n : g.nodes()) {
-    const bool want = n.name == "bf16_conv" || n.name == "f16_conv_bias" || n.name == "bf16_gemm";
+    const bool want =
+        (n.name.starts_with("bf16_") && n.name != "bf16_softmax") || n.name == "f16_conv_bias";
     EXPECT_EQ(staged_outside_plan(n), want) << n.name;
     EXPECT_EQ(node_workspace_bytes(g, n),
               before[n.name] - (want ? low_precision_staging_bytes(g, n) : 0))

@@ -1,6 +1,8 @@
 // Shared device helpers of the .cu files: grid sizing and the output walk.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "runtime/cuda/device.h"
@@ -18,6 +20,33 @@ inline unsigned blocks_for(int64_t n) {
 #define MEMPLAN_GRID_LOOP(i, n)                                                                    \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n);                        \
        i += int64_t(blockDim.x) * gridDim.x)
+
+/// Element i of an f32 / f16 / bf16 array as float, and stored from float
+/// (round to nearest even).
+__device__ inline float load_float(const void* p, FloatType t, int64_t i) {
+  switch (t) {
+    case FloatType::f16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case FloatType::bf16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+__device__ inline void store_float(void* p, FloatType t, int64_t i, float v) {
+  switch (t) {
+    case FloatType::f16:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    case FloatType::bf16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+      break;
+  }
+}
 
 /// Offsets of output element i in up to three operands (Walk strides).
 template <int K> __device__ inline void walk_offsets(const Walk& w, int64_t i, int64_t (&off)[K]) {

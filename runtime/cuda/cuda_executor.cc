@@ -274,9 +274,12 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
       a.seed = opts_.seed;
       a.rng_key = node_rng_key(*a.node);
       launches_.push_back(cuda::prepare_op(a, ctx_));
-      std::vector<std::pair<const float*, int64_t>> outs;
-      for (const TensorArg& o : a.out)
-        outs.emplace_back(o.present() && o.dtype == DType::f32 ? cuda::cf(o) : nullptr, o.numel);
+      std::vector<Checked> outs;
+      for (const TensorArg& o : a.out) {
+        const auto t = cuda::float_type(o.dtype);
+        outs.push_back({o.present() && t ? o.data : nullptr, t.value_or(cuda::FloatType::f32),
+                        o.numel});
+      }
       outputs_.push_back(std::move(outs));
     }
     check(cudaStreamSynchronize(stream_), "choosing cuDNN algorithms");
@@ -287,9 +290,9 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
     launches_[s](stream_);
     if (!opts_.check_finite) return;
     for (size_t k = 0; k < outputs_[s].size(); ++k)
-      if (outputs_[s][k].first)
-        cuda::launch_nan_check(outputs_[s][k].first, outputs_[s][k].second, static_cast<int>(s),
-                               static_cast<int>(k), control_, stream_);
+      if (const Checked& o = outputs_[s][k]; o.data)
+        cuda::launch_nan_check(o.data, o.type, o.numel, static_cast<int>(s), static_cast<int>(k),
+                               control_, stream_);
   }
 
   void capture() {
@@ -343,7 +346,12 @@ class CudaExecutor final : public Executor, public CudaExecutorInfo {
   int64_t arena_size_ = 0, resident_size_ = 0, allocated_ = 0, free_before_ = -1;
   std::vector<uint8_t*> ptr_;
   std::vector<cuda::Launch> launches_;
-  std::vector<std::vector<std::pair<const float*, int64_t>>> outputs_;
+  struct Checked {  // one float output the NaN check reads (data null: not checked)
+    const void* data;
+    cuda::FloatType type;
+    int64_t numel;
+  };
+  std::vector<std::vector<Checked>> outputs_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
   std::array<void*, 2> stage_{};

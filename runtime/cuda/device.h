@@ -42,28 +42,35 @@ constexpr int kControlSlots = 32;
 /// Device address of control slot `slot` (cudaGetSymbolAddress).
 Control* control_slot(int slot);
 void launch_advance_step(Control* c, Stream s);
-/// Records op `op` (output slot `out`) in c->bad_op if x[0, n) holds a NaN.
-void launch_nan_check(const float* x, int64_t n, int op, int out, Control* c, Stream s);
+/// The element types of float tensors a kernel may read and write; f16 and
+/// bf16 are loaded to float and stored with round to nearest even
+/// (common.cuh load_float / store_float).
+enum class FloatType : int { f32, f16, bf16 };
+/// Records op `op` (output slot `out`) in c->bad_op if x[0, n) of type t holds a NaN.
+void launch_nan_check(const void* x, FloatType t, int64_t n, int op, int out, Control* c,
+                      Stream s);
 
 // ---------------------------------------------------- elementwise.cu (cpu/elementwise.cc)
 enum class Unary : int { relu, tanh, erf, neg, exp, log, sqrt, sigmoid, abs };
 enum class Binary : int { add, sub, mul, div, pow, max, min };
 enum class ActGrad : int { relu_y, tanh_y, erf_x, sigmoid_y }; // (dY, Y or X) -> dX
 
-void launch_unary(Unary op, const float* x, float* y, int64_t n, Stream s);
+/// Operands of float type t (f16 / bf16 elements computed in f32 and rounded
+/// to nearest even, what the staging computes).
+void launch_unary(Unary op, const void* x, void* y, FloatType t, int64_t n, Stream s);
 /// y[i] = a[walk 0] op b[walk 1] over the output walk.
-void launch_binary(Binary op, const float* a, const float* b, float* y, const Walk& w, int64_t n,
-                   Stream s);
+void launch_binary(Binary op, const void* a, const void* b, void* y, FloatType t, const Walk& w,
+                   int64_t n, Stream s);
 /// y[i] = c[walk 0] ? a[walk 1] : b[walk 2].
 void launch_where(const uint8_t* c, const float* a, const float* b, float* y, const Walk& w,
                   int64_t n, Stream s);
-void launch_act_grad(ActGrad op, const float* dy, const float* v, float* dx, int64_t n, Stream s);
+void launch_act_grad(ActGrad op, const void* dy, const void* v, void* dx, FloatType t, int64_t n,
+                     Stream s);
 /// out[i] = in[walk 0 offset] for elements of `elem` bytes (1, 2, 4 or 8): Transpose, Expand.
 void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int64_t n, Stream s);
 
 /// Cast between float types (cpu/cast.cc): round to nearest even, like the
 /// CPU's codecs (f32 -> f16 / bf16 directly equals the CPU's route via double).
-enum class FloatType : int { f32, f16, bf16 };
 void launch_cast_float(const void* x, FloatType from, void* y, FloatType to, int64_t n, Stream s);
 /// y[i] += bias[(i / inner) % channels] for y and bias of float type t, added
 /// in f32 and rounded to t (the bias of a native f16/bf16 convolution).
@@ -80,9 +87,10 @@ void launch_dropout_grad(const float* dy, const uint8_t* mask, float* dx, int64_
 // ---------------------------------------------------- reduce.cu (cpu/reduce.cc, pool.cc, index.cc)
 /// y[o] = scale * sum over the reduced index space of x: output o has kept
 /// coordinates (walk `kept`, stride st[0] into x), the reduced coordinates
-/// walk `red` (stride st[0] into x). Sums in double, one block per output.
-void launch_reduce_sum(const float* x, float* y, const Walk& kept, int64_t n_out, const Walk& red,
-                       int64_t n_red, double scale, Stream s);
+/// walk `red` (stride st[0] into x). Sums in double, one block per output;
+/// x and y of float type t.
+void launch_reduce_sum(const void* x, void* y, FloatType t, const Walk& kept, int64_t n_out,
+                       const Walk& red, int64_t n_red, double scale, Stream s);
 /// GlobalAveragePoolGrad: dx[p * S + j] = dy[p] / S.
 void launch_broadcast_rows(const float* dy, float* dx, int64_t planes, int64_t S, Stream s);
 /// Gather along an axis: data [outer, N, inner], idx [K] (negative: from the end).
@@ -111,13 +119,17 @@ void launch_layer_norm_grad(const float* dy, const float* x, const float* scale,
                             const float* mean, const float* invstd, float* dx, float* dscale,
                             float* dbias, int64_t rows, int64_t D, Stream s);
 /// BatchNormTraining: running stats updated in place (PyTorch: unbiased var).
-void launch_batch_norm_train(const float* x, const float* scale, const float* bias,
-                             const float* rmean_in, const float* rvar_in, float* y, float* rmean,
-                             float* rvar, float* saved_mean, float* saved_invstd, int64_t N,
-                             int64_t C, int64_t S, double eps, double momentum, Stream s);
-void launch_batch_norm_train_grad(const float* dy, const float* x, const float* scale,
-                                  const float* mean, const float* invstd, float* dx, float* dscale,
-                                  float* dbias, int64_t N, int64_t C, int64_t S, Stream s);
+/// x, y (and dy, x, dx of the grad) are of type xt, f32 accumulation; scale,
+/// bias and the statistics are f32.
+void launch_batch_norm_train(const void* x, void* y, FloatType xt, const float* scale,
+                             const float* bias, const float* rmean_in, const float* rvar_in,
+                             float* rmean, float* rvar, float* saved_mean, float* saved_invstd,
+                             int64_t N, int64_t C, int64_t S, double eps, double momentum,
+                             Stream s);
+void launch_batch_norm_train_grad(const void* dy, const void* x, void* dx, FloatType xt,
+                                  const float* scale, const float* mean, const float* invstd,
+                                  float* dscale, float* dbias, int64_t N, int64_t C, int64_t S,
+                                  Stream s);
 /// SoftmaxCrossEntropyLoss, reduction 0 none / 1 sum / 2 mean; labels i64;
 /// weights optional; ignore_index used when has_ignore. log_prob may be null.
 void launch_sce_loss(const float* x, const int64_t* labels, const float* weights, float* loss,
@@ -133,9 +145,10 @@ struct PoolGeom {
   int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, kernel[3] = {1, 1, 1};
   int64_t stride[3] = {1, 1, 1}, dilation[3] = {1, 1, 1}, pad[3] = {0, 0, 0};
 };
-void launch_max_pool(const float* x, float* y, int64_t* indices, int64_t planes, const PoolGeom& g,
-                     Stream s);
-void launch_max_pool_grad(const float* dy, const float* x, float* dx, int64_t planes,
+/// x, y, dy, dx of float type t; indices (i64, may be null) as the CPU's.
+void launch_max_pool(const void* x, void* y, FloatType t, int64_t* indices, int64_t planes,
+                     const PoolGeom& g, Stream s);
+void launch_max_pool_grad(const void* dy, const void* x, void* dx, FloatType t, int64_t planes,
                           const PoolGeom& g, Stream s);
 
 // ---------------------------------------------------- optim.cu (cpu/optim.cc)

@@ -20,9 +20,9 @@ __global__ void advance_step_k(Control* c) {
   c->step += 1;
 }
 
-__global__ void nan_check_k(const float* x, int64_t n, int op, int out, Control* c) {
+__global__ void nan_check_k(const void* x, FloatType t, int64_t n, int op, int out, Control* c) {
   MEMPLAN_GRID_LOOP(i, n) {
-    if (isnan(x[i])) {
+    if (isnan(load_float(x, t, i))) {
       // Ops run in order, so the smallest op index is the first bad op.
       if (atomicMin(&c->bad_op, op) >= op) {
         c->bad_out = out;
@@ -77,15 +77,16 @@ __device__ float binary_op(Binary op, float a, float b) {
   return a;
 }
 
-__global__ void unary_k(Unary op, const float* x, float* y, int64_t n) {
-  MEMPLAN_GRID_LOOP(i, n) y[i] = unary_op(op, x[i]);
+__global__ void unary_k(Unary op, const void* x, void* y, FloatType t, int64_t n) {
+  MEMPLAN_GRID_LOOP(i, n) store_float(y, t, i, unary_op(op, load_float(x, t, i)));
 }
 
-__global__ void binary_k(Binary op, const float* a, const float* b, float* y, Walk w, int64_t n) {
+__global__ void binary_k(Binary op, const void* a, const void* b, void* y, FloatType t, Walk w,
+                         int64_t n) {
   MEMPLAN_GRID_LOOP(i, n) {
     int64_t off[2];
     walk_offsets<2>(w, i, off);
-    y[i] = binary_op(op, a[off[0]], b[off[1]]);
+    store_float(y, t, i, binary_op(op, load_float(a, t, off[0]), load_float(b, t, off[1])));
   }
 }
 
@@ -98,23 +99,24 @@ __global__ void where_k(const uint8_t* c, const float* a, const float* b, float*
   }
 }
 
-__global__ void act_grad_k(ActGrad op, const float* dy, const float* v, float* dx, int64_t n) {
+__device__ float act_grad_op(ActGrad op, float g, float x) {
+  switch (op) {
+    case ActGrad::relu_y:
+      return x > 0.f ? g : 0.f;
+    case ActGrad::tanh_y:
+      return g * (1.f - x * x);
+    case ActGrad::erf_x:
+      return g * 1.1283791670955126f * expf(-x * x);
+    case ActGrad::sigmoid_y:
+      return g * x * (1.f - x);
+  }
+  return g;
+}
+
+__global__ void act_grad_k(ActGrad op, const void* dy, const void* v, void* dx, FloatType t,
+                           int64_t n) {
   MEMPLAN_GRID_LOOP(i, n) {
-    const float g = dy[i], x = v[i];
-    switch (op) {
-      case ActGrad::relu_y:
-        dx[i] = x > 0.f ? g : 0.f;
-        break;
-      case ActGrad::tanh_y:
-        dx[i] = g * (1.f - x * x);
-        break;
-      case ActGrad::erf_x:
-        dx[i] = g * 1.1283791670955126f * expf(-x * x);
-        break;
-      case ActGrad::sigmoid_y:
-        dx[i] = g * x * (1.f - x);
-        break;
-    }
+    store_float(dx, t, i, act_grad_op(op, load_float(dy, t, i), load_float(v, t, i)));
   }
 }
 
@@ -123,31 +125,6 @@ template <class E> __global__ void strided_copy_k(const E* in, E* out, Walk w, i
     int64_t off[1];
     walk_offsets<1>(w, i, off);
     out[i] = in[off[0]];
-  }
-}
-
-__device__ float load_float(const void* p, FloatType t, int64_t i) {
-  switch (t) {
-    case FloatType::f16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    case FloatType::bf16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
-
-__device__ void store_float(void* p, FloatType t, int64_t i, float v) {
-  switch (t) {
-    case FloatType::f16:
-      static_cast<__half*>(p)[i] = __float2half_rn(v);
-      break;
-    case FloatType::bf16:
-      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-      break;
-    default:
-      static_cast<float*>(p)[i] = v;
-      break;
   }
 }
 
@@ -190,17 +167,18 @@ void launch_advance_step(Control* c, Stream s) {
   advance_step_k<<<1, 1, 0, s>>>(c);
 }
 
-void launch_nan_check(const float* x, int64_t n, int op, int out, Control* c, Stream s) {
-  if (n > 0) nan_check_k<<<blocks_for(n), kThreads, 0, s>>>(x, n, op, out, c);
+void launch_nan_check(const void* x, FloatType t, int64_t n, int op, int out, Control* c,
+                      Stream s) {
+  if (n > 0) nan_check_k<<<blocks_for(n), kThreads, 0, s>>>(x, t, n, op, out, c);
 }
 
-void launch_unary(Unary op, const float* x, float* y, int64_t n, Stream s) {
-  if (n > 0) unary_k<<<blocks_for(n), kThreads, 0, s>>>(op, x, y, n);
+void launch_unary(Unary op, const void* x, void* y, FloatType t, int64_t n, Stream s) {
+  if (n > 0) unary_k<<<blocks_for(n), kThreads, 0, s>>>(op, x, y, t, n);
 }
 
-void launch_binary(Binary op, const float* a, const float* b, float* y, const Walk& w, int64_t n,
-                   Stream s) {
-  if (n > 0) binary_k<<<blocks_for(n), kThreads, 0, s>>>(op, a, b, y, w, n);
+void launch_binary(Binary op, const void* a, const void* b, void* y, FloatType t, const Walk& w,
+                   int64_t n, Stream s) {
+  if (n > 0) binary_k<<<blocks_for(n), kThreads, 0, s>>>(op, a, b, y, t, w, n);
 }
 
 void launch_where(const uint8_t* c, const float* a, const float* b, float* y, const Walk& w,
@@ -208,8 +186,9 @@ void launch_where(const uint8_t* c, const float* a, const float* b, float* y, co
   if (n > 0) where_k<<<blocks_for(n), kThreads, 0, s>>>(c, a, b, y, w, n);
 }
 
-void launch_act_grad(ActGrad op, const float* dy, const float* v, float* dx, int64_t n, Stream s) {
-  if (n > 0) act_grad_k<<<blocks_for(n), kThreads, 0, s>>>(op, dy, v, dx, n);
+void launch_act_grad(ActGrad op, const void* dy, const void* v, void* dx, FloatType t, int64_t n,
+                     Stream s) {
+  if (n > 0) act_grad_k<<<blocks_for(n), kThreads, 0, s>>>(op, dy, v, dx, t, n);
 }
 
 void launch_strided_copy(const void* in, void* out, int elem, const Walk& w, int64_t n, Stream s) {

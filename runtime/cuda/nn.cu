@@ -130,26 +130,26 @@ __global__ void layer_norm_dparam_k(const float* g, const float* x, const float*
 
 // ---------------------------------------------------------------- batch norm
 
-__global__ void batch_norm_train_k(const float* x, const float* sc, const float* bias,
-                                   const float* rm_in, const float* rv_in, float* y, float* rm,
-                                   float* rv, float* sm, float* sinv, int64_t N, int64_t C,
-                                   int64_t S, double eps, double mom) {
+__global__ void batch_norm_train_k(const void* x, void* y, FloatType xt, const float* sc,
+                                   const float* bias, const float* rm_in, const float* rv_in,
+                                   float* rm, float* rv, float* sm, float* sinv, int64_t N,
+                                   int64_t C, int64_t S, double eps, double mom) {
   const int64_t M = N * S;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     double m = 0;
     for (int64_t t = threadIdx.x; t < M; t += blockDim.x)
-      m += x[((t / S) * C + c) * S + t % S];
+      m += load_float(x, xt, ((t / S) * C + c) * S + t % S);
     m = M > 0 ? block_sum(m) / double(M) : 0.0;
     double v = 0;
     for (int64_t t = threadIdx.x; t < M; t += blockDim.x) {
-      const double d = x[((t / S) * C + c) * S + t % S] - m;
+      const double d = load_float(x, xt, ((t / S) * C + c) * S + t % S) - m;
       v += d * d;
     }
     v = M > 0 ? block_sum(v) / double(M) : 0.0;
     const double is = 1.0 / sqrt(v + eps), k = sc[c] * is, b = bias[c];
     for (int64_t t = threadIdx.x; t < M; t += blockDim.x) {
       const int64_t i = ((t / S) * C + c) * S + t % S;
-      y[i] = static_cast<float>((x[i] - m) * k + b);
+      store_float(y, xt, i, static_cast<float>((load_float(x, xt, i) - m) * k + b));
     }
     if (threadIdx.x == 0) {
       const double unbias = M > 1 ? double(M) / double(M - 1) : 1.0;
@@ -163,17 +163,18 @@ __global__ void batch_norm_train_k(const float* x, const float* sc, const float*
   }
 }
 
-__global__ void batch_norm_train_grad_k(const float* g, const float* x, const float* sc,
-                                        const float* mean, const float* inv, float* dx, float* ds,
-                                        float* db, int64_t N, int64_t C, int64_t S) {
+__global__ void batch_norm_train_grad_k(const void* g, const void* x, void* dx, FloatType xt,
+                                        const float* sc, const float* mean, const float* inv,
+                                        float* ds, float* db, int64_t N, int64_t C, int64_t S) {
   const int64_t M = N * S;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     const double m = mean[c], is = inv[c];
     double sb = 0, ss = 0;
     for (int64_t t = threadIdx.x; t < M; t += blockDim.x) {
       const int64_t i = ((t / S) * C + c) * S + t % S;
-      sb += g[i];
-      ss += double(g[i]) * (x[i] - m) * is;
+      const double gi = load_float(g, xt, i);
+      sb += gi;
+      ss += gi * (load_float(x, xt, i) - m) * is;
     }
     sb = block_sum(sb);
     ss = block_sum(ss);
@@ -185,7 +186,8 @@ __global__ void batch_norm_train_grad_k(const float* g, const float* x, const fl
       const double k = sc[c] * is / double(M);
       for (int64_t t = threadIdx.x; t < M; t += blockDim.x) {
         const int64_t i = ((t / S) * C + c) * S + t % S;
-        dx[i] = static_cast<float>(k * (double(M) * g[i] - sb - (x[i] - m) * is * ss));
+        const double gi = load_float(g, xt, i), xh = (load_float(x, xt, i) - m) * is;
+        store_float(dx, xt, i, static_cast<float>(k * (double(M) * gi - sb - xh * ss)));
       }
     }
     __syncthreads();
@@ -331,32 +333,63 @@ template <class F> __device__ void for_window(const PoolGeom& g, int64_t o, F&& 
   }
 }
 
-__global__ void max_pool_k(const float* x, float* y, int64_t* idx, int64_t planes, PoolGeom g) {
+__global__ void max_pool_k(const void* x, void* y, FloatType t, int64_t* idx, int64_t planes,
+                           PoolGeom g) {
   const int64_t OS = g.out[0] * g.out[1] * g.out[2], IS = g.in[0] * g.in[1] * g.in[2];
   MEMPLAN_GRID_LOOP(i, planes * OS) {
     const int64_t pl = i / OS, o = i % OS;
-    const float* xp = x + pl * IS;
     float best = -INFINITY;
     int64_t arg = -1;
     for_window(g, o, [&](int64_t r) {
-      if (arg < 0 || xp[r] > best) best = xp[r], arg = r; // ties: first position
+      const float v = load_float(x, t, pl * IS + r);
+      if (arg < 0 || v > best) best = v, arg = r; // ties: first position
     });
-    y[i] = best;
+    store_float(y, t, i, best);
     if (idx) idx[i] = arg < 0 ? -1 : pl * IS + arg;
   }
 }
 
-__global__ void max_pool_grad_k(const float* dy, const float* x, float* dx, int64_t planes,
-                                PoolGeom g) {
+/// One thread per input element r: the sum, in f32 and in increasing output
+/// order like the CPU's scatter, of dY over the windows whose first maximum
+/// is r; no atomics, so the result is deterministic and rounded once.
+__global__ void max_pool_grad_k(const void* dy, const void* x, void* dx, FloatType t,
+                                int64_t planes, PoolGeom g) {
   const int64_t OS = g.out[0] * g.out[1] * g.out[2], IS = g.in[0] * g.in[1] * g.in[2];
-  MEMPLAN_GRID_LOOP(i, planes * OS) {
-    const int64_t pl = i / OS, o = i % OS;
-    const float* xp = x + pl * IS;
-    int64_t arg = -1;
-    for_window(g, o, [&](int64_t r) {
-      if (arg < 0 || xp[r] > xp[arg]) arg = r;
-    });
-    if (arg >= 0) atomicAdd(&dx[pl * IS + arg], dy[i]);
+  MEMPLAN_GRID_LOOP(i, planes * IS) {
+    const int64_t pl = i / IS, r = i % IS;
+    int64_t rc[3], rem = r;
+    for (int d = 2; d >= 0; --d) {
+      rc[d] = rem % g.in[d];
+      rem /= g.in[d];
+    }
+    // Output coordinate along dim d whose window puts kernel tap k on rc[d]; -1 if none.
+    auto out_of = [&](int d, int64_t k) -> int64_t {
+      const int64_t num = rc[d] + g.pad[d] - k * g.dilation[d];
+      if (num < 0 || num % g.stride[d] != 0) return -1;
+      return num / g.stride[d] < g.out[d] ? num / g.stride[d] : -1;
+    };
+    float acc = 0.f;
+    for (int64_t k0 = g.kernel[0] - 1; k0 >= 0; --k0) { // taps descending: outputs ascending
+      const int64_t o0 = out_of(0, k0);
+      if (o0 < 0) continue;
+      for (int64_t k1 = g.kernel[1] - 1; k1 >= 0; --k1) {
+        const int64_t o1 = out_of(1, k1);
+        if (o1 < 0) continue;
+        for (int64_t k2 = g.kernel[2] - 1; k2 >= 0; --k2) {
+          const int64_t o2 = out_of(2, k2);
+          if (o2 < 0) continue;
+          const int64_t o = (o0 * g.out[1] + o1) * g.out[2] + o2;
+          int64_t arg = -1;
+          float best = 0.f;
+          for_window(g, o, [&](int64_t q) {
+            const float v = load_float(x, t, pl * IS + q);
+            if (arg < 0 || v > best) best = v, arg = q;
+          });
+          if (arg == r) acc += load_float(dy, t, pl * OS + o);
+        }
+      }
+    }
+    store_float(dx, t, i, acc);
   }
 }
 
@@ -398,22 +431,24 @@ void launch_layer_norm_grad(const float* dy, const float* x, const float* scale,
                                                               rows, D, scale_n);
 }
 
-void launch_batch_norm_train(const float* x, const float* scale, const float* bias,
-                             const float* rmean_in, const float* rvar_in, float* y, float* rmean,
-                             float* rvar, float* saved_mean, float* saved_invstd, int64_t N,
-                             int64_t C, int64_t S, double eps, double momentum, Stream s) {
+void launch_batch_norm_train(const void* x, void* y, FloatType xt, const float* scale,
+                             const float* bias, const float* rmean_in, const float* rvar_in,
+                             float* rmean, float* rvar, float* saved_mean, float* saved_invstd,
+                             int64_t N, int64_t C, int64_t S, double eps, double momentum,
+                             Stream s) {
   if (C > 0)
-    batch_norm_train_k<<<grid_of(C), kThreads, 0, s>>>(x, scale, bias, rmean_in, rvar_in, y, rmean,
-                                                       rvar, saved_mean, saved_invstd, N, C, S, eps,
-                                                       momentum);
+    batch_norm_train_k<<<grid_of(C), kThreads, 0, s>>>(x, y, xt, scale, bias, rmean_in, rvar_in,
+                                                       rmean, rvar, saved_mean, saved_invstd, N, C,
+                                                       S, eps, momentum);
 }
 
-void launch_batch_norm_train_grad(const float* dy, const float* x, const float* scale,
-                                  const float* mean, const float* invstd, float* dx, float* dscale,
-                                  float* dbias, int64_t N, int64_t C, int64_t S, Stream s) {
+void launch_batch_norm_train_grad(const void* dy, const void* x, void* dx, FloatType xt,
+                                  const float* scale, const float* mean, const float* invstd,
+                                  float* dscale, float* dbias, int64_t N, int64_t C, int64_t S,
+                                  Stream s) {
   if (C > 0)
-    batch_norm_train_grad_k<<<grid_of(C), kThreads, 0, s>>>(dy, x, scale, mean, invstd, dx, dscale,
-                                                            dbias, N, C, S);
+    batch_norm_train_grad_k<<<grid_of(C), kThreads, 0, s>>>(dy, x, dx, xt, scale, mean, invstd,
+                                                            dscale, dbias, N, C, S);
 }
 
 void launch_sce_loss(const float* x, const int64_t* labels, const float* weights, float* loss,
@@ -436,18 +471,16 @@ void launch_sce_loss_grad(const float* dl, const float* log_prob, const int64_t*
   if (N * D > 0) sce_grad_k<<<grid_of(N * D), kThreads, 0, s>>>(dl, log_prob, dx, p, reduction);
 }
 
-void launch_max_pool(const float* x, float* y, int64_t* indices, int64_t planes, const PoolGeom& g,
-                     Stream s) {
+void launch_max_pool(const void* x, void* y, FloatType t, int64_t* indices, int64_t planes,
+                     const PoolGeom& g, Stream s) {
   const int64_t n = planes * g.out[0] * g.out[1] * g.out[2];
-  if (n > 0) max_pool_k<<<blocks_for(n), kThreads, 0, s>>>(x, y, indices, planes, g);
+  if (n > 0) max_pool_k<<<blocks_for(n), kThreads, 0, s>>>(x, y, t, indices, planes, g);
 }
 
-void launch_max_pool_grad(const float* dy, const float* x, float* dx, int64_t planes,
+void launch_max_pool_grad(const void* dy, const void* x, void* dx, FloatType t, int64_t planes,
                           const PoolGeom& g, Stream s) {
-  cudaMemsetAsync(dx, 0, static_cast<size_t>(planes * g.in[0] * g.in[1] * g.in[2]) * sizeof(float),
-                  s);
-  const int64_t n = planes * g.out[0] * g.out[1] * g.out[2];
-  if (n > 0) max_pool_grad_k<<<blocks_for(n), kThreads, 0, s>>>(dy, x, dx, planes, g);
+  const int64_t n = planes * g.in[0] * g.in[1] * g.in[2];
+  if (n > 0) max_pool_grad_k<<<blocks_for(n), kThreads, 0, s>>>(dy, x, dx, t, planes, g);
 }
 
 } // namespace memplan::cuda

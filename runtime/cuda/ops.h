@@ -58,6 +58,13 @@ void register_lib(std::map<std::string_view, Prepare>& t);   // ops_lib.cc: cuBL
 /// (which may be anything the op's kernel interprets itself).
 void require_f32(const KernelArgs& a, std::vector<int> skip_in = {},
                  std::vector<int> skip_out = {});
+/// The one float type of an op's data slots `in` and `out` (f32, or f16 /
+/// bf16 on a native_low_precision node; prepare_op hands a staged node f32
+/// copies); every other present slot must be f32, except `other_in` and
+/// `other_out` (the op's kernel interprets those itself, e.g. ReduceSum's
+/// axes, MaxPool's i64 indices).
+FloatType data_float_type(const KernelArgs& a, std::vector<int> in, std::vector<int> out,
+                          std::vector<int> other_in = {}, std::vector<int> other_out = {});
 /// The host data of constant input `slot` as int64 / double (Error when the
 /// input is not a constant of the plan's program).
 std::vector<int64_t> const_ints(const KernelArgs& a, const Ctx& c, size_t slot);

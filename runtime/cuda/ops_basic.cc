@@ -33,6 +33,25 @@ std::optional<FloatType> float_type(DType d) {
   return std::nullopt;
 }
 
+FloatType data_float_type(const KernelArgs& a, std::vector<int> in, std::vector<int> out,
+                          std::vector<int> other_in, std::vector<int> other_out) {
+  other_in.insert(other_in.end(), in.begin(), in.end());
+  other_out.insert(other_out.end(), out.begin(), out.end());
+  require_f32(a, other_in, other_out);
+  const DType d = a.in[static_cast<size_t>(in.front())].dtype;
+  auto same = [&](const std::vector<TensorArg>& v, int k) {
+    return v.size() <= static_cast<size_t>(k) || !v[static_cast<size_t>(k)].present() ||
+           v[static_cast<size_t>(k)].dtype == d;
+  };
+  bool ok = float_type(d).has_value();
+  for (int k : in) ok = ok && same(a.in, k);
+  for (int k : out) ok = ok && same(a.out, k);
+  if (!ok)
+    fail(a, "its data inputs and outputs must share one float dtype (f32, f16 or bf16), and the "
+            "first is " + std::string(dtype_name(d)));
+  return *float_type(d);
+}
+
 void require_f32(const KernelArgs& a, std::vector<int> skip_in, std::vector<int> skip_out) {
   auto check = [&](const std::vector<TensorArg>& v, const std::vector<int>& skip,
                    const char* what) {
@@ -156,28 +175,28 @@ std::vector<int64_t> strides_of(const Shape& s) {
 // ---------------------------------------------------------------- elementwise
 
 template <Unary op> Launch unary(const KernelArgs& a, Ctx&) {
-  require_f32(a);
-  const float* x = cf(a.in[0]);
-  float* y = f(a.out[0]);
+  const FloatType t = data_float_type(a, {0}, {0});
+  const void* x = a.in[0].data;
+  void* y = a.out[0].data;
   const int64_t n = a.out[0].numel;
-  return [=](Stream s) { launch_unary(op, x, y, n, s); };
+  return [=](Stream s) { launch_unary(op, x, y, t, n, s); };
 }
 
 template <Binary op> Launch binary(const KernelArgs& a, Ctx&) {
-  require_f32(a);
+  const FloatType t = data_float_type(a, {0, 1}, {0});
   const Walk w = make_walk(a, a.out[0].shape, {a.in[0].shape, a.in[1].shape});
-  const float *x = cf(a.in[0]), *z = cf(a.in[1]);
-  float* y = f(a.out[0]);
+  const void *x = a.in[0].data, *z = a.in[1].data;
+  void* y = a.out[0].data;
   const int64_t n = a.out[0].numel;
-  return [=](Stream s) { launch_binary(op, x, z, y, w, n, s); };
+  return [=](Stream s) { launch_binary(op, x, z, y, t, w, n, s); };
 }
 
 template <ActGrad op> Launch act_grad(const KernelArgs& a, Ctx&) {
-  require_f32(a);
-  const float *dy = cf(a.in[0]), *v = cf(a.in[1]);
-  float* dx = f(a.out[0]);
+  const FloatType t = data_float_type(a, {0, 1}, {0});
+  const void *dy = a.in[0].data, *v = a.in[1].data;
+  void* dx = a.out[0].data;
   const int64_t n = a.out[0].numel;
-  return [=](Stream s) { launch_act_grad(op, dy, v, dx, n, s); };
+  return [=](Stream s) { launch_act_grad(op, dy, v, dx, t, n, s); };
 }
 
 Launch where(const KernelArgs& a, Ctx&) {
@@ -341,7 +360,8 @@ Launch gather_grad(const KernelArgs& a, Ctx&) {
 // ---------------------------------------------------------------- sums
 
 /// Sum of x over `reduced` dims (flags per dim) into y, times scale.
-Launch sum_over(const KernelArgs& a, const std::vector<char>& reduced, double scale) {
+Launch sum_over(const KernelArgs& a, const std::vector<char>& reduced, double scale,
+                FloatType t) {
   const Shape& in = a.in[0].shape;
   const std::vector<int64_t> st = strides_of(in);
   Shape kept_shape, red_shape;
@@ -354,13 +374,13 @@ Launch sum_over(const KernelArgs& a, const std::vector<char>& reduced, double sc
              red = make_walk_strided(a, red_shape, red_st);
   const int64_t n_out = num_elements(kept_shape), n_red = num_elements(red_shape);
   if (n_out != a.out[0].numel) fail(a, "output size does not match the reduction");
-  const float* x = cf(a.in[0]);
-  float* y = f(a.out[0]);
-  return [=](Stream s) { launch_reduce_sum(x, y, kept, n_out, red, n_red, scale, s); };
+  const void* x = a.in[0].data;
+  void* y = a.out[0].data;
+  return [=](Stream s) { launch_reduce_sum(x, y, t, kept, n_out, red, n_red, scale, s); };
 }
 
 Launch reduce_sum(const KernelArgs& a, Ctx& c) {
-  require_f32(a, {1});
+  const FloatType t = data_float_type(a, {0}, {0}, {1});
   const int64_t r = static_cast<int64_t>(a.in[0].shape.size());
   std::vector<int64_t> axes;
   bool have = false;
@@ -378,7 +398,7 @@ Launch reduce_sum(const KernelArgs& a, Ctx& c) {
   } else if (attr_int(*a.node, "noop_with_empty_axes", 0) == 0) {
     std::fill(reduced.begin(), reduced.end(), 1);
   }
-  return sum_over(a, reduced, 1.0);
+  return sum_over(a, reduced, 1.0, t);
 }
 
 Launch global_avg_pool(const KernelArgs& a, Ctx&) {
@@ -388,7 +408,7 @@ Launch global_avg_pool(const KernelArgs& a, Ctx&) {
   int64_t S = 1;
   for (size_t d = 2; d < a.in[0].shape.size(); ++d)
     S *= a.in[0].shape[d];
-  return sum_over(a, reduced, S > 0 ? 1.0 / static_cast<double>(S) : 0.0);
+  return sum_over(a, reduced, S > 0 ? 1.0 / static_cast<double>(S) : 0.0, FloatType::f32);
 }
 
 Launch global_avg_pool_grad(const KernelArgs& a, Ctx&) {

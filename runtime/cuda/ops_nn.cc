@@ -100,32 +100,33 @@ Channels channels(const KernelArgs& a, const Shape& s) {
 }
 
 Launch batch_norm_training(const KernelArgs& a, Ctx&) {
-  require_f32(a);
+  const FloatType xt = data_float_type(a, {0}, {0});
   const Channels c = channels(a, a.in[0].shape);
   const double eps = attr_float(*a.node, "epsilon", 1e-5),
                mom = attr_float(*a.node, "momentum", 0.9);
-  const float *x = cf(a.in[0]), *sc = cf(a.in[1]), *b = cf(a.in[2]), *rm_in = cf(a.in[3]),
-              *rv_in = cf(a.in[4]);
-  float* y = f(a.out[0]);
+  const void* x = a.in[0].data;
+  const float *sc = cf(a.in[1]), *b = cf(a.in[2]), *rm_in = cf(a.in[3]), *rv_in = cf(a.in[4]);
+  void* y = a.out[0].data;
   float* rm = has_out(a, 1) ? f(a.out[1]) : nullptr;
   float* rv = has_out(a, 2) ? f(a.out[2]) : nullptr;
   float* sm = has_out(a, 3) ? f(a.out[3]) : nullptr;
   float* si = has_out(a, 4) ? f(a.out[4]) : nullptr;
   return [=](Stream st) {
-    launch_batch_norm_train(x, sc, b, rm_in, rv_in, y, rm, rv, sm, si, c.N, c.C, c.S, eps, mom, st);
+    launch_batch_norm_train(x, y, xt, sc, b, rm_in, rv_in, rm, rv, sm, si, c.N, c.C, c.S, eps, mom,
+                            st);
   };
 }
 
 Launch batch_norm_training_grad(const KernelArgs& a, Ctx&) {
-  require_f32(a);
+  const FloatType xt = data_float_type(a, {0, 1}, {0});
   const Channels c = channels(a, a.in[1].shape);
-  const float *dy = cf(a.in[0]), *x = cf(a.in[1]), *sc = cf(a.in[2]), *m = cf(a.in[3]),
-              *inv = cf(a.in[4]);
-  float* dx = has_out(a, 0) ? f(a.out[0]) : nullptr;
+  const void *dy = a.in[0].data, *x = a.in[1].data;
+  const float *sc = cf(a.in[2]), *m = cf(a.in[3]), *inv = cf(a.in[4]);
+  void* dx = has_out(a, 0) ? a.out[0].data : nullptr;
   float* ds = has_out(a, 1) ? f(a.out[1]) : nullptr;
   float* db = has_out(a, 2) ? f(a.out[2]) : nullptr;
   return [=](Stream st) {
-    launch_batch_norm_train_grad(dy, x, sc, m, inv, dx, ds, db, c.N, c.C, c.S, st);
+    launch_batch_norm_train_grad(dy, x, dx, xt, sc, m, inv, ds, db, c.N, c.C, c.S, st);
   };
 }
 
@@ -199,22 +200,22 @@ PoolGeom pool_geom(const KernelArgs& a, const Shape& x, const Shape& y) {
 }
 
 Launch max_pool(const KernelArgs& a, Ctx&) {
-  require_f32(a, {}, {1});
+  const FloatType t = data_float_type(a, {0}, {0}, {}, {1});
   const PoolGeom g = pool_geom(a, a.in[0].shape, a.out[0].shape);
   const int64_t planes = a.in[0].shape[0] * a.in[0].shape[1];
-  const float* x = cf(a.in[0]);
-  float* y = f(a.out[0]);
+  const void* x = a.in[0].data;
+  void* y = a.out[0].data;
   auto* idx = has_out(a, 1) ? static_cast<int64_t*>(a.out[1].data) : nullptr;
-  return [=](Stream st) { launch_max_pool(x, y, idx, planes, g, st); };
+  return [=](Stream st) { launch_max_pool(x, y, t, idx, planes, g, st); };
 }
 
 Launch max_pool_grad(const KernelArgs& a, Ctx&) {
-  require_f32(a);
+  const FloatType t = data_float_type(a, {0, 1}, {0});
   const PoolGeom g = pool_geom(a, a.in[1].shape, a.in[0].shape);
   const int64_t planes = a.in[1].shape[0] * a.in[1].shape[1];
-  const float *dy = cf(a.in[0]), *x = cf(a.in[1]);
-  float* dx = f(a.out[0]);
-  return [=](Stream st) { launch_max_pool_grad(dy, x, dx, planes, g, st); };
+  const void *dy = a.in[0].data, *x = a.in[1].data;
+  void* dx = a.out[0].data;
+  return [=](Stream st) { launch_max_pool_grad(dy, x, dx, t, planes, g, st); };
 }
 
 } // namespace

@@ -9,8 +9,8 @@ namespace memplan::cuda {
 
 namespace {
 
-__global__ void reduce_sum_k(const float* x, float* y, Walk kept, int64_t n_out, Walk red,
-                             int64_t n_red, double scale) {
+__global__ void reduce_sum_k(const void* x, void* y, FloatType t, Walk kept, int64_t n_out,
+                             Walk red, int64_t n_red, double scale) {
   for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
     int64_t base[1];
     walk_offsets<1>(kept, o, base);
@@ -18,10 +18,10 @@ __global__ void reduce_sum_k(const float* x, float* y, Walk kept, int64_t n_out,
     for (int64_t r = threadIdx.x; r < n_red; r += blockDim.x) {
       int64_t off[1];
       walk_offsets<1>(red, r, off);
-      acc += x[base[0] + off[0]];
+      acc += load_float(x, t, base[0] + off[0]);
     }
     acc = block_sum(acc);
-    if (threadIdx.x == 0) y[o] = static_cast<float>(acc * scale);
+    if (threadIdx.x == 0) store_float(y, t, o, static_cast<float>(acc * scale));
     __syncthreads();
   }
 }
@@ -66,11 +66,11 @@ __global__ void norm_scale_finish_k(float* acc, double max_norm) {
 
 } // namespace
 
-void launch_reduce_sum(const float* x, float* y, const Walk& kept, int64_t n_out, const Walk& red,
-                       int64_t n_red, double scale, Stream s) {
+void launch_reduce_sum(const void* x, void* y, FloatType t, const Walk& kept, int64_t n_out,
+                       const Walk& red, int64_t n_red, double scale, Stream s) {
   if (n_out <= 0) return;
   const unsigned b = static_cast<unsigned>(n_out < 65535 * 16 ? n_out : 65535 * 16);
-  reduce_sum_k<<<b, kThreads, 0, s>>>(x, y, kept, n_out, red, n_red, scale);
+  reduce_sum_k<<<b, kThreads, 0, s>>>(x, y, t, kept, n_out, red, n_red, scale);
 }
 
 void launch_broadcast_rows(const float* dy, float* dx, int64_t planes, int64_t S, Stream s) {

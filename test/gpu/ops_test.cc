@@ -4,9 +4,12 @@
 // inputs and state, and every output compared.
 //
 // Tolerance: f32 outputs within 1e-4 relative L2 (||gpu - cpu|| / ||cpu||);
-// bool and integer outputs (Dropout's mask, MaxPool's indices) exactly; f16 /
-// bf16 GEMMs and convolutions (native on the GPU) against the f32 graph
-// (OpCase::f32_oracle); other f16 / bf16 ops (staged on both backends) exactly.
+// bool and integer outputs (Dropout's mask, MaxPool's indices) exactly. f16 /
+// bf16 ops: those the GPU runs natively (op_runs_low_precision_on_gpu) in
+// f32 math with one rounding and the same order of f32 sums as the CPU's
+// staged kernel (elementwise, activation grads, MaxPool and its grad)
+// exactly; GEMMs, convolutions, BatchNorm, ReduceSum (other summation
+// orders) and a staged op (Softmax) against the f32 graph (OpCase::f32_oracle).
 // Inputs are uniform in [-1, 1) unless a case says otherwise (positive for
 // Log / Sqrt / Div's divisor / Pow's base, valid indices and labels).
 //
@@ -170,8 +173,8 @@ TEST_P(CudaOp, MatchesTheCpuKernel) {
       b->g.outputs.push_back(id);
     }
     b->g.add_node(std::move(n));
-    // As in plans for a GPU: f16/bf16 GEMMs and convolutions run natively
-    // (native_low_precision); other ops run staged in their workspace.
+    // As in plans for a GPU: f16/bf16 ops of op_runs_low_precision_on_gpu run
+    // natively (native_low_precision); other ops run staged in their workspace.
     infer_shapes(b->g);
     (void)mark_native_low_precision(b->g);
     b->p = plan_of(b->g);
@@ -398,10 +401,25 @@ std::vector<OpCase> cases() {
                  {In{{2, 4, 5, 5}, d}, In{{2, 3, 9, 9}, d}}, gw, 1, true, tol});
     v.push_back({"ConvTranspose_" + dn, "ConvTranspose",
                  {In{{2, 4, 5, 5}, d}, In{{4, 3, 3, 3}, d}, In{{3}, d}}, ct, 1, true, tol});
-    // Staged ops (f32 kernel on copies in the planned workspace, rounded
-    // once): the CPU stages the same way, so the outputs are equal bit for bit.
-    v.push_back({"Relu_staged_" + dn, "Relu", {In{{5, 77}, d}}});
-    v.push_back({"Add_staged_" + dn, "Add", {In{{5, 77}, d}, In{{77}, d}}});
+    // Native elementwise and pooling ops: f32 math on the widened values,
+    // rounded once, as the CPU's staging computes: equal bit for bit.
+    v.push_back({"Relu_" + dn, "Relu", {In{{5, 77}, d}}});
+    v.push_back({"Add_" + dn, "Add", {In{{5, 77}, d}, In{{77}, d}}});
+    v.push_back({"ReluGrad_" + dn, "ReluGrad", {In{{4, 33}, d}, In{{4, 33}, d}}});
+    v.push_back({"MaxPool_" + dn, "MaxPool", {In{{2, 3, 9, 9}, d}}, pool});
+    v.push_back(
+        {"MaxPoolGrad_" + dn, "MaxPoolGrad", {In{{2, 3, 5, 5}, d}, In{{2, 3, 9, 9}, d}}, pool});
+    // Native, but summing in another order than the CPU: against the f32 graph.
+    v.push_back({"BatchNormTraining_" + dn, "BatchNormTraining",
+                 {In{{4, 3, 5, 5}, d}, f({3}), f({3}), state({3}), state({3}, Fill::positive)},
+                 {{"momentum", 0.9}}, 5, true, tol});
+    v.push_back({"BatchNormTrainingGrad_" + dn, "BatchNormTrainingGrad",
+                 {In{{4, 3, 5, 5}, d}, In{{4, 3, 5, 5}, d}, f({3}), f({3}), pos({3})}, {}, 3, true,
+                 tol});
+    v.push_back({"ReduceSum_" + dn, "ReduceSum", {In{{3, 4, 5}, d}, cint({0, 2})}, {}, 1, true,
+                 tol});
+    // Staged (f32 kernel on copies in the planned workspace, rounded once).
+    v.push_back({"Softmax_staged_" + dn, "Softmax", {In{{4, 9}, d}}, {}, 1, true, tol});
   }
   v.push_back({"GlobalNormScale", "GlobalNormScale", {f({300}), f({7, 9})}, {{"max_norm", 0.5}}});
   return v;
