@@ -8,8 +8,9 @@
 // follows. node_workspace_bytes (compiler/op_registry.h) includes the
 // staging, so it is planned memory like any workspace, except for a node
 // with attribute native_low_precision = 1 (passes/precision.h
-// mark_native_low_precision; GEMMs and convolutions in plans for a GPU, whose
-// backend runs them in the operands' dtype): its plan reserves only the op's own
+// mark_native_low_precision; in plans for a GPU, the ops of
+// op_runs_low_precision_on_gpu, which its backend runs in the operands'
+// dtype): its plan reserves only the op's own
 // workspace, and the CPU backend stages it in scratch outside the arena
 // (staged_outside_plan).
 #pragma once

@@ -64,7 +64,7 @@ class Executor {
   virtual int64_t resident_bytes() const = 0;
   /// Bytes allocated outside the plan: the CPU backend's f32 staging of ops
   /// whose plan leaves it out (staged_outside_plan, compiler/low_precision.h;
-  /// GEMMs and convolutions the CUDA backend runs natively in bf16/f16). 0 for
+  /// ops the CUDA backend runs natively in bf16/f16). 0 for
   /// the CUDA backend.
   virtual int64_t scratch_bytes() const { return 0; }
   virtual const Graph& graph() const = 0;

@@ -101,7 +101,7 @@ int run_command(const RunArgs& a, std::ostream& out, std::ostream& err) {
       << "), resident: " << ex->resident_bytes() << " bytes\n";
   if (ex->scratch_bytes() > 0)
     out << "staging scratch: " << ex->scratch_bytes()
-        << " bytes outside the plan (f32 copies for bf16/f16 GEMMs and convolutions that a GPU runs natively)\n";
+        << " bytes outside the plan (f32 copies for bf16/f16 ops that a GPU runs natively)\n";
   if (a.device == "cuda") {
     CudaMemoryReport m = cuda_memory_report(*ex);
     out << "device: plan peak " << plan.summary.peak_bytes << " bytes, memplan allocated "

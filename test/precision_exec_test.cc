@@ -191,8 +191,8 @@ TEST(PrecisionExec, TinyTransformerBf16MatchesF32) {
   compare(tiny_transformer(), {{"batch", 4}, {"seq", 16}}, DType::bf16, 3e-2, 1e-2);
 }
 
-/// Target staging: the same low-precision training graph with its GEMMs and
-/// single-dtype convolutions marked native (as plans for a GPU are) reserves
+/// Target staging: the same low-precision training graph with the ops of
+/// op_runs_low_precision_on_gpu marked native (as plans for a GPU are) reserves
 /// no f32 staging for them, so its planned workspaces shrink and its lower
 /// bound cannot rise; the CPU backend stages them in scratch outside the
 /// arena and computes bit for bit what the unmarked plan computes. Returns

@@ -318,9 +318,10 @@ TEST(PrecisionPass, AutodiffKeepsParameterGradientsF32) {
   EXPECT_TRUE(low_grad);
 }
 
-/// mark_native_low_precision: GEMMs and convolutions (with or without bias)
-/// on f16/bf16 tensors are marked and their staging leaves the planned
-/// workspace; an f32 convolution is not marked and keeps its workspace.
+/// mark_native_low_precision: GEMMs, convolutions (with or without bias),
+/// BatchNorm, Relu and Add on f16/bf16 tensors are marked and their staging
+/// leaves the planned workspace; a bf16 Softmax (staged on the GPU too) and
+/// f32 ops are not marked and keep their workspaces.
 TEST(PrecisionPass, NativeMarksLowPrecisionOpsTheGpuRunsInTheirDtype) {
   Graph g = parse_graph(R"(graph @convs opset 17 {
   input %x : bf16[2,3,8,8]

@@ -2,8 +2,8 @@
 // (compiler/low_precision.h, runtime/low_precision_run.h run_kernel) on the
 // device, with the same layout (stage_low_precision). An op that reads or
 // writes f16/bf16 tensors and is neither data movement or Cast
-// (op_handles_low_precision) nor native_low_precision (GEMMs and
-// convolutions, which cuBLAS and cuDNN run in the operands' own dtype) gets
+// (op_handles_low_precision) nor native_low_precision (the ops of
+// op_runs_low_precision_on_gpu, whose kernels run in the operands' own dtype) gets
 // f32 copies of those operands at the start of its planned workspace, where
 // the plan reserved them; its f32 Prepare sees the copies and the rest of the
 // workspace. The Launch widens the inputs, runs the f32 launch and rounds the
