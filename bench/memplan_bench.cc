@@ -121,19 +121,23 @@ int64_t floor_bytes(const Plan& p) {
   return p.summary.resident_bytes + worst;
 }
 
-/// The floor of the search: floor_bytes at k = 1 in fp32 (the unconstrained
-/// plan `base`) and at the largest micro-batch count the solver may choose
-/// (the batch, up to 64) in fp32 and in bf16, whichever is lowest. Smaller
-/// micro-batches and bf16 shrink the ops, so the k = 1 fp32 floor alone is no
-/// floor for the search.
+/// The floor of the search: the lowest floor_bytes over the settings the
+/// solver may choose, every micro-batch count k (the divisors of the batch,
+/// up to 64) in fp32 and in bf16 (the cost-selected mixes, whose ops are each
+/// fp32 or bf16, are not sampled). Smaller micro-batches and bf16 shrink the
+/// ops, so the k = 1 fp32 floor (of `base`) alone is no floor for the search.
 int64_t search_floor(const std::string& path, CompileOptions o, const Plan& base) {
   int64_t floor = floor_bytes(base);
   auto batch = o.dims.find("batch");
-  if (batch == o.dims.end() || batch->second < 2 || batch->second > 64) return floor;
-  for (const char* precision : {"fp32", "bf16"}) {
-    o.micro_batches = batch->second;
-    o.precision = precision;
-    floor = std::min(floor, floor_bytes(compile_model(path, o).plan));
+  if (batch == o.dims.end()) return floor;
+  for (int64_t k = 1; k <= std::min<int64_t>(batch->second, 64); ++k) {
+    if (batch->second % k != 0) continue;
+    for (const char* precision : {"fp32", "bf16"}) {
+      if (k == 1 && std::string(precision) == "fp32") continue;  // base
+      o.micro_batches = k;
+      o.precision = precision;
+      floor = std::min(floor, floor_bytes(compile_model(path, o).plan));
+    }
   }
   return floor;
 }
@@ -156,16 +160,31 @@ std::string budget_cell(const std::string& path, CompileOptions o, int64_t budge
   }
 }
 
-/// The smallest budget the solver reports (from the error at 1 KiB), MiB.
+/// The smallest budget the solver reports (from the error at 1 KiB), MiB,
+/// and the time that compile took.
 std::string min_feasible(const std::string& path, CompileOptions o) {
   o.budget_bytes = 1024;
+  const auto t0 = std::chrono::steady_clock::now();
   try {
     compile_model(path, o);
   } catch (const Error& e) {
     const std::string m = e.what();
     const std::string key = "the smallest budget found that fits is ";
     const size_t at = m.find(key);
-    if (at != std::string::npos) return mib(std::stoll(m.substr(at + key.size())));
+    if (at == std::string::npos) return "?";
+    const double secs = seconds_since(t0);
+    const int64_t smallest = std::stoll(m.substr(at + key.size()));
+    // The claim checked: compiling at the figure fits.
+    o.budget_bytes = smallest;
+    std::string check;
+    try {
+      CompileResult r = compile_model(path, o);
+      if (r.plan.summary.peak_bytes > smallest || !verify_plan(r.plan).ok())
+        check = ", compiled at it: over budget or unverified";
+    } catch (const Error&) {
+      check = ", compiling at it fails";
+    }
+    return fmt::format("{} ({:.1f} s{})", mib(smallest), secs, check);
   }
   return "?";
 }
@@ -385,10 +404,12 @@ int main(int argc, char** argv) {
         "The opset-17 training steps above (AdamW, `--precision auto`, device h100) compiled with\n"
         "`--budget` at\n"
         "90%, 70% and 50% of their unconstrained peak P. floor = resident storage plus the\n"
-        "largest single op's arena inputs, outputs and workspace, the lowest of the plans at k=1\n"
-        "in fp32 and at the largest k (the batch: micro-batches of one sample) in fp32 and bf16\n"
-        "(a plan at those settings cannot go below it without offload); smallest fit = the smallest budget the solver\n"
-        "reports for an impossible one (it compiles). A cell gives the chosen micro-batch count k, precision, recomputed node\n"
+        "largest single op's arena inputs, outputs and workspace, the lowest of the plans at every\n"
+        "micro-batch count k the solver may choose (the divisors of the batch up to 64) in fp32 and\n"
+        "in bf16 (a plan at those settings cannot go below it without offload; the cost-selected\n"
+        "fp32/bf16 mixes are not sampled); smallest fit = the smallest budget the solver\n"
+        "reports for an impossible one (1 KiB), with the time that failing compile took (the\n"
+        "bench then compiles at the figure and notes it in the cell if that does not fit). A cell gives the chosen micro-batch count k, precision, recomputed node\n"
         "runs r, the estimated step-time overhead against the unconstrained fp32 plan, the\n"
         "plan's arena / lower bound (a/LB), and the\n"
         "compile time (whole pipeline and search, one core); `no fit` means the budget is below\n"

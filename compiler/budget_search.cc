@@ -91,6 +91,8 @@ struct Evaluated {
   Lowered info;  // graph moved out
   int64_t unconstrained_peak = 0;    // peak without recomputation
   int64_t resident_bytes = 0;        // of the unconstrained plan
+  int64_t sure_fit = 0;              // RematFit::sure_fit (when it does not fit)
+  int64_t floor_bytes = 0;           // RematFit::floor_bytes
   std::string remat_note;            // the remat solver's last note
   double unconstrained_seconds = 0;  // every node once
 };
@@ -143,6 +145,8 @@ void fit_one(Evaluated& e, const SearchOptions& o, int64_t lowest_peak) {
   e.unconstrained_peak = f.unconstrained_peak;
   e.resident_bytes = f.plan.summary.resident_bytes;
   e.remat_note = f.note;
+  e.sure_fit = f.sure_fit;
+  e.floor_bytes = f.floor_bytes;
   e.rec.fits = f.fits;
   e.rec.peak_bytes = f.fits ? f.plan.summary.peak_bytes : f.best_peak;
   e.fits_without_remat = f.fits && !f.used_remat;
@@ -184,11 +188,11 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   std::vector<std::pair<size_t, CandidateRecord>> records;  // (choice index, record)
   struct Reached {  // per planned candidate that did not fit
     LeverChoice choice;
-    int64_t peak = 0, unconstrained = 0, resident = 0;
+    int64_t peak = 0, unconstrained = 0, resident = 0, sure_fit = 0, floor = 0;
     std::string note;
   };
   std::vector<Reached> reached;
-  int64_t reached_lowest = 0;  // the lowest peak in `reached`, and its graph
+  int64_t reached_lowest = 0;  // the lowest sure fit in `reached`, and its graph
   Graph lowest_graph;
   std::optional<Evaluated> best;
   int64_t lowest_peak = std::numeric_limits<int64_t>::max();
@@ -232,12 +236,12 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         if (e.rec.peak_bytes > 0) {
           // The graph of the lowest so far is kept (try_fit_budget left it
           // unchanged) for the smallest-fit search below.
-          if (reached.empty() || e.rec.peak_bytes < reached_lowest) {
-            reached_lowest = e.rec.peak_bytes;
+          if (reached.empty() || e.sure_fit < reached_lowest) {
+            reached_lowest = e.sure_fit;
             lowest_graph = std::move(e.graph);
           }
           reached.push_back({e.choice, e.rec.peak_bytes, e.unconstrained_peak, e.resident_bytes,
-                             e.remat_note});
+                             e.sure_fit, e.floor_bytes, e.remat_note});
         }
         continue;
       }
@@ -257,38 +261,29 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   }
 
   if (!best) {
-    // Nothing fits. The candidates' lowest peaks reached are the solver's
-    // best (it lowers the peak as far as it can when a budget cannot be
-    // met), so they are tried as budgets, lowest first; the first that a
-    // try fits is the answer. Failing that, per precision, bisect on the
-    // candidate that came lowest (the largest k usually, but not always:
-    // with k > 1 the accumulated gradients can cost more than the
-    // activations they save).
+    // Nothing fits. Each candidate's sure fit (the lowest-peak plan the
+    // solver found for it, or its unconstrained peak) is a budget a compile
+    // fits: the search runs the same try for it (passes/remat.h). The lowest
+    // is the answer, improved by bisection between that candidate's floor and
+    // its sure fit. (Bisecting every candidate would cost several solves
+    // each; on the corpus the others' sure fits lie well above.)
     std::stable_sort(reached.begin(), reached.end(),
-                     [](const Reached& a, const Reached& b) { return a.peak < b.peak; });
+                     [](const Reached& a, const Reached& b) { return a.sure_fit < b.sure_fit; });
     int64_t smallest = std::numeric_limits<int64_t>::max();
     std::string at;
     int64_t resident = 0;
     std::string remat_note;
-    std::vector<std::string> done;  // choice labels bisected or fitted
-    for (const Reached& c : reached) {
-      const std::string label = choice_label(c.choice);
-      if (std::find(done.begin(), done.end(), label) != done.end()) continue;
-      if (c.peak >= smallest) break;  // cannot improve on a fitted guess
-      done.push_back(label);
-      if (resident == 0) {
-        resident = c.resident;
-        remat_note = c.note;
-      }
-      Graph g = &c == &reached.front() ? std::move(lowest_graph) : lower(c.choice).graph;
-      const int64_t hi = smallest_fitting_budget(g, o.plan, remat_options(o),
-                                                 std::max(o.budget_bytes, c.resident),
-                                                 c.unconstrained, c.peak);
-      if (hi < smallest) {
-        smallest = hi;
-        at = fmt::format("k={}, {}{}", c.choice.micro_batches, label,
-                         hi < c.unconstrained ? ", with rematerialization" : "");
-      }
+    if (!reached.empty()) {
+      const Reached& c = reached.front();
+      resident = c.resident;
+      remat_note = c.note;
+      smallest = c.sure_fit;
+      if (c.sure_fit < c.unconstrained)
+        smallest = smallest_fitting_budget(lowest_graph, o.plan, remat_options(o),
+                                           std::max({o.budget_bytes, c.resident, c.floor - 1}),
+                                           c.sure_fit);
+      at = fmt::format("k={}, {}{}", c.choice.micro_batches, choice_label(c.choice),
+                       smallest < c.unconstrained ? ", with rematerialization" : "");
     }
     if (smallest == std::numeric_limits<int64_t>::max()) {
       std::string why;

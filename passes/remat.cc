@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "passes/lifetimes.h"
+#include "passes/remat_coarsen.h"
 #include "passes/remat_exact.h"
 #include "passes/remat_fast.h"
 #include "passes/schedule.h"
@@ -203,8 +204,10 @@ RematSolution solve(const RematProblem& p, const RematOptions& o) {
   if (o.solver != "exact") throw Error("--remat-solver " + o.solver + ": use fast or exact");
   ExactOptions eo;
   eo.time_limit_s = o.exact_time_limit_s;
-  if (fast.feasible) eo.start = fast.stages;
-  RematSolution ex = solve_remat_exact(p, eo);
+  const bool coarse = static_cast<int64_t>(p.nodes.size()) > o.exact_max_nodes;
+  if (fast.feasible && !coarse) eo.start = fast.stages;
+  RematSolution ex = coarse ? solve_remat_exact_coarsened(p, eo, o.exact_max_nodes)
+                            : solve_remat_exact(p, eo);
   if (ex.feasible && (!fast.feasible || ex.extra_cost <= fast.extra_cost)) return ex;
   if (!ex.note.empty()) fast.note += "; exact: " + ex.note;
   return fast;
@@ -300,11 +303,18 @@ struct Applier {
 
 }  // namespace
 
+RematProblem remat_problem(const Graph& g, const RematOptions& o) {
+  Built b = build_problem(g, o);
+  b.p.budget = o.budget_bytes;
+  return std::move(b.p);
+}
+
 RematResult rematerialize(Graph& g, const RematOptions& o) {
   RematResult r;
   Built b = build_problem(g, o);
   r.fixed_bytes = b.p.fixed_bytes;
   b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
+  r.floor_bytes = remat_peak_floor(b.p);
   RematSolution s;
   for (int tries = 0;; ++tries) {
     s = solve(b.p, o);
@@ -346,38 +356,94 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
 
 namespace {
 
+/// One rematerialization of a copy of `original` aimed at `target`, planned.
+struct Try {
+  Graph graph;
+  RematResult remat;
+  Plan plan;
+};
+
+Try try_target(const Graph& original, const PlanMemoryOptions& po, const RematOptions& o,
+               int64_t target, int64_t budget) {
+  Try t{original, {}, {}};
+  RematOptions ro = o;
+  ro.budget_bytes = target;
+  t.remat = rematerialize(t.graph, ro);
+  PlanMemoryOptions pr = po;
+  pr.budget_bytes = budget;
+  pr.order = t.remat.schedule;
+  t.plan = plan_memory(t.graph, pr);
+  return t;
+}
+
+/// Whether the real peak of a try aimed below the solver's floor is a budget
+/// every compile at or above it fits. The solver's result does not depend on
+/// the budget below the floor, but its peak-lowering ladder is skipped when
+/// the floor is at or above lower_peak_floor_limit (another candidate's peak,
+/// which differs between compiles). A compile at B >= peak >= floor passes a
+/// limit above B (the candidates tried before did not fit B), so the ladder
+/// runs there too: the claim holds when it ran here and peak >= floor.
+bool sure(const RematResult& rr, const RematOptions& o, int64_t peak) {
+  return peak >= rr.floor_bytes && rr.floor_bytes < o.lower_peak_floor_limit;
+}
+
 /// Tries to fit `budget`: rematerializes a copy of `original` at decreasing
-/// internal targets until the real arena plan fits. Returns the lowest peak
-/// reached; on success fills *fit (and *fitted_graph) with the fitting plan
-/// and sets fit->used_remat.
-int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const RematOptions& o,
-                   int64_t budget, int max_attempts, RematFit* fit, Graph* fitted_graph,
-                   std::string* note) {
+/// internal targets until the real arena plan fits. With `probe` (a
+/// feasibility probe, only the verdict used): no peak-lowering ladder, at
+/// most the attempts given, and a plan counts as fitting only when the solver
+/// also reports its schedule feasible (so a compile at `budget` would take
+/// the same steps). Without: when no target fits and none was below the
+/// solver's floor, a last try aims below it (see the banner) and sets
+/// fit->sure_fit. Returns the lowest peak reached; on success fills *fit
+/// (and *fitted_graph) with the fitting plan and sets fit->used_remat.
+int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, RematOptions o,
+                   int64_t budget, int max_attempts, bool probe, RematFit* fit,
+                   Graph* fitted_graph) {
+  if (probe) o.lower_infeasible_peak = false;
   int64_t best_peak = INT64_MAX;
   int64_t target = budget;
+  bool below_floor = false;  // a try aimed below the floor ran (the lowest-peak one)
+  auto accept = [&](Try& t) {
+    *fitted_graph = std::move(t.graph);
+    fit->plan = std::move(t.plan);
+    fit->used_remat = true;
+    fit->remat = std::move(t.remat);
+  };
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
-    Graph h = original;
-    RematOptions ro = o;
-    ro.budget_bytes = target;
-    RematResult rr = rematerialize(h, ro);
-    *note = rr.note;
-    PlanMemoryOptions pr = po;
-    pr.budget_bytes = budget;
-    pr.order = rr.schedule;
-    Plan p = plan_memory(h, pr);
-    best_peak = std::min(best_peak, p.summary.peak_bytes);
-    if (p.summary.peak_bytes <= budget) {
-      *fitted_graph = std::move(h);
-      fit->plan = std::move(p);
-      fit->used_remat = true;
-      fit->remat = std::move(rr);
+    Try t = try_target(original, po, o, target, budget);
+    const RematResult& rr = t.remat;
+    fit->note = rr.note;
+    fit->floor_bytes = rr.floor_bytes;
+    const int64_t peak = t.plan.summary.peak_bytes;
+    best_peak = std::min(best_peak, peak);
+    if (target < rr.floor_bytes) {
+      below_floor = true;
+      if (sure(rr, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
+    }
+    if (peak <= budget && (rr.fits || !probe)) {
+      accept(t);
       return best_peak;
     }
     if (!rr.fits) break;  // the solver bottomed out: lower targets cannot help
-    const int64_t over = p.summary.peak_bytes - budget;
+    const int64_t over = peak - budget;
     const int64_t next = std::min(target - over, target - (target - rr.fixed_bytes) / 16);
     if (next <= rr.fixed_bytes) break;
     target = next;
+  }
+  if (probe || below_floor) return best_peak;
+  // Every target was at or above the floor, where the solver stops at the
+  // first schedule it finds within the target. Aimed below the floor it
+  // lowers the peak as far as it can instead; this plan fits every budget at
+  // or above its peak, whatever the budget (the result does not depend on it).
+  Try t = try_target(original, po, o, 0, budget);
+  const int64_t peak = t.plan.summary.peak_bytes;
+  best_peak = std::min(best_peak, peak);
+  if (sure(t.remat, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
+  if (peak <= budget) {
+    fit->note.clear();
+    accept(t);
+  } else {
+    fit->note = t.remat.note;
   }
   return best_peak;
 }
@@ -391,14 +457,15 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
   f.plan = plan_memory(g, po);
   f.unconstrained_peak = f.plan.summary.peak_bytes;
   f.best_peak = f.plan.summary.peak_bytes;
+  f.sure_fit = f.unconstrained_peak;
   if (f.plan.summary.peak_bytes <= o.budget_bytes) {
     f.fits = true;
     return f;
   }
   const Graph original = g;
   Graph fitted;
-  f.best_peak = std::min(f.best_peak, try_budget(original, po, o, o.budget_bytes, 10, &f,
-                                                 &fitted, &f.note));
+  f.best_peak = std::min(f.best_peak, try_budget(original, po, o, o.budget_bytes, 10,
+                                                 /*probe=*/false, &f, &fitted));
   if (f.used_remat) {
     g = std::move(fitted);
     f.fits = true;
@@ -407,34 +474,15 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
 }
 
 int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
-                                const RematOptions& o, int64_t lo, int64_t hi, int64_t guess) {
+                                const RematOptions& o, int64_t lo, int64_t hi) {
   PlanMemoryOptions po = popts;
   po.offsets_until_fit = true;  // only the verdicts are used
-  if (guess > lo && guess < hi) {
-    // The lowest peak a try reached (the solver lowers it as far as it can
-    // when the budget cannot be met): a compile at exactly this budget runs
-    // this same computation, so if it fits here the figure is honest.
-    RematFit probe;
-    Graph probe_graph;
-    std::string note;
-    po.budget_bytes = guess;
-    (void)try_budget(g, po, o, guess, 4, &probe, &probe_graph, &note);
-    if (probe.used_remat) return guess;
-  }
-  // Bisection between a budget known not to fit (lo) and one known to fit
-  // (hi), so the answer is a figure that compiling with --budget FIGURE meets.
-  // The probes skip the solver's peak-lowering ladder (cheaper): it runs only
-  // where the solver finds no schedule, so a probe that fits took the same
-  // steps as a compile at its budget would.
-  RematOptions ro = o;
-  ro.lower_infeasible_peak = false;
   for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
     const int64_t mid = lo + (hi - lo) / 2;
     RematFit probe;
     Graph probe_graph;
-    std::string note;
     po.budget_bytes = mid;
-    (void)try_budget(g, po, ro, mid, 4, &probe, &probe_graph, &note);
+    (void)try_budget(g, po, o, mid, 4, /*probe=*/true, &probe, &probe_graph);
     // On success the figure is the budget itself, not the peak reached: a
     // compile at exactly this budget repeats this computation and fits,
     // while the heuristic is not monotone enough to promise that for the
@@ -453,9 +501,8 @@ RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpti
   if (f.fits) return f;
   const int64_t resident = f.plan.summary.resident_bytes;
   const int64_t unconstrained = f.unconstrained_peak;
-  const int64_t hi = smallest_fitting_budget(original, popts, o,
-                                             std::max(o.budget_bytes, resident), unconstrained,
-                                             f.best_peak);
+  const int64_t hi = smallest_fitting_budget(
+      original, popts, o, std::max({o.budget_bytes, resident, f.floor_bytes - 1}), f.sure_fit);
   throw Error(fmt::format(
       "cannot fit {} bytes: the smallest budget found that fits is {} bytes (rematerialization "
       "bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "

@@ -33,12 +33,16 @@
 //
 // fit_to_budget() is the pipeline's driver: plan without recomputation; if the
 // arena plan exceeds the budget, rematerialize with decreasing internal
-// targets until the real plan (plan_memory with the remat schedule) fits, or
-// throw Error naming the smallest budget found that fits (bisection between
-// the budget and the unconstrained peak, so `--budget FIGURE` then works).
+// targets until the real plan (plan_memory with the remat schedule) fits.
 // Targets: the budget, then each time lower by the real plan's overshoot (at
 // least 1/16 of the room above the fixed bytes), until the solver reports the
-// target infeasible.
+// target infeasible. If no target fits and none was below the solver's floor,
+// one last try aims below the floor: the solver then lowers the peak as far
+// as it can, and its result does not depend on the budget (remat_fast.h), so
+// every budget at or above that plan's peak fits. That peak is the
+// "sure fit"; when nothing fits, fit_to_budget throws Error naming the
+// smallest budget found that fits (bisection between the floor and the sure
+// fit, so `--budget FIGURE` then works).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +53,7 @@
 #include "compiler/ir.h"
 #include "compiler/plan.h"
 #include "passes/plan_memory.h"
+#include "passes/remat_problem.h"
 
 namespace memplan {
 
@@ -57,6 +62,10 @@ struct RematOptions {
   std::string solver = "fast";  // or "exact"
   DeviceProfile device = builtin_device("h100");
   double exact_time_limit_s = 10;
+  /// The exact solver runs on problems of at most this many nodes; larger
+  /// ones are coarsened to this many groups (remat_coarsen.h), and its
+  /// schedule is kept only when cheaper than the fast one on the full problem.
+  int32_t exact_max_nodes = 40;
   int64_t alignment = 256;
   bool early_updates = true;  // the base order's (ScheduleOptions::early_updates)
   /// When the budget cannot be met, lower the peak reported as far as the
@@ -78,7 +87,12 @@ struct RematResult {
   std::string note;
   int64_t fixed_bytes = 0;    // resident + inputs (aligned)
   int64_t problem_peak = 0;   // the solver's replayed peak, fixed_bytes included
+  int64_t floor_bytes = 0;    // remat_peak_floor of the problem: no schedule goes below it
 };
+
+/// The problem rematerialize() solves for g (see the banner; budget =
+/// o.budget_bytes), for the solver comparisons in tests and the benchmark.
+RematProblem remat_problem(const Graph& g, const RematOptions& o);
 
 /// Rewrites g (adds clones, rewires readers). Call on a fresh copy per try.
 RematResult rematerialize(Graph& g, const RematOptions& o);
@@ -90,6 +104,12 @@ struct RematFit {
   RematResult remat;
   int64_t unconstrained_peak = 0;  // peak of the plan without recomputation
   int64_t best_peak = 0;           // the lowest peak any try reached
+  /// When nothing fits: the lowest budget this graph is known to fit when
+  /// compiled again with the same options: the unconstrained peak, or the
+  /// peak of the lowest-peak try (the solver aimed below its floor), which a
+  /// compile at any budget at or above it repeats (see the banner).
+  int64_t sure_fit = INT64_MAX;
+  int64_t floor_bytes = 0;         // the solver's floor (remat_peak_floor)
   std::string note;                // the solver's last note (why it bottomed out)
 };
 
@@ -97,14 +117,15 @@ struct RematFit {
 /// (g is then unchanged and plan is the unconstrained one).
 RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
 
-/// The smallest budget found that fits: `guess` (the lowest peak a try
-/// reached, RematFit::best_peak) if a try at that budget fits, else by
-/// bisection between `lo` (a budget known not to fit) and `hi` (a peak known
-/// to be achievable, e.g. the unconstrained one). The result is a budget some
-/// try fitted with the options a compile uses, so compiling with it as the
-/// budget succeeds.
+/// The smallest budget found that fits: bisection between `lo` (a budget
+/// known not to fit, e.g. the solver's floor) and `hi` (a budget a compile
+/// with these options is known to fit, RematFit::sure_fit). A probe counts
+/// only when the solver itself reports its schedule feasible and the real
+/// plan fits: a compile at that budget then takes the same steps (the
+/// solver's peak-lowering ladder runs only on infeasible schedules), so
+/// compiling with the result as the budget succeeds.
 int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
-                                const RematOptions& o, int64_t lo, int64_t hi, int64_t guess);
+                                const RematOptions& o, int64_t lo, int64_t hi);
 
 /// See the banner. On success g is the rewritten graph the plan belongs to.
 /// Throws Error "cannot fit BUDGET: the smallest budget found that fits is X ..." otherwise.

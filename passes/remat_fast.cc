@@ -409,9 +409,7 @@ void lns(const RematProblem& p, const FastOptions& opts, Replay& best, int64_t r
   }
 }
 
-/// A lower bound on the peak of any schedule: the largest over nodes i of
-/// fixed + bytes(i) + bytes of its distinct deps + bytes of other
-/// non-recomputable outputs that must be live across i.
+/// See remat_peak_floor (remat_fast.h).
 int64_t peak_floor(const RematProblem& p) {
   const int32_t n = static_cast<int32_t>(p.nodes.size());
   std::vector<int32_t> last(static_cast<size_t>(n));
@@ -502,6 +500,8 @@ std::string check_problem(const RematProblem& p) {
 
 }  // namespace
 }  // namespace remat_fast
+
+int64_t remat_peak_floor(const RematProblem& p) { return remat_fast::peak_floor(p); }
 
 RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
   using namespace remat_fast;

@@ -112,6 +112,13 @@ struct FastOptions {
   int64_t lower_peak_floor_limit = INT64_MAX;
 };
 
+/// A lower bound on the replayed peak of any schedule of p: the largest over
+/// nodes i of fixed + bytes(i) + bytes of its distinct deps + bytes of other
+/// non-recomputable outputs that must be live across i. The solver's result
+/// does not depend on p.budget while the budget is below this floor (every
+/// comparison with the budget fails), which fit_to_budget relies on.
+int64_t remat_peak_floor(const RematProblem& p);
+
 /// Returns a schedule whose replayed peak is <= p.budget (feasible=true), or
 /// feasible=false with the lowest peak reached and a note. `peak` and
 /// `extra_cost` are those of the replay of `stages`.

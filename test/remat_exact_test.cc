@@ -20,15 +20,7 @@ namespace {
 
 using Stages = std::vector<std::vector<int32_t>>;
 
-RematNode node(std::vector<int32_t> deps, int64_t bytes, double cost, bool recomputable = true, bool keep = false) {
-  RematNode n;
-  n.deps = std::move(deps);
-  n.bytes = bytes;
-  n.cost = cost;
-  n.recomputable = recomputable;
-  n.keep_to_end = keep;
-  return n;
-}
+using remat_test::node;
 
 // Two values held across a memory peak, each re-read late:
 //   0: x  input, 1 B (not recomputable)

@@ -39,6 +39,18 @@ struct GenOptions {
   int64_t fixed_bytes = 0;
 };
 
+/// A hand-written node.
+inline RematNode node(std::vector<int32_t> deps, int64_t bytes, double cost, bool recomputable = true,
+                      bool keep = false) {
+  RematNode n;
+  n.deps = std::move(deps);
+  n.bytes = bytes;
+  n.cost = cost;
+  n.recomputable = recomputable;
+  n.keep_to_end = keep;
+  return n;
+}
+
 namespace detail {
 inline RematNode random_node(Rng& rng, const GenOptions& o) {
   RematNode n;
