@@ -388,18 +388,13 @@ bool sure(const RematResult& rr, const RematOptions& o, int64_t peak) {
 }
 
 /// Tries to fit `budget`: rematerializes a copy of `original` at decreasing
-/// internal targets until the real arena plan fits. With `probe` (a
-/// feasibility probe, only the verdict used): no peak-lowering ladder, at
-/// most the attempts given, and a plan counts as fitting only when the solver
-/// also reports its schedule feasible (so a compile at `budget` would take
-/// the same steps). Without: when no target fits and none was below the
-/// solver's floor, a last try aims below it (see the banner) and sets
-/// fit->sure_fit. Returns the lowest peak reached; on success fills *fit
-/// (and *fitted_graph) with the fitting plan and sets fit->used_remat.
-int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, RematOptions o,
-                   int64_t budget, int max_attempts, bool probe, RematFit* fit,
-                   Graph* fitted_graph) {
-  if (probe) o.lower_infeasible_peak = false;
+/// internal targets until the real arena plan fits. When no target fits and
+/// none was below the solver's floor, a last try aims below it (see the
+/// banner). Sets fit->sure_fit from the try below the floor. Returns the
+/// lowest peak reached; on success fills *fit (and *fitted_graph) with the
+/// fitting plan and sets fit->used_remat.
+int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const RematOptions& o,
+                   int64_t budget, int max_attempts, RematFit* fit, Graph* fitted_graph) {
   int64_t best_peak = INT64_MAX;
   int64_t target = budget;
   bool below_floor = false;  // a try aimed below the floor ran (the lowest-peak one)
@@ -420,7 +415,7 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, RematOpti
       below_floor = true;
       if (sure(rr, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
     }
-    if (peak <= budget && (rr.fits || !probe)) {
+    if (peak <= budget) {
       accept(t);
       return best_peak;
     }
@@ -430,7 +425,7 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, RematOpti
     if (next <= rr.fixed_bytes) break;
     target = next;
   }
-  if (probe || below_floor) return best_peak;
+  if (below_floor) return best_peak;
   // Every target was at or above the floor, where the solver stops at the
   // first schedule it finds within the target. Aimed below the floor it
   // lowers the peak as far as it can instead; this plan fits every budget at
@@ -464,8 +459,8 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
   }
   const Graph original = g;
   Graph fitted;
-  f.best_peak = std::min(f.best_peak, try_budget(original, po, o, o.budget_bytes, 10,
-                                                 /*probe=*/false, &f, &fitted));
+  f.best_peak = std::min(f.best_peak, try_budget(original, po, o, o.budget_bytes, 10, &f,
+                                                 &fitted));
   if (f.used_remat) {
     g = std::move(fitted);
     f.fits = true;
@@ -473,39 +468,15 @@ RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpt
   return f;
 }
 
-int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
-                                const RematOptions& o, int64_t lo, int64_t hi) {
-  PlanMemoryOptions po = popts;
-  po.offsets_until_fit = true;  // only the verdicts are used
-  for (int it = 0; it < 8 && hi - lo > std::max<int64_t>(hi / 200, po.alignment); ++it) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    RematFit probe;
-    Graph probe_graph;
-    po.budget_bytes = mid;
-    (void)try_budget(g, po, o, mid, 4, /*probe=*/true, &probe, &probe_graph);
-    // On success the figure is the budget itself, not the peak reached: a
-    // compile at exactly this budget repeats this computation and fits,
-    // while the heuristic is not monotone enough to promise that for the
-    // (lower) peak.
-    if (probe.used_remat)
-      hi = mid;
-    else
-      lo = mid;
-  }
-  return hi;
-}
-
 RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
-  const Graph original = g;
   RematFit f = try_fit_budget(g, popts, o);
   if (f.fits) return f;
   const int64_t resident = f.plan.summary.resident_bytes;
   const int64_t unconstrained = f.unconstrained_peak;
-  const int64_t hi = smallest_fitting_budget(
-      original, popts, o, std::max({o.budget_bytes, resident, f.floor_bytes - 1}), f.sure_fit);
+  const int64_t hi = f.sure_fit;
   throw Error(fmt::format(
-      "cannot fit {} bytes: the smallest budget found that fits is {} bytes (rematerialization "
-      "bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "
+      "cannot fit {} bytes: the smallest budget found that fits is {} bytes (so does every larger "
+      "one; rematerialization bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "
       "is {} bytes)",
       o.budget_bytes, hi, f.note.empty() ? "" : ": " + f.note, resident, unconstrained));
 }

@@ -40,9 +40,8 @@
 // one last try aims below the floor: the solver then lowers the peak as far
 // as it can, and its result does not depend on the budget (remat_fast.h), so
 // every budget at or above that plan's peak fits. That peak is the
-// "sure fit"; when nothing fits, fit_to_budget throws Error naming the
-// smallest budget found that fits (bisection between the floor and the sure
-// fit, so `--budget FIGURE` then works).
+// "sure fit"; when nothing fits, fit_to_budget throws Error naming it as the
+// smallest budget found that fits (so `--budget FIGURE`, or more, works).
 #pragma once
 
 #include <cstdint>
@@ -69,8 +68,8 @@ struct RematOptions {
   int64_t alignment = 256;
   bool early_updates = true;  // the base order's (ScheduleOptions::early_updates)
   /// When the budget cannot be met, lower the peak reported as far as the
-  /// fast solver gets (FastOptions::lower_infeasible_peak). Feasibility
-  /// probes, which use only the verdict, turn it off.
+  /// fast solver gets (FastOptions::lower_infeasible_peak). The sure fit
+  /// (RematFit) relies on it.
   bool lower_infeasible_peak = true;
   /// FastOptions::lower_peak_floor_limit: the lowest peak the caller already
   /// has from another candidate.
@@ -116,16 +115,6 @@ struct RematFit {
 /// Like fit_to_budget, without throwing: fits = false when no plan found fits
 /// (g is then unchanged and plan is the unconstrained one).
 RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
-
-/// The smallest budget found that fits: bisection between `lo` (a budget
-/// known not to fit, e.g. the solver's floor) and `hi` (a budget a compile
-/// with these options is known to fit, RematFit::sure_fit). A probe counts
-/// only when the solver itself reports its schedule feasible and the real
-/// plan fits: a compile at that budget then takes the same steps (the
-/// solver's peak-lowering ladder runs only on infeasible schedules), so
-/// compiling with the result as the budget succeeds.
-int64_t smallest_fitting_budget(const Graph& g, const PlanMemoryOptions& popts,
-                                const RematOptions& o, int64_t lo, int64_t hi);
 
 /// See the banner. On success g is the rewritten graph the plan belongs to.
 /// Throws Error "cannot fit BUDGET: the smallest budget found that fits is X ..." otherwise.
