@@ -74,7 +74,12 @@ bool run_dp(const RematProblem& p, const Chain& c, int64_t L, int32_t slots,
             std::vector<std::pair<int32_t, int32_t>>& segs) {
   const int32_t K = static_cast<int32_t>(c.bound.size()) - 1, M = std::max(1, slots);
   const double slot = std::max(1.0, std::ceil(static_cast<double>(L) / M));
-  auto to_slots = [&](int64_t b) { return static_cast<int32_t>(std::ceil(static_cast<double>(b) / slot)); };
+  // Clamped to M + 1 (more than the limit holds): a byte count of many
+  // slots would overflow int32 (a 2 GiB output against a limit of a few
+  // hundred bytes, which the bisection below tries).
+  auto to_slots = [&](int64_t b) {
+    return static_cast<int32_t>(std::min(std::ceil(static_cast<double>(b) / slot), static_cast<double>(M) + 1));
+  };
   const size_t W = static_cast<size_t>(M) + 1;
   std::vector<double> best((static_cast<size_t>(K) + 1) * W, kInf);
   std::vector<int32_t> from_i(best.size(), -1), from_m(best.size(), -1);

@@ -183,6 +183,31 @@ RematProblem early_recompute_problem() {
   return p;
 }
 
+// The chain DP bisects its modeled limit down to a few bytes when no unit
+// keeps anything (here: nothing is recomputable); an output of more than
+// 2^31 bytes then made more than INT32_MAX slots, the slot count wrapped
+// negative and the DP wrote out of bounds (it crashed on a coarsened U-Net).
+TEST(RematFast, ChainDpWithOutputsOverTwoGiB) {
+  const int64_t big = int64_t{3} << 30;
+  RematProblem p;
+  for (int32_t i = 0; i < 6; ++i) {
+    RematNode n;
+    if (i > 0) n.deps = {i - 1};
+    n.bytes = big;
+    n.cost = 1;
+    n.recomputable = false;
+    p.nodes.push_back(n);
+  }
+  p.nodes[5].deps.push_back(0);  // keeps 0 live across the chain
+  const int64_t peak = simulate_remat(p, no_remat_stages(p)).peak;
+  p.budget = peak - 1;
+  const RematSolution s = solve_remat_fast(p);
+  EXPECT_FALSE(s.feasible);  // nothing can be recomputed
+  const RematSimulation sim = simulate_remat(p, s.stages);
+  ASSERT_TRUE(sim.valid) << sim.error;
+  EXPECT_EQ(sim.peak, peak);
+}
+
 TEST(RematFast, EarlyRecomputationWhereTheInputsAreLive) {
   const RematProblem p = early_recompute_problem();
   const RematSolution sol = solve_remat_fast(p);
