@@ -21,24 +21,77 @@ std::vector<int32_t> group_starts(const RematProblem& p, int64_t s, bool cut_on_
   return starts;
 }
 
+/// The coarse nodes of the groups starting at `starts`: per group its
+/// recomputable members and its fixed ones, as one node when the group is
+/// pure, else as two (the part read by the other first) or, when each part
+/// reads the other, as one fixed node.
+std::vector<std::vector<int32_t>> split_groups(const RematProblem& p, const std::vector<int32_t>& starts) {
+  const auto n = static_cast<int32_t>(p.nodes.size());
+  std::vector<std::vector<int32_t>> out;
+  for (size_t g = 0; g < starts.size(); ++g) {
+    const int32_t lo = starts[g], hi = g + 1 < starts.size() ? starts[g + 1] : n;
+    std::vector<int32_t> rec, fix;
+    for (int32_t i = lo; i < hi; ++i) (p.nodes[i].recomputable ? rec : fix).push_back(i);
+    if (rec.empty() || fix.empty()) {
+      out.push_back(rec.empty() ? fix : rec);
+      continue;
+    }
+    auto reads = [&](const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+      for (int32_t i : a)
+        for (int32_t u : p.nodes[i].deps)
+          if (u >= lo && std::binary_search(b.begin(), b.end(), u)) return true;
+      return false;
+    };
+    const bool fix_reads_rec = reads(fix, rec), rec_reads_fix = reads(rec, fix);
+    if (fix_reads_rec && rec_reads_fix) {
+      std::vector<int32_t> all(static_cast<size_t>(hi - lo));
+      for (int32_t i = lo; i < hi; ++i) all[i - lo] = i;
+      out.push_back(std::move(all));
+    } else if (rec_reads_fix) {
+      out.push_back(std::move(fix));
+      out.push_back(std::move(rec));
+    } else {
+      out.push_back(std::move(rec));
+      out.push_back(std::move(fix));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-RematProblem coarsen_remat_problem(const RematProblem& p, int32_t max_nodes, RematCoarsening* map) {
+namespace {
+
+/// Groups of about n / max_nodes consecutive nodes (growing until they give
+/// at most max_nodes coarse nodes), cut on flips when `flip`, mixed groups
+/// split when `split` (else one node each).
+std::vector<std::vector<int32_t>> make_parts(const RematProblem& p, int32_t max_nodes, bool flip, bool split) {
   const auto n = static_cast<int32_t>(p.nodes.size());
-  max_nodes = std::max(max_nodes, 1);
-  std::vector<int32_t> starts;
-  const bool flip_fits = static_cast<int32_t>(group_starts(p, n, true).size()) <= max_nodes;
-  for (int64_t s = std::max<int64_t>(1, (n + max_nodes - 1) / max_nodes); starts.empty();
-       s += s / 4 + 1) {
-    starts = group_starts(p, s, flip_fits);
-    if (static_cast<int32_t>(starts.size()) > max_nodes) starts.clear();
+  std::vector<std::vector<int32_t>> parts;
+  for (int64_t s = std::max<int64_t>(1, (n + max_nodes - 1) / max_nodes);; s += s / 4 + 1) {
+    const std::vector<int32_t> starts = group_starts(p, s, flip);
+    if (split) {
+      parts = split_groups(p, starts);
+    } else {
+      parts.assign(starts.size(), {});
+      for (size_t g = 0; g < starts.size(); ++g)
+        for (int32_t i = starts[g]; i < (g + 1 < starts.size() ? starts[g + 1] : n); ++i) parts[g].push_back(i);
+    }
+    if (static_cast<int32_t>(parts.size()) <= max_nodes) return parts;
+    if (s >= n) return make_parts(p, max_nodes, false, false);  // max_nodes = 1 and one mixed group
   }
-  const auto groups = static_cast<int32_t>(starts.size());
-  map->first = starts;
-  map->first.push_back(n);
+}
+
+RematProblem build_coarse(const RematProblem& p, std::vector<std::vector<int32_t>> parts, RematCoarsening* map) {
+  const auto n = static_cast<int32_t>(p.nodes.size());
+  const auto groups = static_cast<int32_t>(parts.size());
   map->group_of.assign(static_cast<size_t>(n), 0);
-  for (int32_t g = 0; g < groups; ++g)
-    for (int32_t i = map->first[g]; i < map->first[g + 1]; ++i) map->group_of[i] = g;
+  map->anchor.assign(static_cast<size_t>(groups), 0);
+  for (int32_t g = 0; g < groups; ++g) {
+    for (int32_t i : parts[g]) map->group_of[i] = g;
+    map->anchor[g] = parts[g].front();
+  }
+  map->members = std::move(parts);
 
   RematProblem c;
   c.fixed_bytes = p.fixed_bytes;
@@ -67,19 +120,45 @@ RematProblem coarsen_remat_problem(const RematProblem& p, int32_t max_nodes, Rem
   return c;
 }
 
+}  // namespace
+
+RematProblem coarsen_remat_problem(const RematProblem& p, int32_t max_nodes, RematCoarsening* map) {
+  const auto n = static_cast<int32_t>(p.nodes.size());
+  max_nodes = std::max(max_nodes, 1);
+  // Pure groups when they fit: cut also where recomputability changes.
+  if (static_cast<int32_t>(group_starts(p, n, true).size()) <= max_nodes)
+    return build_coarse(p, make_parts(p, max_nodes, true, false), map);
+  // Else mixed groups, whole or split: the one whose floor is the lower
+  // fraction of its peak without recomputation (the wider range of budgets).
+  RematCoarsening whole_map;
+  RematProblem whole = build_coarse(p, make_parts(p, max_nodes, false, false), &whole_map);
+  RematProblem split = build_coarse(p, make_parts(p, max_nodes, false, true), map);
+  auto reach = [](const RematProblem& c) {
+    return static_cast<double>(remat_floor(c)) / static_cast<double>(simulate_remat(c, no_remat_stages(c)).peak);
+  };
+  if (reach(split) < reach(whole)) return split;
+  *map = std::move(whole_map);
+  return whole;
+}
+
 std::vector<std::vector<int32_t>> refine_remat_stages(const RematProblem& fine,
                                                       const RematCoarsening& map,
                                                       const std::vector<std::vector<int32_t>>& coarse) {
   const auto n = static_cast<int32_t>(fine.nodes.size());
   std::vector<std::vector<int32_t>> stages(static_cast<size_t>(n));
+  for (int32_t f = 0; f < n; ++f) stages[f] = {f};
   for (size_t t = 0; t < coarse.size(); ++t) {
-    const int32_t f0 = map.first[t];
+    std::vector<int32_t> runs;
     for (size_t j = 0; j + 1 < coarse[t].size(); ++j) {
       const int32_t u = coarse[t][j];
-      for (int32_t v = map.first[u]; v < map.first[u + 1]; ++v) stages[f0].push_back(v);
+      // The other part of t's group, interleaved with t: its outputs are
+      // still held from their first runs (a coarse optimum never reruns it
+      // here; an incumbent might).
+      if (map.members[u].back() >= map.anchor[t]) continue;
+      runs.insert(runs.end(), map.members[u].begin(), map.members[u].end());
     }
-    stages[f0].push_back(f0);
-    for (int32_t f = f0 + 1; f < map.first[t + 1]; ++f) stages[f] = {f};
+    std::vector<int32_t>& st = stages[map.anchor[t]];
+    st.insert(st.begin(), runs.begin(), runs.end());
   }
   // Drop recomputed runs whose output nothing reads before the node's next
   // run: scan backwards, `pending[v]` = a kept run reads v after this point

@@ -9,23 +9,29 @@
 // true peak and cost.
 //
 // Groups: contiguous ranges of the fine order, about n / max_nodes nodes
-// each, cut also where recomputability changes (a group with a
-// non-recomputable node cannot be recomputed, so such nodes are kept out of
-// the recomputable groups). If that makes more than max_nodes groups the size
-// grows until it does not.
+// each, cut also where recomputability changes when that leaves at most
+// max_nodes groups. Otherwise a group that mixes recomputable and fixed
+// (non-recomputable) nodes becomes two coarse nodes, its recomputable part
+// and its fixed part, the part the other reads first (one fixed node when
+// each reads the other); without the split every group of a CNN, where each
+// BatchNorm's saved statistics are a fixed entry, would be fixed. The group
+// size grows until there are at most max_nodes coarse nodes.
 // Coarse node G:
-//  - deps: the groups of the fine deps of G's nodes outside G;
+//  - deps: the coarse nodes of the fine deps of G's members outside G;
 //  - bytes: the fine outputs of G read outside G or kept to the end (what G
 //    leaves held; its internal temporaries are not counted, so the coarse
 //    peak can be below the fine one: the caller checks the refined schedule
 //    on the fine problem and tightens the coarse budget by the excess);
-//  - cost: the sum; recomputable: every node of G is; keep_to_end: any is.
-// Refinement: coarse stage T = [groups recomputed..., T] becomes fine stage
-// first(T) = [every node of each recomputed group, in order..., first(T)],
-// the other nodes of T in their own stages; then every recomputed fine run
-// whose output nothing reads before that node's next run is dropped (a
-// backward scan), which only lowers cost and memory. Every refined schedule
-// is valid: runs stay in index order, so each read follows a compute.
+//  - cost: the sum; recomputable: every member is; keep_to_end: any is.
+// Refinement: every fine node t runs in its own stage t; the recomputations
+// of coarse stage T (every member of each recomputed coarse node, in order)
+// run first in the stage of T's first member (its anchor). A recomputed node
+// with a member at or after that anchor (the other part of T's own group)
+// is skipped: its outputs are still held from their first runs. Then every
+// recomputed fine run whose output nothing reads before that node's next run
+// is dropped (a backward scan), which only lowers cost and memory. Every
+// refined schedule is valid: a rerun comes after the first run of each of its
+// members and of their inputs, so each read follows a compute.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +42,9 @@
 namespace memplan {
 
 struct RematCoarsening {
-  std::vector<int32_t> group_of;  // fine node -> coarse node
-  std::vector<int32_t> first;     // coarse node -> its first fine node; first[G + 1] ends it
+  std::vector<int32_t> group_of;                // fine node -> coarse node
+  std::vector<std::vector<int32_t>> members;    // coarse node -> its fine nodes, ascending
+  std::vector<int32_t> anchor;                  // coarse node -> its first member
 };
 
 /// The coarse problem (budget and fixed bytes copied) and its map. With
