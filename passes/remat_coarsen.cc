@@ -58,10 +58,6 @@ std::vector<std::vector<int32_t>> split_groups(const RematProblem& p, const std:
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 /// Groups of about n / max_nodes consecutive nodes (growing until they give
 /// at most max_nodes coarse nodes), cut on flips when `flip`, mixed groups
 /// split when `split` (else one node each).
