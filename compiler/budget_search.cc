@@ -92,6 +92,7 @@ struct Evaluated {
   int64_t unconstrained_peak = 0;    // peak without recomputation
   int64_t resident_bytes = 0;        // of the unconstrained plan
   int64_t sure_fit = 0;              // RematFit::sure_fit (when it does not fit)
+  int64_t floor = 0;                 // RematFit::floor_bytes (when remat ran)
   std::string remat_note;            // the remat solver's last note
   double unconstrained_seconds = 0;  // every node once
 };
@@ -134,17 +135,18 @@ RematOptions remat_options(const SearchOptions& o) {
           .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
 }
 
-/// Plans a lowered candidate, rematerializing when it does not fit.
-/// `lowest_peak`: the lowest peak an earlier candidate reached (the remat
-/// solver skips lowering an infeasible peak that cannot go below it).
-void fit_one(Evaluated& e, const SearchOptions& o, int64_t lowest_peak) {
+/// Plans a lowered candidate, rematerializing when it does not fit. The remat
+/// solver lowers an infeasible peak below its floor only when the floor is
+/// under `floor_limit` (RematOptions::lower_peak_floor_limit).
+void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit) {
   RematOptions ro = remat_options(o);
-  ro.lower_peak_floor_limit = lowest_peak;
+  ro.lower_peak_floor_limit = floor_limit;
   RematFit f = try_fit_budget(e.graph, o.plan, ro);
   e.unconstrained_peak = f.unconstrained_peak;
   e.resident_bytes = f.plan.summary.resident_bytes;
   e.remat_note = f.note;
   e.sure_fit = f.sure_fit;
+  e.floor = f.used_remat || !f.fits ? f.floor_bytes : 0;
   e.rec.fits = f.fits;
   e.rec.peak_bytes = f.fits ? f.plan.summary.peak_bytes : f.best_peak;
   e.fits_without_remat = f.fits && !f.used_remat;
@@ -186,12 +188,16 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   std::vector<std::pair<size_t, CandidateRecord>> records;  // (choice index, record)
   struct Reached {  // per planned candidate that did not fit
     LeverChoice choice;
-    int64_t peak = 0, unconstrained = 0, resident = 0, sure_fit = 0;
+    int64_t peak = 0, unconstrained = 0, resident = 0, sure_fit = 0, floor = 0;
     std::string note;
   };
   std::vector<Reached> reached;
   std::optional<Evaluated> best;
-  int64_t lowest_peak = std::numeric_limits<int64_t>::max();
+  // A candidate whose remat floor is above the budget cannot fit; lowering
+  // its peak as far as it goes (the sure fit, passes/remat.h) is deferred to
+  // the pass below, which runs only when nothing fits.
+  const int64_t cannot_fit_floor =
+      o.budget_bytes == std::numeric_limits<int64_t>::max() ? o.budget_bytes : o.budget_bytes + 1;
   for (size_t ci : order) {
     const LeverChoice& pc = choices[ci];
     const DType p = pc.precision;
@@ -219,10 +225,9 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
           records.push_back({ci, e.rec});
           continue;
         }
-        fit_one(e, o, lowest_peak);
+        fit_one(e, o, cannot_fit_floor);
       }
       records.push_back({ci, e.rec});
-      if (e.rec.peak_bytes > 0) lowest_peak = std::min(lowest_peak, e.rec.peak_bytes);
       if (reference && e.unconstrained_peak > 0) {
         ref_seconds = e.unconstrained_seconds;
         ref_peak = e.unconstrained_peak;
@@ -231,7 +236,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
       if (!e.rec.fits) {
         if (e.rec.peak_bytes > 0) {
           reached.push_back({e.choice, e.rec.peak_bytes, e.unconstrained_peak, e.resident_bytes,
-                             e.sure_fit, e.remat_note});
+                             e.sure_fit, e.floor, e.remat_note});
         }
         continue;
       }
@@ -251,7 +256,35 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   }
 
   if (!best) {
-    // Nothing fits. Each candidate's sure fit (the lowest-peak plan the
+    // Nothing fits. The candidates whose floor is above the budget were
+    // planned without lowering their peak below the floor; lower it now,
+    // lowest floor first: a candidate whose floor is at or above the lowest
+    // sure fit so far cannot beat it and is left as it is (its sure fit is
+    // its unconstrained peak). Since the candidates with lower floors are
+    // lowered first, this usually runs one or two candidates, not all.
+    std::vector<size_t> deferred;
+    int64_t lowest_sure = std::numeric_limits<int64_t>::max();
+    for (size_t i = 0; i < reached.size(); ++i) {
+      lowest_sure = std::min(lowest_sure, reached[i].sure_fit);
+      if (reached[i].floor >= cannot_fit_floor) deferred.push_back(i);
+    }
+    std::stable_sort(deferred.begin(), deferred.end(),
+                     [&](size_t a, size_t b) { return reached[a].floor < reached[b].floor; });
+    for (size_t i : deferred) {
+      Reached& c = reached[i];
+      if (c.floor >= lowest_sure) continue;
+      Evaluated e = lower_one(lower, c.choice, o);
+      if (!e.rec.note.empty()) continue;  // it was lowered once already
+      fit_one(e, o, lowest_sure);
+      if (e.rec.fits)
+        throw InternalError("budget search: a candidate with its floor above the budget fits it");
+      c.peak = e.rec.peak_bytes;
+      c.sure_fit = e.sure_fit;
+      c.note = e.remat_note;
+      lowest_sure = std::min(lowest_sure, c.sure_fit);
+    }
+
+    // Each candidate's sure fit (the lowest-peak plan the
     // solver found for it, or its unconstrained peak) is a budget from which
     // up a compile fits: the search runs the same try for it last
     // (passes/remat.h). The lowest is the answer. (A bisection below it, with

@@ -27,9 +27,17 @@
 //    skipped candidate does not trigger the larger-k rule above, so the
 //    winner is never slower than with every candidate planned.)
 //  - the fastest fitting candidate wins; ties go to the smaller peak.
-//  - nothing fits: Error naming the smallest budget found that fits (bisection
-//    on the most aggressive candidate of each precision: the largest k with
-//    rematerialization) and which levers bottomed out.
+//  - a candidate whose remat floor (remat_peak_floor: no schedule goes below
+//    it) is above the budget cannot fit; its peak is not lowered below the
+//    floor while other candidates may still fit.
+//  - nothing fits: Error naming the smallest budget found that fits and which
+//    levers bottomed out. That figure is the lowest sure fit (RematFit) of
+//    any candidate: the candidates whose floor is above the budget are
+//    planned again, lowest floor first, with their peak lowered as far as the
+//    remat solver gets, skipping those whose floor is at or above the lowest
+//    sure fit found so far (they cannot go below it). A compile at that
+//    figure fits: the candidate that reached it has its floor within that
+//    budget, so its peak is lowered the same way there.
 // The winning plan gets est_seconds per op and its PlanDecisions.
 #pragma once
 
