@@ -14,9 +14,16 @@ namespace remat_fast {
 
 void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
   const int32_t n = static_cast<int32_t>(p.nodes.size());
-  std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) {
+  // Callers mostly pass a sorted set with a few cuts appended or removed:
+  // sort the unsorted tail only and merge it in.
+  auto by_stage = [](const Cut& a, const Cut& b) {
     return a.stage != b.stage ? a.stage < b.stage : a.node < b.node;
-  });
+  };
+  auto tail = std::is_sorted_until(cuts.begin(), cuts.end(), by_stage);
+  if (tail != cuts.end()) {
+    std::sort(tail, cuts.end(), by_stage);
+    std::inplace_merge(cuts.begin(), tail, cuts.end(), by_stage);
+  }
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
 
   // Effective cuts, stages in reverse: (v, t) is effective if v is read in
@@ -86,23 +93,29 @@ void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
     diff[r.last_use[pos] + 1] -= b;
   }
   r.mem.resize(static_cast<size_t>(len));
-  r.peak = p.fixed_bytes;
-  r.peak_pos = 0;
-  r.excess = 0;
-  r.over = 0;
-  int64_t live = p.fixed_bytes;
-  for (int32_t pos = 0; pos < len; ++pos) {
-    live += diff[pos];
-    r.mem[pos] = live;
-    if (live > r.peak || pos == 0) {
-      r.peak = live;
-      r.peak_pos = pos;
+  int64_t live = p.fixed_bytes, peak = p.fixed_bytes;
+  int32_t peak_pos = 0, over = 0;
+  double excess = 0;
+  for (int32_t pos0 = 0; pos0 < len; pos0 += 1024) {
+    int64_t block = 0;  // at most 1024 excesses: no overflow below 2^53 bytes each
+    for (int32_t pos = pos0; pos < std::min(len, pos0 + 1024); ++pos) {
+      live += diff[pos];
+      r.mem[pos] = live;
+      if (live > peak || pos == 0) {
+        peak = live;
+        peak_pos = pos;
+      }
+      if (live > p.budget) {
+        block += live - p.budget;
+        ++over;
+      }
     }
-    if (live > p.budget) {
-      r.excess += static_cast<double>(live - p.budget);
-      ++r.over;
-    }
+    excess += static_cast<double>(block);
   }
+  r.peak = peak;
+  r.peak_pos = peak_pos;
+  r.excess = excess;
+  r.over = over;
   r.extra_cost = 0;
   for (const Cut& c : r.cuts) r.extra_cost += p.nodes[c.node].cost;
 }
@@ -117,6 +130,43 @@ int32_t exec_before(const Replay& r, int32_t v, int32_t pos) {
   auto first = r.exec_pos.begin() + r.exec_off[v], last = r.exec_pos.begin() + r.exec_off[v + 1];
   auto it = std::lower_bound(first, last, pos);
   return it == first ? -1 : *(it - 1);
+}
+
+int64_t undo_peak_lower_bound(const RematProblem& p, const Replay& r, Cut c) {
+  const int32_t v = c.node, start = r.stage_start[c.stage];
+  const int32_t at = exec_before(r, v, r.stage_start[c.stage + 1]);  // the cut's copy
+  if (at < start) return 0;                                          // not a cut of r
+  const int32_t prev = exec_before(r, v, at);
+  const int32_t lo = r.last_use[prev] + 1;  // prev is held over [lo, start) after the undo
+  if (lo >= start) return 0;
+  // Copies whose lifetime may end earlier after the undo: those last read by
+  // a recomputation that may disappear (the cut's, and, transitively, a
+  // recomputation last read by one that disappears: it may lose its last
+  // reader and with it its effectiveness). Each frees at most its bytes
+  // after its position.
+  std::vector<std::pair<int32_t, int64_t>> freed;  // (position, bytes)
+  std::vector<int32_t> gone{at};                   // positions that may disappear
+  for (size_t i = 0; i < gone.size(); ++i) {
+    const int32_t q = gone[i];
+    for (int32_t u : p.nodes[r.seq[q]].deps) {
+      const int32_t e = exec_before(r, u, q);
+      if (e < 0 || r.last_use[e] != q) continue;
+      freed.push_back({e, p.nodes[u].bytes});
+      if (r.stage_of[e] != u) gone.push_back(e);  // a recomputation
+    }
+  }
+  std::sort(freed.begin(), freed.end());
+  std::sort(gone.begin(), gone.end());
+  int64_t best = 0, sub = 0;
+  size_t fi = 0, gi = 0;
+  for (int32_t x = lo; x < start; ++x) {
+    for (; fi < freed.size() && freed[fi].first < x; ++fi) sub += freed[fi].second;
+    for (; gi < gone.size() && gone[gi] < x; ++gi) {
+    }
+    if (gi < gone.size() && gone[gi] == x) continue;  // may not exist after the undo
+    best = std::max(best, r.mem[x] + p.nodes[v].bytes - sub);
+  }
+  return best;
 }
 
 std::vector<std::vector<int32_t>> replay_stages(const Replay& r) {
@@ -358,6 +408,7 @@ void cleanup(const RematProblem& p, int64_t target, Replay& cur) {
   Replay trial;
   for (const Cut& c : order) {
     if (!has_cut(cur, c.node, c.stage)) continue;  // dropped with an earlier undo
+    if (undo_peak_lower_bound(p, cur, c) > target) continue;  // cannot stay within target
     std::vector<Cut> cuts;
     cuts.reserve(cur.cuts.size());
     for (const Cut& d : cur.cuts)
@@ -489,6 +540,57 @@ void keep_better(const RematProblem& p, Replay& r, Replay& best) {
     std::swap(best, r);
 }
 
+/// Step 5b (remat_fast.h): recompute-all seeds. For a prefix [0, f] of the
+/// stages, every read by stage t of a prefix node u with u < t - 1 recomputes
+/// u at t with its recomputable ancestors in the prefix, so nothing of the
+/// prefix is held across stages;
+/// the seed is cleaned up against the budget and kept if better. f runs over
+/// at most 16 values spread evenly up to the stage of the peak without
+/// recomputation; a seed whose cleanup would replay more than the remaining
+/// `work` node-positions is skipped. Finds the schedules that rerun a whole
+/// chain from its input at several backward stages, which no single greedy
+/// move reaches (each rerun alone frees nothing at the peak).
+void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work, Replay& best) {
+  const int32_t n = static_cast<int32_t>(p.nodes.size()), top = base.stage_of[base.peak_pos];
+  const int32_t count = std::min(top + 1, 16);
+  std::vector<int32_t> stack, seen(static_cast<size_t>(n), -1);
+  Replay seed;
+  for (int32_t i = 0; i < count; ++i) {
+    const int32_t f = count == 1 ? top : static_cast<int32_t>(static_cast<int64_t>(top) * i / (count - 1));
+    auto eligible = [&](int32_t u) { return u <= f && p.nodes[u].recomputable && !p.nodes[u].keep_to_end; };
+    // Cleanup replays about once per cut, each of length n + cuts: stop
+    // building a seed whose cleanup would exceed the remaining work.
+    std::vector<Cut> cuts;
+    bool too_big = false;
+    std::fill(seen.begin(), seen.end(), -1);
+    for (int32_t t = 0; t < n && !too_big; ++t)
+      for (int32_t u : p.nodes[t].deps) {
+        if (u >= t - 1 || !eligible(u) || seen[u] == t) continue;
+        seen[u] = t;
+        stack.assign(1, u);
+        while (!stack.empty()) {
+          const int32_t w = stack.back();
+          stack.pop_back();
+          cuts.push_back({w, t});
+          for (int32_t x : p.nodes[w].deps)
+            if (eligible(x) && seen[x] != t) {
+              seen[x] = t;
+              stack.push_back(x);
+            }
+        }
+        const int64_t len = n + static_cast<int64_t>(cuts.size());
+        too_big = len * len > work;
+      }
+    if (cuts.empty() || too_big) continue;
+    const int64_t len = n + static_cast<int64_t>(cuts.size());
+    work -= len * len;
+    build_replay(p, std::move(cuts), seed);
+    if (seed.peak > p.budget) continue;
+    cleanup(p, p.budget, seed);
+    keep_better(p, seed, best);
+  }
+}
+
 std::string check_problem(const RematProblem& p) {
   for (size_t i = 0; i < p.nodes.size(); ++i)
     for (int32_t u : p.nodes[i].deps)
@@ -552,6 +654,7 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
     measured.run_measured(g);
     if (opts.cleanup) cleanup(p, std::max(p.budget, g.peak), g);
     keep_better(p, g, best);
+    if (opts.recompute_all_seeds) recompute_all_seeds(p, base, opts.search_work, best);
     anneal(p, opts, best, replays / 2);
     if (opts.cleanup) cleanup(p, std::max(p.budget, best.peak), best);
     lns(p, opts, best, replays - replays / 4 - replays / 2);

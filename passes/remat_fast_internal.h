@@ -44,6 +44,13 @@ bool has_cut(const Replay& r, int32_t v, int32_t s);
 /// Last position < pos where v runs (v must run before pos).
 int32_t exec_before(const Replay& r, int32_t v, int32_t pos);
 
+/// A lower bound on the peak of r's schedule without cut c (c in r.cuts),
+/// from r alone: the previous copy of c.node is held from its last read
+/// until c's stage, on top of r's memory there, less the bytes of copies
+/// whose last read may disappear with c. 0 when it gives no bound. Lets
+/// cleanup skip most undos without a replay.
+int64_t undo_peak_lower_bound(const RematProblem& p, const Replay& r, Cut c);
+
 /// stages[t] = recomputations of stage t in order, then t.
 std::vector<std::vector<int32_t>> replay_stages(const Replay& r);
 
