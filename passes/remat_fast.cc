@@ -137,6 +137,7 @@ int64_t undo_peak_lower_bound(const RematProblem& p, const Replay& r, Cut c) {
   const int32_t at = exec_before(r, v, r.stage_start[c.stage + 1]);  // the cut's copy
   if (at < start) return 0;                                          // not a cut of r
   const int32_t prev = exec_before(r, v, at);
+  if (prev < 0) return 0;                   // at is v's first run
   const int32_t lo = r.last_use[prev] + 1;  // prev is held over [lo, start) after the undo
   if (lo >= start) return 0;
   // Copies whose lifetime may end earlier after the undo: those last read by
@@ -161,8 +162,7 @@ int64_t undo_peak_lower_bound(const RematProblem& p, const Replay& r, Cut c) {
   size_t fi = 0, gi = 0;
   for (int32_t x = lo; x < start; ++x) {
     for (; fi < freed.size() && freed[fi].first < x; ++fi) sub += freed[fi].second;
-    for (; gi < gone.size() && gone[gi] < x; ++gi) {
-    }
+    while (gi < gone.size() && gone[gi] < x) ++gi;
     if (gi < gone.size() && gone[gi] == x) continue;  // may not exist after the undo
     best = std::max(best, r.mem[x] + p.nodes[v].bytes - sub);
   }
@@ -547,9 +547,9 @@ void keep_better(const RematProblem& p, Replay& r, Replay& best) {
 /// the seed is cleaned up against the budget and kept if better. f runs over
 /// at most 16 values spread evenly up to the stage of the peak without
 /// recomputation; a seed whose cleanup would replay more than the remaining
-/// `work` node-positions is skipped. Finds the schedules that rerun a whole
-/// chain from its input at several backward stages, which no single greedy
-/// move reaches (each rerun alone frees nothing at the peak).
+/// `work` node-positions is skipped. Finds schedules that rerun a whole
+/// chain from its input at several backward stages, which the greedy and the
+/// annealing missed on bert's coarse training step (remat_fast.h, step 5b).
 void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work, Replay& best) {
   const int32_t n = static_cast<int32_t>(p.nodes.size()), top = base.stage_of[base.peak_pos];
   const int32_t count = std::min(top + 1, 16);
