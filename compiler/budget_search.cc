@@ -260,8 +260,8 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     // planned without lowering their peak below the floor; lower it now,
     // lowest floor first: a candidate whose floor is at or above the lowest
     // sure fit so far cannot beat it and is left as it is (its sure fit is
-    // its unconstrained peak). Since the candidates with lower floors are
-    // lowered first, this usually runs one or two candidates, not all.
+    // its unconstrained peak). mobilenet_v2 at 1 KiB: 1 of 13 such
+    // candidates runs; vit_b_16, whose floors lie close together: 15 of 18.
     std::vector<size_t> deferred;
     int64_t lowest_sure = std::numeric_limits<int64_t>::max();
     for (size_t i = 0; i < reached.size(); ++i) {
@@ -274,7 +274,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
       Reached& c = reached[i];
       if (c.floor >= lowest_sure) continue;
       Evaluated e = lower_one(lower, c.choice, o);
-      if (!e.rec.note.empty()) continue;  // it was lowered once already
+      if (!e.rec.note.empty()) continue;  // not expected: it was lowered in the first pass
       fit_one(e, o, lowest_sure);
       if (e.rec.fits)
         throw InternalError("budget search: a candidate with its floor above the budget fits it");

@@ -379,10 +379,10 @@ Try try_target(const Graph& original, const PlanMemoryOptions& po, const RematOp
 /// Whether the real peak of a try aimed below the solver's floor is a budget
 /// every compile at or above it fits. The solver's result does not depend on
 /// the budget below the floor, but its peak-lowering ladder is skipped when
-/// the floor is at or above lower_peak_floor_limit (another candidate's peak,
-/// which differs between compiles). A compile at B >= peak >= floor passes a
-/// limit above B (the candidates tried before did not fit B), so the ladder
-/// runs there too: the claim holds when it ran here and peak >= floor.
+/// the floor is at or above lower_peak_floor_limit (which differs between
+/// compiles). A compile at B >= peak >= floor passes a limit above B (the
+/// budget search: B + 1 in its first pass), so the ladder runs there too: the
+/// claim holds when it ran here and peak >= floor.
 bool sure(const RematResult& rr, const RematOptions& o, int64_t peak) {
   return peak >= rr.floor_bytes && rr.floor_bytes < o.lower_peak_floor_limit;
 }

@@ -71,8 +71,9 @@ struct RematOptions {
   /// fast solver gets (FastOptions::lower_infeasible_peak). The sure fit
   /// (RematFit) relies on it.
   bool lower_infeasible_peak = true;
-  /// FastOptions::lower_peak_floor_limit: the lowest peak the caller already
-  /// has from another candidate.
+  /// FastOptions::lower_peak_floor_limit: no lowering below a floor at or
+  /// above this. The budget search passes budget + 1 while another candidate
+  /// may still fit, then the lowest sure fit it has (compiler/budget_search.h).
   int64_t lower_peak_floor_limit = INT64_MAX;
 };
 

@@ -120,8 +120,9 @@ struct FastOptions {
   /// needs only the verdict may turn it off.
   bool lower_infeasible_peak = true;
   /// Skip step 8 when the floor is above the budget and at least this: the
-  /// caller already has a plan of another shape with a peak this low, and
-  /// no schedule of this problem can go below its floor. (Below the budget
+  /// caller has no use for a lower peak here (the budget search: another
+  /// candidate may still fit, or one already reached a peak this low, and no
+  /// schedule of this problem can go below its floor). (Below the budget
   /// the ladder may still find a fit, so the floor must exceed the budget.)
   int64_t lower_peak_floor_limit = INT64_MAX;
 };
