@@ -146,7 +146,7 @@ void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit) {
   e.resident_bytes = f.plan.summary.resident_bytes;
   e.remat_note = f.note;
   e.sure_fit = f.sure_fit;
-  e.floor = f.used_remat || !f.fits ? f.floor_bytes : 0;
+  e.floor = f.floor_bytes;
   e.rec.fits = f.fits;
   e.rec.peak_bytes = f.fits ? f.plan.summary.peak_bytes : f.best_peak;
   e.fits_without_remat = f.fits && !f.used_remat;
@@ -188,7 +188,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   std::vector<std::pair<size_t, CandidateRecord>> records;  // (choice index, record)
   struct Reached {  // per planned candidate that did not fit
     LeverChoice choice;
-    int64_t peak = 0, unconstrained = 0, resident = 0, sure_fit = 0, floor = 0;
+    int64_t unconstrained = 0, resident = 0, sure_fit = 0, floor = 0;
     std::string note;
   };
   std::vector<Reached> reached;
@@ -235,8 +235,8 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
       if (e.fits_without_remat) stop = true;
       if (!e.rec.fits) {
         if (e.rec.peak_bytes > 0) {
-          reached.push_back({e.choice, e.rec.peak_bytes, e.unconstrained_peak, e.resident_bytes,
-                             e.sure_fit, e.floor, e.remat_note});
+          reached.push_back({e.choice, e.unconstrained_peak, e.resident_bytes, e.sure_fit, e.floor,
+                             e.remat_note});
         }
         continue;
       }
@@ -278,7 +278,6 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
       fit_one(e, o, lowest_sure);
       if (e.rec.fits)
         throw InternalError("budget search: a candidate with its floor above the budget fits it");
-      c.peak = e.rec.peak_bytes;
       c.sure_fit = e.sure_fit;
       c.note = e.remat_note;
       lowest_sure = std::min(lowest_sure, c.sure_fit);

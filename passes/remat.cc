@@ -197,7 +197,6 @@ int32_t first_violation(const Built& b, const RematSolution& s) {
 
 RematSolution solve(const RematProblem& p, const RematOptions& o) {
   FastOptions fo;
-  fo.lower_infeasible_peak = o.lower_infeasible_peak;
   fo.lower_peak_floor_limit = o.lower_peak_floor_limit;
   RematSolution fast = solve_remat_fast(p, fo);
   if (o.solver == "fast") return fast;

@@ -67,10 +67,6 @@ struct RematOptions {
   int32_t exact_max_nodes = 40;
   int64_t alignment = 256;
   bool early_updates = true;  // the base order's (ScheduleOptions::early_updates)
-  /// When the budget cannot be met, lower the peak reported as far as the
-  /// fast solver gets (FastOptions::lower_infeasible_peak). The sure fit
-  /// (RematFit) relies on it.
-  bool lower_infeasible_peak = true;
   /// FastOptions::lower_peak_floor_limit: no lowering below a floor at or
   /// above this. The budget search passes budget + 1 while another candidate
   /// may still fit, then the lowest sure fit it has (compiler/budget_search.h).

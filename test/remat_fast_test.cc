@@ -4,6 +4,7 @@
 #include "passes/remat_fast.h"
 
 #include "passes/remat_fast_internal.h"
+#include "test/remat_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -342,27 +343,20 @@ TEST(RematFast, RerunsTheWholeForwardChainAtSeveralStages) {
   RematProblem p;
   p.fixed_bytes = 1314371072;
   p.budget = 4986329600;
-  struct Row {
-    int64_t bytes;
-    double ms;
-    bool recomputable, keep;
-    std::vector<int32_t> deps;
+  auto n = [](std::vector<int32_t> deps, int64_t bytes, double ms, bool recomputable = true, bool keep = false) {
+    return remat_test::node(std::move(deps), bytes, ms / 1e3, recomputable, keep);
   };
-  const std::vector<Row> rows = {
-      {965869568, 3.81, true, false, {}},          {1126268928, 4.8, true, false, {0}},
-      {1035862016, 4.72, true, false, {1}},        {1176633344, 4.78, true, false, {2}},
-      {1171914752, 4.71, true, false, {3}},        {1149075456, 4.82, true, false, {4}},
-      {1260075008, 8.37, true, false, {5}},        {500072704, 0.378, false, true, {6}},
-      {174937344, 15.3, true, false, {6, 7}},      {97579008, 6.71, true, false, {5, 6, 8}},
-      {106217472, 5.32, true, false, {4, 5, 9}},   {85770240, 5.21, true, false, {3, 4, 10}},
-      {99938304, 6.71, true, false, {3, 11}},      {115654656, 5.33, true, false, {2, 3, 12}},
-      {83410944, 4.99, true, false, {1, 2, 13}},   {128249856, 5.99, true, false, {1, 14}},
-      {203735040, 6.2, true, false, {0, 15}},      {115018752, 1.27, true, false, {0, 8, 16}},
-      {0, 0.96, false, false, {8, 13, 14, 15, 16, 17}}, {0, 0.754, false, false, {10, 11, 12, 13, 18}},
-      {0, 0.445, false, false, {8, 9, 10, 18}}};
-  for (const Row& r : rows)
-    p.nodes.push_back({.deps = r.deps, .bytes = r.bytes, .cost = r.ms / 1e3, .recomputable = r.recomputable,
-                       .keep_to_end = r.keep});
+  p.nodes = {n({}, 965869568, 3.81),          n({0}, 1126268928, 4.8),
+             n({1}, 1035862016, 4.72),        n({2}, 1176633344, 4.78),
+             n({3}, 1171914752, 4.71),        n({4}, 1149075456, 4.82),
+             n({5}, 1260075008, 8.37),        n({6}, 500072704, 0.378, false, true),
+             n({6, 7}, 174937344, 15.3),      n({5, 6, 8}, 97579008, 6.71),
+             n({4, 5, 9}, 106217472, 5.32),   n({3, 4, 10}, 85770240, 5.21),
+             n({3, 11}, 99938304, 6.71),      n({2, 3, 12}, 115654656, 5.33),
+             n({1, 2, 13}, 83410944, 4.99),   n({1, 14}, 128249856, 5.99),
+             n({0, 15}, 203735040, 6.2),      n({0, 8, 16}, 115018752, 1.27),
+             n({8, 13, 14, 15, 16, 17}, 0, 0.96, false), n({10, 11, 12, 13, 18}, 0, 0.754, false),
+             n({8, 9, 10, 18}, 0, 0.445, false)};
   EXPECT_GT(naive_replay(p, no_remat_stages(p)).peak, 2 * p.budget - 2);
   // CBC proves 85.71 ms optimal (solve_remat_exact, about 8 s here: too
   // close to a 10 s limit to repeat in CI; the benchmark's coarse table
