@@ -25,7 +25,6 @@ struct Built {
   std::vector<NodeId> order;  // problem index -> node
   std::vector<char> pseudo;   // entry stands for an extra output of order[i] (never runs)
   RematProblem p;
-  std::vector<int32_t> limit;  // last stage at which node i may be recomputed
   int64_t max_workspace = 0;
 };
 
@@ -119,7 +118,6 @@ Built build_problem(const Graph& g, const RematOptions& o) {
       ws_entry = static_cast<int32_t>(b.p.nodes.size());
       b.order.push_back(id);
       b.pseudo.push_back(1);
-      b.limit.push_back(kNoLimit);
       RematNode w;
       w.bytes = ws;
       w.cost = 1e-12;
@@ -135,7 +133,7 @@ Built build_problem(const Graph& g, const RematOptions& o) {
     b.order.push_back(id);
     b.pseudo.push_back(0);
     b.p.nodes.emplace_back();
-    b.limit.push_back(kNoLimit);
+    int32_t limit = kNoLimit;  // base position of the first in-place overwrite of an input
     {
       RematNode& rn = b.p.nodes.back();
       rn.cost = node_time(g, nd, o.device);
@@ -156,7 +154,6 @@ Built build_problem(const Graph& g, const RematOptions& o) {
       const int32_t e = static_cast<int32_t>(b.p.nodes.size());
       b.order.push_back(id);
       b.pseudo.push_back(1);
-      b.limit.push_back(kNoLimit);
       RematNode rn;
       rn.deps = {main};
       rn.bytes = bytes;
@@ -171,28 +168,32 @@ Built build_problem(const Graph& g, const RematOptions& o) {
       const TensorId t = nd.inputs[k];
       if (!t.valid() || (y_only_recompute(nd) && k >= 3)) continue;  // clones read the updated stats
       for (TensorId c : alias_chain(g, t)) {
-        if (overwritten_at[c.v] != kNoLimit) b.limit[main] = std::min(b.limit[main], overwritten_at[c.v]);
+        limit = std::min(limit, overwritten_at[c.v]);
         if (entry_of[c.v] >= 0) rn.deps.push_back(entry_of[c.v]);
       }
     }
+    rn.recompute_until = limit;  // a base position until every entry exists
     std::sort(rn.deps.begin(), rn.deps.end());
     rn.deps.erase(std::unique(rn.deps.begin(), rn.deps.end()), rn.deps.end());
   }
-  // Limits were base positions of the overwriting node; make them entry indices.
+  // Limits are base positions of the overwriting node; make them entry indices.
   std::vector<int32_t> entry_pos(base.size(), 0);
   for (size_t e = 0; e < b.order.size(); ++e)
     if (!b.pseudo[e]) entry_pos[base_pos[b.order[e].v]] = static_cast<int32_t>(e);
-  for (int32_t& l : b.limit)
-    if (l != kNoLimit) l = entry_pos[l];
+  for (RematNode& rn : b.p.nodes)
+    if (rn.recompute_until != kNoLimit) rn.recompute_until = entry_pos[rn.recompute_until];
   return b;
 }
 
-/// Index of a recomputation of node v in a stage later than its limit, or -1.
-int32_t first_violation(const Built& b, const RematSolution& s) {
+/// Both solvers honour RematNode::recompute_until; a rerun past it would
+/// read a value an in-place op has overwritten, so it is a bug, not a plan.
+void check_limits(const Graph& g, const Built& b, const RematSolution& s) {
   for (size_t t = 0; t < s.stages.size(); ++t)
     for (int32_t v : s.stages[t])
-      if (v != static_cast<int32_t>(t) && static_cast<int32_t>(t) > b.limit[v]) return v;
-  return -1;
+      if (v != static_cast<int32_t>(t) && static_cast<int32_t>(t) > b.p.nodes[v].recompute_until)
+        throw InternalError(fmt::format(
+            "remat: the schedule reruns '{}' in stage {}, after the in-place write of stage {} to "
+            "an input it reads", g.node(b.order[v]).name, t, b.p.nodes[v].recompute_until));
 }
 
 RematSolution solve(const RematProblem& p, const RematOptions& o) {
@@ -314,18 +315,8 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   r.fixed_bytes = b.p.fixed_bytes;
   b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
   r.floor_bytes = remat_peak_floor(b.p);
-  RematSolution s;
-  for (int tries = 0;; ++tries) {
-    s = solve(b.p, o);
-    int32_t v = first_violation(b, s);
-    if (v < 0 || tries >= 8) break;
-    for (size_t i = 0; i < b.p.nodes.size(); ++i)  // fix every violator, then re-solve
-      for (size_t t = 0; t < s.stages.size(); ++t)
-        for (int32_t x : s.stages[t])
-          if (x != static_cast<int32_t>(t) && static_cast<int32_t>(t) > b.limit[x])
-            b.p.nodes[x].recomputable = false;
-  }
-  if (first_violation(b, s) >= 0) s.stages = no_remat_stages(b.p);
+  const RematSolution s = solve(b.p, o);
+  check_limits(g, b, s);
   r.fits = s.feasible;
   r.note = s.note;
   r.problem_peak = s.peak;

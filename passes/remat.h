@@ -13,8 +13,8 @@
 //  - not recomputable: nodes with an in-place output, nodes whose output some
 //    in-place op overwrites, nodes feeding graph outputs (keep_to_end). A node
 //    reading a tensor that an in-place op overwrites at stage s may be
-//    recomputed only up to stage s: solutions that do so later are re-solved
-//    with that node fixed (the replay would read a changed value);
+//    recomputed only up to stage s (RematNode::recompute_until, which both
+//    solvers honour; a later rerun would read the changed value);
 //  - fixed_bytes: resident tensors and graph inputs (aligned);
 //  - workspaces: an op with scratch bytes gets a pseudo entry just before it
 //    (bytes = workspace, deps = the op's deps, cost ~0) that the op depends

@@ -109,6 +109,17 @@ RematProblem build_coarse(const RematProblem& p, std::vector<std::vector<int32_t
   }
   for (int32_t i = 0; i < n; ++i)
     if (boundary[i]) c.nodes[map->group_of[i]].bytes += p.nodes[i].bytes;
+  // A coarse node's reruns run at the anchor of their stage: allowed up to
+  // the last stage T whose anchor, and every earlier one's, is within the
+  // limit of every member.
+  for (int32_t g = 0; g < groups; ++g) {
+    int32_t until = INT32_MAX;
+    for (int32_t i : map->members[g]) until = std::min(until, p.nodes[i].recompute_until);
+    if (until == INT32_MAX) continue;
+    int32_t t = -1;
+    while (t + 1 < groups && map->anchor[t + 1] <= until) ++t;
+    c.nodes[g].recompute_until = t;
+  }
   for (RematNode& g : c.nodes) {
     std::sort(g.deps.begin(), g.deps.end());
     g.deps.erase(std::unique(g.deps.begin(), g.deps.end()), g.deps.end());

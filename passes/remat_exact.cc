@@ -23,7 +23,8 @@
 // optimum is the same with far fewer integer variables.
 //   R[t][i] + S[t][i] <= 1                 (eager freeing drops it before)
 //   S[t][i] <= S[t+1][i] + sum_{users j <= t} R[t][j]  (held only if read)
-// Fixings: non-recomputable i: R[t][i] = 0 for t != i; keep_to_end i:
+// Fixings: non-recomputable i: R[t][i] = 0 for t != i, and for t >
+// recompute_until; keep_to_end i:
 // S[t][i] = 1 for t > i, never freed, never recomputed; S[t][i] = 0 when no
 // user of i can run in stage t or later (holding it is useless).
 //
@@ -124,7 +125,7 @@ Vars build(const RematProblem& p, double scale, double cap, Milp& m) {
   v.U = v.R;
   for (int t = 0; t < n; ++t) {
     for (int i = 0; i <= t; ++i) {
-      bool fixed_off = i != t && (!node(i).recomputable || node(i).keep_to_end);
+      bool fixed_off = i != t && (!node(i).recomputable || node(i).keep_to_end || t > node(i).recompute_until);
       double lb = i == t ? 1 : 0, ub = fixed_off ? 0 : 1;
       v.R[t][i] = m.col(lb, ub, i == t ? 0 : node(i).cost, true);
     }

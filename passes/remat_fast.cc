@@ -11,7 +11,6 @@
 
 namespace memplan {
 namespace remat_fast {
-
 void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
   const int32_t n = static_cast<int32_t>(p.nodes.size());
   // Callers mostly pass a sorted set with a few cuts appended or removed:
@@ -41,7 +40,9 @@ void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
     if (ci == 0 || cuts[ci - 1].stage != t) continue;
     for (; ci > 0 && cuts[ci - 1].stage == t; --ci) {
       const int32_t v = cuts[ci - 1].node;
-      if (v >= t || v < 0 || !p.nodes[v].recomputable || p.nodes[v].keep_to_end) continue;
+      if (v >= t || v < 0 || !p.nodes[v].recomputable || p.nodes[v].keep_to_end ||
+          t > p.nodes[v].recompute_until)
+        continue;
       if (read[v] >= recomp[v]) continue;
       eff.push_back({v, t});
       for (int32_t u : p.nodes[v].deps) read[u] = t;
@@ -327,9 +328,10 @@ class Greedy {
       const int32_t q = next_use_[v];
       if (q < 0 || r.stage_of[q] <= r.stage_of[k] || forbid_[v]) continue;  // kept to the end, or same stage
       Candidate c;
-      if (evaluate(r, v, r.stage_of[q], c)) out.push_back(std::move(c));
+      const int32_t until = p_.nodes[v].recompute_until;
+      if (r.stage_of[q] <= until && evaluate(r, v, r.stage_of[q], c)) out.push_back(std::move(c));
       const int32_t se = early_stage(r, v, q);
-      if (se >= 0 && evaluate(r, v, se, c)) out.push_back(std::move(c));
+      if (se >= 0 && se <= until && evaluate(r, v, se, c)) out.push_back(std::move(c));
     }
     std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
     return out;
@@ -375,7 +377,8 @@ class Greedy {
         const int32_t e = exec_before(r, u, pos0);
         if (e < 0 || r.last_use[e] >= pos0) continue;    // already live at s
         if (e > k || r.last_use[e] >= k) continue;       // stretching does not cross the peak
-        if (p_.nodes[u].recomputable && !forbid_[u] && depth < o_.max_ancestor_depth) {
+        if (p_.nodes[u].recomputable && !forbid_[u] && depth < o_.max_ancestor_depth &&
+            s <= p_.nodes[u].recompute_until) {
           c.nodes.push_back(u);
           cost += p_.nodes[u].cost;
           stack.push_back({u, depth + 1});
@@ -565,7 +568,7 @@ void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work
     std::fill(seen.begin(), seen.end(), -1);
     for (int32_t t = 0; t < n && !too_big; ++t)
       for (int32_t u : p.nodes[t].deps) {
-        if (u >= t - 1 || !eligible(u) || seen[u] == t) continue;
+        if (u >= t - 1 || !eligible(u) || t > p.nodes[u].recompute_until || seen[u] == t) continue;
         seen[u] = t;
         stack.assign(1, u);
         while (!stack.empty()) {
@@ -573,7 +576,7 @@ void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work
           stack.pop_back();
           cuts.push_back({w, t});
           for (int32_t x : p.nodes[w].deps)
-            if (eligible(x) && seen[x] != t) {
+            if (eligible(x) && t <= p.nodes[x].recompute_until && seen[x] != t) {
               seen[x] = t;
               stack.push_back(x);
             }

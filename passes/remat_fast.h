@@ -10,7 +10,8 @@
 // counts if stage s reads v, or if a later stage reads v before its next
 // recomputation (an early recomputation, where v's inputs are at hand; the
 // new copy is held until that read). keep_to_end nodes are never cut (the
-// simulator keeps their old copy). A recomputation reads v's deps at stage s,
+// simulator keeps their old copy), nor any node in a stage after its
+// recompute_until (such cuts are dropped). A recomputation reads v's deps at stage s,
 // which extends their lifetimes unless they are cut at s too. Within a stage,
 // recomputations run in index order, then the stage's node (the exact
 // solver's order).

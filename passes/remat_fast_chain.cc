@@ -148,6 +148,7 @@ std::vector<Cut> segment_cuts(const RematProblem& p, const Chain& c,
         else if (w > v && w < hi && at[w] >= 0) s = at[w];
         if (s >= 0 && (first < 0 || s < first)) first = s;
       }
+      if (first > p.nodes[v].recompute_until) first = -1;  // held instead
       at[v] = first;
       if (first >= 0) cuts.push_back({v, first});
     }

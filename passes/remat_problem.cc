@@ -49,6 +49,9 @@ std::string check_stages(const RematProblem& p, const std::vector<std::vector<in
     if (stage.back() != static_cast<int32_t>(t)) return fmt::format("stage {} ends with {}, not {}", t, stage.back(), t);
     for (int32_t v : stage) {
       if (v < 0 || static_cast<size_t>(v) > t) return fmt::format("stage {} runs node {}, outside [0, {}]", t, v, t);
+      if (static_cast<size_t>(v) != t && static_cast<int64_t>(t) > p.nodes[static_cast<size_t>(v)].recompute_until)
+        return fmt::format("stage {} reruns node {}, which may rerun only up to stage {}", t, v,
+                           p.nodes[static_cast<size_t>(v)].recompute_until);
       ++runs[static_cast<size_t>(v)];
     }
   }

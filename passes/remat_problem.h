@@ -8,7 +8,7 @@
 // with node t itself; a node's output may be freed after any use and
 // recomputed later if `recomputable` (not for nodes with side effects, such
 // as in-place updates or BatchNorm's running-statistics update, and never
-// for graph inputs). Memory at any moment = `fixed_bytes` (resident storage)
+// for graph inputs), and only up to stage `recompute_until`. Memory at any moment = `fixed_bytes` (resident storage)
 // + the outputs held + the running node's output. The problem asks for the
 // least total recomputation cost whose peak stays within `budget`.
 //
@@ -29,6 +29,10 @@ struct RematNode {
   double cost = 0;            // seconds per execution
   bool recomputable = true;
   bool keep_to_end = false;   // output must stay live until the end (graph output)
+  /// Recomputations may run only in stages <= this (INT32_MAX: any): the
+  /// node reads a value that an in-place op of that stage overwrites, so a
+  /// later rerun would read the new value.
+  int32_t recompute_until = INT32_MAX;
 };
 
 struct RematProblem {

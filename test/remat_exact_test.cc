@@ -22,32 +22,7 @@ using Stages = std::vector<std::vector<int32_t>>;
 
 using remat_test::node;
 
-// Two values held across a memory peak, each re-read late:
-//   0: x  input, 1 B (not recomputable)
-//   1: a = f(x)  4 B, cost 3
-//   2: b = g(x)  4 B, cost 1
-//   3: c = h(x)  8 B, cost 1   <- the big intermediate
-//   4: d = k(c)  1 B, cost 1
-//   5: e = m(d, a)  1 B, cost 1
-//   6: y = n(e, b)  1 B, cost 1, graph output (keep_to_end)
-// Without recomputation a and b are held across runs 3 and 4:
-//   run 3: x + a + b + c = 1+4+4+8 = 17 (x freed after: no later reader)
-//   run 4: a + b + c + d = 4+4+8+1 = 17 (c freed after)  -> peak 17.
-// Recomputing b in stage 6 ([2, 6]) keeps x instead of b (x feeds the
-// recompute): run 3: x+a+c = 13, run 4: x+a+c+d = 14, stage 6: x+e+b = 6 then
-// e+b+y = 6 -> peak 14, extra cost 1. Recomputing a in stage 5 instead:
-// peak 14 as well (run 4: x+b+c+d), extra cost 3. Both: run 3: x+c = 9,
-// run 4: x+c+d = 10 -> peak 10, extra cost 4. Recomputing c, d or e cannot
-// help (each is read right after it is computed).
-// So: budget 17 needs nothing; 14..16 costs 1 (recompute b); 10..13 costs 4;
-// below 10 is infeasible even though the single-node floor is 9 (run 3 or 4
-// needs c plus x or d), since x must stay live for the recomputations.
-RematProblem skip_problem() {
-  RematProblem p;
-  p.nodes = {node({}, 1, 0, false), node({0}, 4, 3), node({0}, 4, 1), node({0}, 8, 1),
-             node({3}, 1, 1), node({4, 1}, 1, 1), node({5, 2}, 1, 1, true, true)};
-  return p;
-}
+using remat_test::skip_problem;
 
 /// Checks a solver's claims against the simulator.
 void expect_consistent(const RematProblem& p, const RematSolution& sol) {
