@@ -15,6 +15,9 @@
 //    reading a tensor that an in-place op overwrites at stage s may be
 //    recomputed only up to stage s (RematNode::recompute_until, which both
 //    solvers honour; a later rerun would read the changed value);
+//  - replica sets: the copies of a node in micro-batch replicas ("X/mb<i>",
+//    compiler/autodiff_microbatch.cc), so the fast solver can try a
+//    recomputation in every replica at once;
 //  - fixed_bytes: resident tensors and graph inputs (aligned);
 //  - workspaces: an op with scratch bytes gets a pseudo entry just before it
 //    (bytes = workspace, deps = the op's deps, cost ~0) that the op depends

@@ -11,7 +11,12 @@
 
 namespace memplan {
 namespace remat_fast {
+namespace {
+thread_local int64_t replays_done = 0;  // RematSolution::replays
+}  // namespace
+
 void build_replay(const RematProblem& p, std::vector<Cut> cuts, Replay& r) {
+  ++replays_done;
   const int32_t n = static_cast<int32_t>(p.nodes.size());
   // Callers mostly pass a sorted set with a few cuts appended or removed:
   // sort the unsorted tail only and merge it in.
@@ -288,6 +293,17 @@ class Greedy {
       for (size_t i = 0; i < tries && !accepted; ++i) {
         std::vector<Cut> cuts = cur.cuts;
         for (int32_t v : cands[i].nodes) cuts.push_back({v, cands[i].stage});
+        if (o_.replica_bundles && !p_.replica_sets.empty()) {
+          std::vector<Cut> all = cuts;
+          if (add_replicas(cands[i], all)) {
+            build_replay(p_, std::move(all), trial);
+            if (better(trial, cur)) {
+              std::swap(cur, trial);
+              accepted = true;
+              continue;
+            }
+          }
+        }
         build_replay(p_, std::move(cuts), trial);
         if (better(trial, cur)) {
           std::swap(cur, trial);
@@ -299,6 +315,25 @@ class Greedy {
   }
 
  private:
+  /// Appends c's cuts in every other replica; false if there are none.
+  bool add_replicas(const Candidate& c, std::vector<Cut>& cuts) const {
+    const size_t before = cuts.size();
+    const int32_t ss = p_.replica_set[c.stage];
+    for (int32_t v : c.nodes) {
+      const int32_t vs = p_.replica_set[v];
+      if (vs < 0 && ss < 0) continue;
+      const std::vector<int32_t>* a = vs >= 0 ? &p_.replica_sets[vs] : nullptr;
+      const std::vector<int32_t>* b = ss >= 0 ? &p_.replica_sets[ss] : nullptr;
+      if (a && b && a->size() != b->size()) continue;
+      const size_t r = a ? a->size() : b->size();
+      for (size_t j = 0; j < r; ++j) {
+        const Cut x{a ? (*a)[j] : v, b ? (*b)[j] : c.stage};
+        if (x.node < x.stage && !(x.node == v && x.stage == c.stage)) cuts.push_back(x);
+      }
+    }
+    return cuts.size() > before;
+  }
+
   /// Candidates at the peak position, best score first.
   std::vector<Candidate> candidates(const Replay& r) {
     const int32_t k = r.peak_pos, x = r.seq[k], len = static_cast<int32_t>(r.seq.size());
@@ -615,9 +650,11 @@ RematSolution solve_remat_fast(const RematProblem& p, const FastOptions& opts) {
     sol.note = bad;
     return sol;
   }
+  const int64_t replays_before = replays_done;
   Replay base;
   build_replay(p, {}, base);
   auto finish = [&](const Replay& r, std::string note) {
+    sol.replays = replays_done - replays_before;
     sol.stages = replay_stages(r);
     sol.peak = r.peak;
     sol.extra_cost = r.extra_cost;

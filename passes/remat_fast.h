@@ -36,7 +36,11 @@
 //     stage where all its inputs are live (nothing stretched). Score = (bytes freed at the peak
 //     - bytes of stretched non-recomputed ancestors) / recomputation cost.
 //     The best candidates are tried in order; the first that lowers (peak,
-//     bytes-over-budget summed over time) is kept. Repeat until the peak fits
+//     bytes-over-budget summed over time) is kept. When the problem has
+//     replica sets (micro-batch copies, RematProblem::replica_sets), each is
+//     first tried with the same recomputation in every replica: the replicas
+//     peak alike, so one cut alone rarely lowers the peak, and the greedy
+//     would otherwise need k iterations, each replaying k replicas. Repeat until the peak fits
 //     or nothing helps. Stuck above the budget, the greedy is warm-started
 //     down a ladder of slightly looser budgets (FastOptions::descend).
 //  4. Cleanup: undo cuts one at a time, lowest bytes-per-second first, keeping
@@ -99,6 +103,9 @@ struct FastOptions {
   int32_t dp_memory_slots = 64;   // discretization of stored bytes
   int32_t max_ancestor_depth = 16;
   int32_t tries_per_iteration = 4;
+  /// Greedy (3): try each candidate in every replica first (when the problem
+  /// has replica sets).
+  bool replica_bundles = true;
   int32_t max_iterations = 200000;
   bool cleanup = true;
   /// When the greedy (3) is stuck above the budget B, warm-start it down the

@@ -39,6 +39,12 @@ struct RematProblem {
   std::vector<RematNode> nodes;
   int64_t fixed_bytes = 0;
   int64_t budget = 0;
+  /// Optional: copies of one computation, one per micro-batch replica
+  /// (replica_sets[j][i] = the copy in replica i, increasing with i), and
+  /// replica_set[v] = the set of node v or -1 (empty: no replicas). Solvers
+  /// may use it to try a recomputation in every replica at once.
+  std::vector<int32_t> replica_set;
+  std::vector<std::vector<int32_t>> replica_sets;
 };
 
 struct RematSolution {
@@ -48,6 +54,7 @@ struct RematSolution {
   double extra_cost = 0;  // sum of costs of recomputations (runs beyond the first of each node)
   int64_t peak = 0;       // as simulated
   std::string note;       // e.g. "time limit reached", "infeasible: floor is X bytes"
+  int64_t replays = 0;    // fast solver: schedules it replayed (its unit of work)
 };
 
 struct RematSimulation {

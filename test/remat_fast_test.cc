@@ -430,6 +430,42 @@ TEST(RematFast, DescentRescuesStuckGreedyRuns) {
   EXPECT_GT(rescued, 0);
 }
 
+TEST(RematFast, ReplicaBundlesKeepTheWorkPerReplicaFlat) {
+  // r identical replicas peak alike, so one recomputation lowers one replica
+  // only: the greedy needs about r times the iterations, each replaying all
+  // r replicas. Trying each candidate in every replica first (replica sets)
+  // keeps the number of replays flat in r, at the same cost. Budgets half
+  // and 80% of the way from the floor to the peak, and 1 byte (the ladder).
+  const FastOptions bundles{.search_max_nodes = 0};
+  FastOptions single = bundles;
+  single.replica_bundles = false;
+  for (double frac : {0.5, 0.8, -1.0}) {
+    int64_t replays[2][2] = {};  // [bundles][r = 4, 16]
+    for (int ri = 0; ri < 2; ++ri) {
+      RematProblem p = remat_test::replicated_chains(ri == 0 ? 4 : 16, 50);
+      p.budget = frac < 0 ? 1 : remat_test::budget_between(p, frac);
+      const std::string what = "r=" + std::to_string(ri == 0 ? 4 : 16) + ", budget " + std::to_string(p.budget);
+      const RematSolution a = solve_remat_fast(p, bundles), b = solve_remat_fast(p, single);
+      expect_consistent(p, a, what);
+      EXPECT_EQ(a.feasible, frac > 0) << what;
+      EXPECT_EQ(b.feasible, frac > 0) << what;
+      if (frac > 0) {
+        EXPECT_LE(a.extra_cost, b.extra_cost + 1e-9) << what;
+      } else {
+        EXPECT_LE(a.peak, b.peak) << what;
+      }
+      replays[1][ri] = a.replays;
+      replays[0][ri] = b.replays;
+    }
+    std::printf("[ replicas] budget %.1f: replays with bundles %ld (r=4) %ld (r=16), without %ld %ld\n", frac,
+                static_cast<long>(replays[1][0]), static_cast<long>(replays[1][1]),
+                static_cast<long>(replays[0][0]), static_cast<long>(replays[0][1]));
+    EXPECT_LE(replays[1][1], 2 * replays[1][0]) << "with bundles, budget " << frac;
+    EXPECT_GT(replays[0][1], 3 * replays[0][0]) << "without bundles, budget " << frac;
+    EXPECT_LT(4 * replays[1][1], replays[0][1]) << "budget " << frac;
+  }
+}
+
 TEST(RematFast, LadderLowersPeaksTheGreedyCannotReachDirectly) {
   // A greedy aimed at a budget far below what it can reach stops high (its
   // tie-breaks weigh the bytes over that budget everywhere). When no schedule

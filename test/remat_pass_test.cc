@@ -202,6 +202,48 @@ TEST(RematPass, EveryBudgetFromTheSureFitUpFits) {
   }
 }
 
+// Micro-batching unrolls k replicas, replica i >= 1 of node X named
+// "X/mb<i>" (compiler/autodiff_microbatch.cc). The problem lines up their
+// entries as replica sets, which the fast solver's greedy uses to try a
+// recomputation in every replica at once (remat_fast.h, step 3). A set holds
+// one entry per replica, in order, of the same bytes and cost (a misaligned
+// entry would differ; recomputability and ordering inputs may: replica 0's
+// gradients are the accumulators the others add to in place); most of the
+// unrolled step is in sets.
+TEST(RematPass, MicroBatchReplicasBecomeReplicaSets) {
+  for (int64_t k : {2, 4}) {
+    CompileOptions o;
+    o.dims = transformer().dims;
+    o.micro_batches = k;
+    o.precision = "fp32";
+    const RematProblem p = remat_problem(compile_model(tiny_transformer(), o).graph, {});
+    ASSERT_EQ(p.replica_set.size(), p.nodes.size()) << "k=" << k;
+    ASSERT_FALSE(p.replica_sets.empty()) << "k=" << k;
+    size_t in_sets = 0;
+    for (size_t j = 0; j < p.replica_sets.size(); ++j) {
+      const std::vector<int32_t>& set = p.replica_sets[j];
+      ASSERT_EQ(set.size(), static_cast<size_t>(k)) << "set " << j;
+      for (size_t i = 0; i < set.size(); ++i) {
+        const RematNode &a = p.nodes[static_cast<size_t>(set[0])], &b = p.nodes[static_cast<size_t>(set[i])];
+        EXPECT_EQ(p.replica_set[static_cast<size_t>(set[i])], static_cast<int32_t>(j));
+        if (i > 0) {
+          EXPECT_LT(set[i - 1], set[i]) << "set " << j;
+        }
+        EXPECT_EQ(b.bytes, a.bytes) << "set " << j << " replica " << i;
+        EXPECT_NEAR(b.cost, a.cost, 1e-9 * a.cost) << "set " << j << " replica " << i;
+      }
+      in_sets += set.size();
+    }
+    std::cout << "tiny_transformer k=" << k << ": " << p.nodes.size() << " entries, " << p.replica_sets.size()
+              << " replica sets (" << in_sets << " entries)\n";
+    EXPECT_GT(in_sets * 10, p.nodes.size() * 7) << "k=" << k;
+  }
+  // Without micro-batching there are none.
+  const RematProblem one = remat_problem(compile_at(transformer(), std::nullopt).graph, {});
+  EXPECT_TRUE(one.replica_sets.empty());
+  EXPECT_TRUE(one.replica_set.empty());
+}
+
 TEST(RematPass, CliBudgetFlag) {
   TempDir dir;
   CliRun bad = run({"compile", tiny_cnn(), "--dim", "batch=16", "--budget", "12XB", "-o", dir.file("p.json")});

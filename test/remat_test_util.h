@@ -184,6 +184,41 @@ inline RematProblem skip_problem() {
   return p;
 }
 
+/// r identical replicas of a training-like chain, as micro-batching unrolls
+/// them, with replica sets: after a shared input (node 0), replica j runs a
+/// forward f_1..f_L (f_i reads f_{i-1}, f_1 the input and, for ordering,
+/// replica j-1's last node) and a backward g_L..g_1 (g_i reads f_i and
+/// g_{i+1}). Sizes and costs vary along the chain, the same in every replica.
+inline RematProblem replicated_chains(int r, int L) {
+  RematProblem p;
+  p.nodes.push_back(node({}, 64, 0, false));
+  int32_t prev = -1;
+  for (int j = 0; j < r; ++j) {
+    const auto f0 = static_cast<int32_t>(p.nodes.size());
+    for (int i = 0; i < L; ++i) {
+      std::vector<int32_t> deps = {i == 0 ? 0 : f0 + i - 1};
+      if (i == 0 && prev >= 0) deps.push_back(prev);
+      p.nodes.push_back(node(deps, 1024 * (1 + (i * 7) % 5), 1 + (i * 3) % 4));
+    }
+    for (int i = L; i-- > 0;) {
+      const auto g = static_cast<int32_t>(p.nodes.size());
+      std::vector<int32_t> deps = {f0 + i};
+      if (i + 1 < L) deps.push_back(g - 1);
+      p.nodes.push_back(node(deps, 512, 2));
+    }
+    prev = static_cast<int32_t>(p.nodes.size()) - 1;
+  }
+  p.nodes.back().keep_to_end = true;
+  p.replica_set.assign(p.nodes.size(), -1);
+  for (int32_t o = 0; o < 2 * L; ++o) {
+    std::vector<int32_t> set;
+    for (int j = 0; j < r; ++j) set.push_back(1 + j * 2 * L + o);
+    for (int32_t v : set) p.replica_set[v] = static_cast<int32_t>(p.replica_sets.size());
+    p.replica_sets.push_back(std::move(set));
+  }
+  return p;
+}
+
 /// fixed + the largest (output + inputs) of any single node: no schedule can
 /// go below this (computed here independently of any solver).
 inline int64_t single_node_floor(const RematProblem& p) {
