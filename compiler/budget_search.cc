@@ -135,9 +135,10 @@ RematOptions remat_options(const SearchOptions& o) {
           .alignment = o.plan.alignment, .early_updates = o.plan.early_updates};
 }
 
-/// Plans a lowered candidate, rematerializing when it does not fit. The remat
-/// solver lowers an infeasible peak below its floor only when the floor is
-/// under `floor_limit` (RematOptions::lower_peak_floor_limit).
+/// Plans a lowered candidate, rematerializing when it does not fit. A
+/// candidate whose floor is above the budget is rematerialized (its peak
+/// lowered towards the floor) only when the floor is under `floor_limit`
+/// (RematOptions::lower_peak_floor_limit), else not at all.
 void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit) {
   RematOptions ro = remat_options(o);
   ro.lower_peak_floor_limit = floor_limit;
@@ -257,7 +258,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
 
   if (!best) {
     // Nothing fits. The candidates whose floor is above the budget were
-    // planned without lowering their peak below the floor; lower it now,
+    // not rematerialized; lower their peak now,
     // lowest floor first: a candidate whose floor is at or above the lowest
     // sure fit so far cannot beat it and is left as it is (its sure fit is
     // its unconstrained peak). mobilenet_v2 at 1 KiB: 1 of 13 such

@@ -28,8 +28,9 @@
 //    winner is never slower than with every candidate planned.)
 //  - the fastest fitting candidate wins; ties go to the smaller peak.
 //  - a candidate whose remat floor (remat_peak_floor: no schedule goes below
-//    it) is above the budget cannot fit; its peak is not lowered below the
-//    floor while other candidates may still fit.
+//    it) is above the budget cannot fit; while other candidates may still
+//    fit, it is not rematerialized at all (RematResult::not_solved): its
+//    unconstrained plan and floor are what is recorded.
 //  - nothing fits: Error naming the smallest budget found that fits and which
 //    levers bottomed out. That figure is the lowest sure fit (RematFit) of
 //    any candidate: the candidates whose floor is above the budget are

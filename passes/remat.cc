@@ -376,6 +376,12 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   r.fixed_bytes = b.p.fixed_bytes;
   b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
   r.floor_bytes = remat_peak_floor(b.p);
+  if (r.floor_bytes > o.budget_bytes && r.floor_bytes >= o.lower_peak_floor_limit) {
+    // No schedule fits, and the caller wants no lower peak (RematOptions).
+    r.not_solved = true;
+    r.note = fmt::format("infeasible: budget {} bytes; floor is {} bytes", o.budget_bytes, r.floor_bytes);
+    return r;
+  }
   const RematSolution s = solve(b.p, o);
   check_limits(g, b, s);
   r.fits = s.feasible;
@@ -420,6 +426,7 @@ Try try_target(const Graph& original, const PlanMemoryOptions& po, const RematOp
   RematOptions ro = o;
   ro.budget_bytes = target;
   t.remat = rematerialize(t.graph, ro);
+  if (t.remat.not_solved) return t;  // nothing applied: no plan
   PlanMemoryOptions pr = po;
   pr.budget_bytes = budget;
   pr.order = t.remat.schedule;
@@ -460,6 +467,7 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const Rem
     const RematResult& rr = t.remat;
     fit->note = rr.note;
     fit->floor_bytes = rr.floor_bytes;
+    if (rr.not_solved) return best_peak;  // below the floor, and no lower peak wanted
     const int64_t peak = t.plan.summary.peak_bytes;
     best_peak = std::min(best_peak, peak);
     if (target < rr.floor_bytes) {

@@ -70,9 +70,12 @@ struct RematOptions {
   int32_t exact_max_nodes = 40;
   int64_t alignment = 256;
   bool early_updates = true;  // the base order's (ScheduleOptions::early_updates)
-  /// FastOptions::lower_peak_floor_limit: no lowering below a floor at or
-  /// above this. The budget search passes budget + 1 while another candidate
-  /// may still fit, then the lowest sure fit it has (compiler/budget_search.h).
+  /// A floor at or above this and above the budget: the caller has no use for
+  /// a lower peak, so rematerialize() solves nothing (RematResult::not_solved)
+  /// and try_fit_budget reports the unconstrained plan. The budget search
+  /// passes budget + 1 while another candidate may still fit, then the lowest
+  /// sure fit it has (compiler/budget_search.h). (FastOptions has the same
+  /// limit for its ladder.)
   int64_t lower_peak_floor_limit = INT64_MAX;
 };
 
@@ -87,6 +90,9 @@ struct RematResult {
   int64_t fixed_bytes = 0;    // resident + inputs (aligned)
   int64_t problem_peak = 0;   // the solver's replayed peak, fixed_bytes included
   int64_t floor_bytes = 0;    // remat_peak_floor of the problem: no schedule goes below it
+  /// The floor is above the budget and at or above lower_peak_floor_limit:
+  /// nothing was solved or applied (the graph is unchanged, no schedule).
+  bool not_solved = false;
 };
 
 /// The problem rematerialize() solves for g (see the banner; budget =

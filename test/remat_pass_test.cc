@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "compiler/plan_verify.h"
+#include "compiler/ir_text.h"
 #include "compiler/pipeline.h"
 #include "compiler/size_parse.h"
 #include "passes/remat.h"
@@ -242,6 +243,39 @@ TEST(RematPass, MicroBatchReplicasBecomeReplicaSets) {
   const RematProblem one = remat_problem(compile_at(transformer(), std::nullopt).graph, {});
   EXPECT_TRUE(one.replica_sets.empty());
   EXPECT_TRUE(one.replica_set.empty());
+}
+
+// With lower_peak_floor_limit at or below the floor and a budget below it,
+// the caller (the budget search's first pass) has no use for a lower peak:
+// rematerialize() returns after the floor, solving and applying nothing,
+// and try_fit_budget reports the floor with the unconstrained plan. With the
+// limit above the floor the solver lowers the peak (the sure fit).
+TEST(RematPass, BelowTheFloorWithNoUseForALowerPeakNothingIsSolved) {
+  const Graph g = compile_at(transformer(), std::nullopt).graph;
+  Graph solved_graph = g;
+  const RematFit solved = try_fit_budget(solved_graph, {}, {.budget_bytes = 1});
+  ASSERT_FALSE(solved.fits);
+  ASSERT_GT(solved.floor_bytes, 1);
+  EXPECT_LT(solved.sure_fit, solved.unconstrained_peak);
+  EXPECT_LT(solved.best_peak, solved.unconstrained_peak);
+
+  Graph skipped_graph = g;
+  const RematFit skipped =
+      try_fit_budget(skipped_graph, {}, {.budget_bytes = 1, .lower_peak_floor_limit = solved.floor_bytes});
+  EXPECT_FALSE(skipped.fits);
+  EXPECT_EQ(skipped.floor_bytes, solved.floor_bytes);
+  EXPECT_EQ(skipped.best_peak, skipped.unconstrained_peak);
+  EXPECT_EQ(skipped.sure_fit, skipped.unconstrained_peak);
+  EXPECT_EQ(skipped.unconstrained_peak, solved.unconstrained_peak);
+  EXPECT_NE(skipped.note.find("floor is " + std::to_string(solved.floor_bytes) + " bytes"), std::string::npos)
+      << skipped.note;
+  EXPECT_EQ(print_graph(skipped_graph), print_graph(g));
+
+  Graph direct = g;
+  const RematResult r = rematerialize(direct, {.budget_bytes = 1, .lower_peak_floor_limit = solved.floor_bytes});
+  EXPECT_TRUE(r.not_solved);
+  EXPECT_TRUE(r.schedule.empty());
+  EXPECT_EQ(print_graph(direct), print_graph(g));
 }
 
 TEST(RematPass, CliBudgetFlag) {
