@@ -152,8 +152,15 @@ void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit) {
   e.rec.peak_bytes = f.fits ? f.plan.summary.peak_bytes : f.best_peak;
   e.fits_without_remat = f.fits && !f.used_remat;
   if (!f.fits) {
-    e.rec.note = "does not fit: the smallest peak reached is " + mib(f.best_peak) +
-                 (f.note.empty() ? "" : " (" + f.note + ")");
+    // (f.note is the solver's, against its internal target: not shown.)
+    e.rec.note = f.best_peak < f.unconstrained_peak
+                     ? "does not fit: the lowest peak reached is " + mib(f.best_peak)
+                     : "does not fit: its peak without recomputation is " + mib(f.best_peak);
+    if (f.floor_bytes > o.budget_bytes)
+      e.rec.note += "; no schedule goes below its floor of " + mib(f.floor_bytes) +
+                    " (resident storage, the largest op's working set and what must stay live across it)";
+    else if (f.floor_bytes > 0)
+      e.rec.note += "; the rematerialization heuristic went no lower (its floor is " + mib(f.floor_bytes) + ")";
     return;
   }
   e.plan = std::move(f.plan);

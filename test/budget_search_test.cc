@@ -217,6 +217,35 @@ TEST(BudgetSearch, CandidatesSkippedBeforePlanningCouldNotWin) {
   EXPECT_GT(skipped, 0) << "bf16 fits at 80% on the h100 profile, so fp32 should be skipped";
 }
 
+// A candidate that does not fit says why in the user's terms: its lowest
+// peak (or its peak without recomputation, when it was not rematerialized)
+// and, when that is the reason, that its floor is above the budget; never
+// the solver's internal target. At the smallest budget found, the smaller k
+// cannot fit.
+TEST(BudgetSearch, CandidatesThatCannotFitSayWhy) {
+  const Sample s = cnn();
+  int64_t figure = -1;
+  try {
+    compile_model(s.path, options(s, 1));
+  } catch (const Error& e) {
+    figure = number_after(e.what(), "fits is ");
+  }
+  ASSERT_GT(figure, 0);
+  const PlanDecisions d = *compile_model(s.path, options(s, figure)).plan.decisions;
+  int below_floor = 0, not_fitting = 0;
+  for (const CandidateRecord& c : d.candidates) {
+    if (c.fits || !c.planned) continue;
+    ++not_fitting;
+    const std::string what = c.precision + " k=" + std::to_string(c.micro_batches) + ": " + c.note;
+    EXPECT_EQ(c.note.find("budget 0 bytes"), std::string::npos) << what;
+    EXPECT_EQ(c.note.rfind("does not fit: ", 0), 0u) << what;
+    if (c.note.find("no schedule goes below its floor of ") != std::string::npos) ++below_floor;
+    std::cout << what << "\n";
+  }
+  EXPECT_GT(not_fitting, 0);
+  EXPECT_GT(below_floor, 0);
+}
+
 TEST(BudgetSearch, InfeasibleNamesAnAchievableBudget) {
   const Sample s = transformer();
   const int64_t b = smallest_budget(s);
