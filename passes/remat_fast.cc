@@ -635,6 +635,17 @@ std::string check_problem(const RematProblem& p) {
       if (u < 0 || static_cast<size_t>(u) >= i)
         return "invalid problem: node " + std::to_string(i) + " depends on " + std::to_string(u) +
                " (deps must be earlier nodes)";
+  const auto n = static_cast<int64_t>(p.nodes.size()), sets = static_cast<int64_t>(p.replica_sets.size());
+  if (!p.replica_set.empty() && static_cast<int64_t>(p.replica_set.size()) != n)
+    return "invalid problem: replica_set has " + std::to_string(p.replica_set.size()) + " entries for " +
+           std::to_string(n) + " nodes";
+  for (int32_t s : p.replica_set)
+    if (s < -1 || s >= sets) return "invalid problem: replica set " + std::to_string(s) + " does not exist";
+  for (const std::vector<int32_t>& set : p.replica_sets)
+    for (int32_t v : set)
+      if (v < 0 || v >= n || p.replica_set.empty() || p.replica_set[v] < 0 ||
+          p.replica_sets[p.replica_set[v]] != set)
+        return "invalid problem: replica set member " + std::to_string(v) + " is not a node of that set";
   return "";
 }
 

@@ -8,9 +8,10 @@
 // with node t itself; a node's output may be freed after any use and
 // recomputed later if `recomputable` (not for nodes with side effects, such
 // as in-place updates or BatchNorm's running-statistics update, and never
-// for graph inputs), and only up to stage `recompute_until`. Memory at any moment = `fixed_bytes` (resident storage)
-// + the outputs held + the running node's output. The problem asks for the
-// least total recomputation cost whose peak stays within `budget`.
+// for graph inputs), and only up to stage `recompute_until`. Memory at any
+// moment = `fixed_bytes` (resident storage) + the outputs held + the running
+// node's output. The problem asks for the least total recomputation cost
+// whose peak stays within `budget`.
 //
 // Both solvers (remat_exact.h: MILP with CBC; remat_fast.h) return a
 // RematSolution, and simulate_remat() independently replays one to measure

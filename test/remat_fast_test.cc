@@ -466,6 +466,33 @@ TEST(RematFast, ReplicaBundlesKeepTheWorkPerReplicaFlat) {
   }
 }
 
+TEST(RematFast, MalformedProblemsAreRefused) {
+  // The solver indexes deps and replica sets without bounds checks, so it
+  // refuses a problem whose deps are not earlier nodes or whose replica sets
+  // do not match replica_set, with a note instead of a schedule.
+  auto note_of = [](const RematProblem& p) {
+    const RematSolution s = solve_remat_fast(p);
+    EXPECT_FALSE(s.feasible);
+    EXPECT_TRUE(s.stages.empty());
+    return s.note;
+  };
+  RematProblem p = remat_test::replicated_chains(2, 3);
+  p.budget = 1 << 30;
+  EXPECT_TRUE(solve_remat_fast(p).feasible);
+  RematProblem bad = p;
+  bad.nodes[2].deps.push_back(5);
+  EXPECT_NE(note_of(bad).find("node 2 depends on 5"), std::string::npos);
+  bad = p;
+  bad.replica_set.pop_back();
+  EXPECT_NE(note_of(bad).find("replica_set has 12 entries for 13 nodes"), std::string::npos);
+  bad = p;
+  bad.replica_set[1] = 99;
+  EXPECT_NE(note_of(bad).find("replica set 99 does not exist"), std::string::npos);
+  bad = p;
+  bad.replica_sets[0][1] = 3;  // node 3 belongs to another set
+  EXPECT_NE(note_of(bad).find("replica set member 3"), std::string::npos);
+}
+
 TEST(RematFast, LadderLowersPeaksTheGreedyCannotReachDirectly) {
   // A greedy aimed at a budget far below what it can reach stops high (its
   // tie-breaks weigh the bytes over that budget everywhere). When no schedule
