@@ -264,9 +264,8 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   }
 
   if (!best) {
-    // Nothing fits. The candidates whose floor is above the budget were
-    // not rematerialized; lower their peak now,
-    // lowest floor first: a candidate whose floor is at or above the lowest
+    // Nothing fits. The candidates whose floor is above the budget were not
+    // rematerialized; lower their peak now, lowest floor first: a candidate whose floor is at or above the lowest
     // sure fit so far cannot beat it and is left as it is (its sure fit is
     // its unconstrained peak). mobilenet_v2 at 1 KiB: 1 of 13 such
     // candidates runs; vit_b_16, whose floors lie close together: 15 of 18.

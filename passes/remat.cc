@@ -55,7 +55,62 @@ std::vector<TensorId> alias_chain(const Graph& g, TensorId t) {
   return chain;
 }
 
-void find_replicas(const Graph& g, Built& b);
+/// Micro-batch replicas (compiler/autodiff_microbatch.cc): replica i >= 1 of
+/// node X is named "X/mb<i>", with X's op. The entries of a node and of its
+/// copies line up when they have as many entries (workspace, main, extra
+/// outputs); each such line becomes a replica set when the replicas are
+/// 0..r-1 with no gap and run in replica order.
+void find_replicas(const Graph& g, Built& b) {
+  std::vector<uint32_t> nodes;  // in base order
+  std::vector<std::pair<int32_t, int32_t>> span(g.num_nodes(), {-1, 0});  // node -> (first entry, count)
+  for (size_t e = 0; e < b.order.size(); ++e) {
+    auto& [first, count] = span[b.order[e].v];
+    if (count++ == 0) {
+      first = static_cast<int32_t>(e);
+      nodes.push_back(b.order[e].v);
+    }
+  }
+  std::unordered_map<std::string_view, uint32_t> by_name;
+  for (uint32_t v : nodes) by_name.emplace(g.node(NodeId(v)).name, v);
+  std::vector<uint32_t> stems;                                  // replica 0 nodes, in base order
+  std::vector<std::vector<uint32_t>> copies(g.num_nodes());      // replica 0 node -> nodes by replica
+  for (uint32_t v : nodes) {
+    const std::string_view name = g.node(NodeId(v)).name;
+    const size_t at = name.rfind("/mb");
+    if (at == std::string_view::npos || at + 3 == name.size()) continue;
+    int64_t i = 0;
+    bool digits = true;
+    for (char ch : name.substr(at + 3)) {
+      digits = digits && ch >= '0' && ch <= '9' && i < (1 << 20);
+      i = i * 10 + (ch - '0');
+    }
+    if (!digits || i < 1 || name[at + 3] == '0') continue;
+    auto stem = by_name.find(name.substr(0, at));
+    if (stem == by_name.end() || g.node(NodeId(stem->second)).op != g.node(NodeId(v)).op) continue;
+    std::vector<uint32_t>& c = copies[stem->second];
+    if (c.empty()) stems.push_back(stem->second);
+    if (c.size() <= static_cast<size_t>(i)) c.resize(static_cast<size_t>(i) + 1, UINT32_MAX);
+    c[0] = stem->second;
+    c[static_cast<size_t>(i)] = v;
+  }
+  b.p.replica_set.assign(b.p.nodes.size(), -1);
+  for (uint32_t stem : stems) {
+    const std::vector<uint32_t>& c = copies[stem];
+    const int32_t count = span[c[0]].second;
+    bool ok = c.size() >= 2;
+    for (size_t i = 0; ok && i < c.size(); ++i)
+      ok = c[i] != UINT32_MAX && span[c[i]].second == count &&
+           (i == 0 || span[c[i]].first > span[c[i - 1]].first);
+    if (!ok) continue;
+    for (int32_t off = 0; off < count; ++off) {
+      std::vector<int32_t> set;
+      for (uint32_t v : c) set.push_back(span[v].first + off);
+      for (int32_t e : set) b.p.replica_set[e] = static_cast<int32_t>(b.p.replica_sets.size());
+      b.p.replica_sets.push_back(std::move(set));
+    }
+  }
+  if (b.p.replica_sets.empty()) b.p.replica_set.clear();
+}
 
 Built build_problem(const Graph& g, const RematOptions& o) {
   Built b;
@@ -188,62 +243,6 @@ Built build_problem(const Graph& g, const RematOptions& o) {
     if (rn.recompute_until != kNoLimit) rn.recompute_until = entry_pos[rn.recompute_until];
   find_replicas(g, b);
   return b;
-}
-
-/// Micro-batch replicas (compiler/autodiff_microbatch.cc): replica i >= 1 of
-/// node X is named "X/mb<i>", with X's op. The entries of a node and of its
-/// copies line up when they have as many entries (workspace, main, extra
-/// outputs); each such line becomes a replica set when the replicas are
-/// 0..r-1 with no gap and run in replica order.
-void find_replicas(const Graph& g, Built& b) {
-  std::vector<uint32_t> nodes;  // in base order
-  std::unordered_map<uint32_t, std::pair<int32_t, int32_t>> span;  // node -> (first entry, count)
-  for (size_t e = 0; e < b.order.size(); ++e) {
-    auto [it, fresh] = span.try_emplace(b.order[e].v, static_cast<int32_t>(e), 0);
-    ++it->second.second;
-    if (fresh) nodes.push_back(b.order[e].v);
-  }
-  std::unordered_map<std::string_view, uint32_t> by_name;
-  for (uint32_t v : nodes) by_name.emplace(g.node(NodeId(v)).name, v);
-  std::vector<uint32_t> stems;                                  // replica 0 nodes, in base order
-  std::unordered_map<uint32_t, std::vector<uint32_t>> copies;  // replica 0 node -> nodes by replica
-  for (uint32_t v : nodes) {
-    const std::string_view name = g.node(NodeId(v)).name;
-    const size_t at = name.rfind("/mb");
-    if (at == std::string_view::npos || at + 3 == name.size()) continue;
-    int64_t i = 0;
-    bool digits = true;
-    for (char ch : name.substr(at + 3)) {
-      digits = digits && ch >= '0' && ch <= '9' && i < (1 << 20);
-      i = i * 10 + (ch - '0');
-    }
-    if (!digits || i < 1 || name[at + 3] == '0') continue;
-    auto stem = by_name.find(name.substr(0, at));
-    if (stem == by_name.end() || g.node(NodeId(stem->second)).op != g.node(NodeId(v)).op) continue;
-    auto [it, fresh] = copies.try_emplace(stem->second);
-    if (fresh) stems.push_back(stem->second);
-    std::vector<uint32_t>& c = it->second;
-    if (c.size() <= static_cast<size_t>(i)) c.resize(static_cast<size_t>(i) + 1, UINT32_MAX);
-    c[0] = stem->second;
-    c[static_cast<size_t>(i)] = v;
-  }
-  b.p.replica_set.assign(b.p.nodes.size(), -1);
-  for (uint32_t stem : stems) {
-    const std::vector<uint32_t>& c = copies.at(stem);
-    const int32_t count = span.at(c[0]).second;
-    bool ok = c.size() >= 2;
-    for (size_t i = 0; ok && i < c.size(); ++i)
-      ok = c[i] != UINT32_MAX && span.at(c[i]).second == count &&
-           (i == 0 || span.at(c[i]).first > span.at(c[i - 1]).first);
-    if (!ok) continue;
-    for (int32_t off = 0; off < count; ++off) {
-      std::vector<int32_t> set;
-      for (uint32_t v : c) set.push_back(span.at(v).first + off);
-      for (int32_t e : set) b.p.replica_set[e] = static_cast<int32_t>(b.p.replica_sets.size());
-      b.p.replica_sets.push_back(std::move(set));
-    }
-  }
-  if (b.p.replica_sets.empty()) b.p.replica_set.clear();
 }
 
 /// Both solvers honour RematNode::recompute_until; a rerun past it would

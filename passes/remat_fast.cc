@@ -595,7 +595,10 @@ void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work
   Replay seed;
   for (int32_t i = 0; i < count; ++i) {
     const int32_t f = count == 1 ? top : static_cast<int32_t>(static_cast<int64_t>(top) * i / (count - 1));
-    auto eligible = [&](int32_t u) { return u <= f && p.nodes[u].recomputable && !p.nodes[u].keep_to_end; };
+    auto eligible = [&](int32_t u, int32_t t) {  // u may rerun in stage t
+      const RematNode& nu = p.nodes[u];
+      return u <= f && nu.recomputable && !nu.keep_to_end && t <= nu.recompute_until;
+    };
     // Cleanup replays about once per cut, each of length n + cuts: stop
     // building a seed whose cleanup would exceed the remaining work.
     std::vector<Cut> cuts;
@@ -603,7 +606,7 @@ void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work
     std::fill(seen.begin(), seen.end(), -1);
     for (int32_t t = 0; t < n && !too_big; ++t)
       for (int32_t u : p.nodes[t].deps) {
-        if (u >= t - 1 || !eligible(u) || t > p.nodes[u].recompute_until || seen[u] == t) continue;
+        if (u >= t - 1 || !eligible(u, t) || seen[u] == t) continue;
         seen[u] = t;
         stack.assign(1, u);
         while (!stack.empty()) {
@@ -611,7 +614,7 @@ void recompute_all_seeds(const RematProblem& p, const Replay& base, int64_t work
           stack.pop_back();
           cuts.push_back({w, t});
           for (int32_t x : p.nodes[w].deps)
-            if (eligible(x) && t <= p.nodes[x].recompute_until && seen[x] != t) {
+            if (eligible(x, t) && seen[x] != t) {
               seen[x] = t;
               stack.push_back(x);
             }
@@ -641,10 +644,9 @@ std::string check_problem(const RematProblem& p) {
            std::to_string(n) + " nodes";
   for (int32_t s : p.replica_set)
     if (s < -1 || s >= sets) return "invalid problem: replica set " + std::to_string(s) + " does not exist";
-  for (const std::vector<int32_t>& set : p.replica_sets)
-    for (int32_t v : set)
-      if (v < 0 || v >= n || p.replica_set.empty() || p.replica_set[v] < 0 ||
-          p.replica_sets[p.replica_set[v]] != set)
+  for (int64_t j = 0; j < sets; ++j)
+    for (int32_t v : p.replica_sets[j])
+      if (v < 0 || v >= n || p.replica_set.empty() || p.replica_set[v] != j)
         return "invalid problem: replica set member " + std::to_string(v) + " is not a node of that set";
   return "";
 }

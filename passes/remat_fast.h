@@ -11,8 +11,8 @@
 // recomputation (an early recomputation, where v's inputs are at hand; the
 // new copy is held until that read). keep_to_end nodes are never cut (the
 // simulator keeps their old copy), nor any node in a stage after its
-// recompute_until (such cuts are dropped). A recomputation reads v's deps at stage s,
-// which extends their lifetimes unless they are cut at s too. Within a stage,
+// recompute_until (such cuts are dropped). A recomputation reads v's deps at
+// stage s, which extends their lifetimes unless they are cut at s too. Within a stage,
 // recomputations run in index order, then the stage's node (the exact
 // solver's order).
 //
@@ -40,8 +40,8 @@
 //     replica sets (micro-batch copies, RematProblem::replica_sets), each is
 //     first tried with the same recomputation in every replica: the replicas
 //     peak alike, so one cut alone rarely lowers the peak, and the greedy
-//     would otherwise need k iterations, each replaying k replicas. Repeat until the peak fits
-//     or nothing helps. Stuck above the budget, the greedy is warm-started
+//     would otherwise need k iterations, each replaying k replicas. Repeat
+//     until the peak fits or nothing helps. Stuck above the budget, the greedy is warm-started
 //     down a ladder of slightly looser budgets (FastOptions::descend).
 //  4. Cleanup: undo cuts one at a time, lowest bytes-per-second first, keeping
 //     each undo whose replayed peak still fits.
