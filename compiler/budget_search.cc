@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "passes/remat.h"
@@ -138,11 +141,17 @@ RematOptions remat_options(const SearchOptions& o) {
 /// Plans a lowered candidate, rematerializing when it does not fit. A
 /// candidate whose floor is above the budget is rematerialized (its peak
 /// lowered towards the floor) only when the floor is under `floor_limit`
-/// (RematOptions::lower_peak_floor_limit), else not at all.
-void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit) {
+/// (RematOptions::lower_peak_floor_limit), else not at all. With `known`
+/// (the candidate's unconstrained plan from the first pass) that plan is not
+/// made again, and a plan whose lower bound is above floor_limit gets no
+/// offsets (it cannot beat the sure fit that floor_limit is).
+void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit,
+             const std::optional<UnconstrainedPeak>& known = std::nullopt) {
   RematOptions ro = remat_options(o);
   ro.lower_peak_floor_limit = floor_limit;
-  RematFit f = try_fit_budget(e.graph, o.plan, ro);
+  PlanMemoryOptions po = o.plan;
+  if (known) po.skip_offsets_above = floor_limit;
+  RematFit f = try_fit_budget(e.graph, po, ro, known);
   e.unconstrained_peak = f.unconstrained_peak;
   e.resident_bytes = f.plan.summary.resident_bytes;
   e.remat_note = f.note;
@@ -277,18 +286,59 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     }
     std::stable_sort(deferred.begin(), deferred.end(),
                      [&](size_t a, size_t b) { return reached[a].floor < reached[b].floor; });
-    for (size_t i : deferred) {
-      Reached& c = reached[i];
-      if (c.floor >= lowest_sure) continue;
-      Evaluated e = lower_one(lower, c.choice, o);
-      if (!e.rec.note.empty()) continue;  // not expected: it was lowered in the first pass
-      fit_one(e, o, lowest_sure);
-      if (e.rec.fits)
-        throw InternalError("budget search: a candidate with its floor above the budget fits it");
-      c.sure_fit = e.sure_fit;
-      c.note = e.remat_note;
-      lowest_sure = std::min(lowest_sure, c.sure_fit);
-    }
+    // Workers take the deferred candidates in that order; lowering (the
+    // caller's closure, which shares caches) runs under the lock, fitting
+    // outside it. The answer does not depend on the number of workers or on
+    // timing: a candidate skipped or left without offsets because of the
+    // lowest sure fit at the time cannot go below it, and each planned
+    // candidate's own result does not depend on that value.
+    std::mutex mu;  // guards next, lowest_sure, reached and error; serializes lower()
+    size_t next = 0;
+    std::exception_ptr error;
+    auto work = [&] {
+      for (;;) {
+        Evaluated e;
+        size_t i = 0;
+        int64_t limit = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          while (next < deferred.size() && reached[deferred[next]].floor >= lowest_sure) ++next;
+          if (error || next == deferred.size()) return;
+          i = deferred[next++];
+          limit = lowest_sure;
+          try {
+            e = lower_one(lower, reached[i].choice, o);
+          } catch (...) {
+            error = std::current_exception();
+            return;
+          }
+        }
+        if (!e.rec.note.empty()) continue;  // not expected: it was lowered in the first pass
+        try {
+          fit_one(e, o, limit, UnconstrainedPeak{reached[i].unconstrained, reached[i].resident});
+          if (e.rec.fits)
+            throw InternalError("budget search: a candidate with its floor above the budget fits it");
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!error) error = std::current_exception();
+          return;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        reached[i].sure_fit = e.sure_fit;
+        reached[i].note = e.remat_note;
+        lowest_sure = std::min(lowest_sure, e.sure_fit);
+      }
+    };
+    // The exact solver (CBC) stays on one thread.
+    size_t threads = o.threads > 0 ? static_cast<size_t>(o.threads)
+                                   : std::max(1u, std::thread::hardware_concurrency());
+    if (o.remat_solver != "fast") threads = 1;
+    threads = std::min(threads, deferred.size());
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
 
     // Each candidate's sure fit (the lowest-peak plan the
     // solver found for it, or its unconstrained peak) is a budget from which

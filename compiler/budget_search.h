@@ -36,7 +36,9 @@
 //    any candidate: the candidates whose floor is above the budget are
 //    planned again, lowest floor first, with their peak lowered as far as the
 //    remat solver gets, skipping those whose floor is at or above the lowest
-//    sure fit found so far (they cannot go below it). A compile at that
+//    sure fit found so far (they cannot go below it), in SearchOptions::threads
+//    workers; a plan whose lower bound is above that sure fit gets no
+//    offsets (PlanMemoryOptions::skip_offsets_above). A compile at that
 //    figure fits: the candidate that reached it has its floor within that
 //    budget, so its peak is lowered the same way there.
 // The winning plan gets est_seconds per op and its PlanDecisions.
@@ -89,6 +91,10 @@ struct SearchOptions {
   DeviceProfile device;
   std::string remat_solver = "fast";
   PlanMemoryOptions plan;
+  /// Worker threads for the pass that lowers the peaks of candidates that
+  /// cannot fit (only when nothing fits; the fast solver only); 0: one per
+  /// hardware thread. The result does not depend on it.
+  int threads = 0;
 };
 
 struct SearchResult {

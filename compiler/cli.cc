@@ -161,6 +161,9 @@ CompileOptions compile_options(const CompileArgs& a) {
   o.early_updates = a.early_updates == "on";
   o.conv_workspace_bytes = parse_size(a.conv_workspace, "--conv-workspace");
   o.plan.early_updates = o.early_updates;
+  if (a.threads < 0 || a.threads > 1024)
+    throw Error("--threads " + std::to_string(a.threads) + ": use 0 (one per hardware thread) to 1024");
+  o.threads = static_cast<int>(a.threads);
   return o;
 }
 

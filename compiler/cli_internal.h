@@ -31,6 +31,7 @@ struct CompileArgs {
   std::string budget, remat_solver = "fast", device = "h100", device_profile;
   std::string precision = "auto", early_updates = "on", conv_workspace = "0";
   int64_t micro_batches = 0;  // 0: the solver chooses
+  int64_t threads = 0;        // 0: one per hardware thread
 };
 
 /// Registers the compile flags on `c` (`compile`; `sweep` without the

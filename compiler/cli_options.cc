@@ -86,7 +86,11 @@ void add_compile_options(CLI::App& c, CompileArgs& a, bool for_compile) {
                "on: an optimizer update may run as soon as its gradient is complete (frees the "
                "gradient early); off: all updates after the backward pass")
       ->capture_default_str();
-
+  c.add_option("--threads", a.threads,
+               "Worker threads for the search when nothing fits the budget (it lowers each "
+               "candidate's peak to find the smallest budget that fits; same answer for any "
+               "count); default 0: one per hardware thread")
+      ->capture_default_str();
 }
 
 void print_decisions(std::ostream& out, const Plan& p, int top) {

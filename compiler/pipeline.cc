@@ -254,6 +254,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       so.device = device;
       so.remat_solver = opts.remat_solver;
       so.plan = opts.plan;
+      so.threads = opts.threads;
       so.micro_batches = micro_batch_candidates(imported, opts, &so.micro_batch_note);
       Dumper quiet{opts, false};
       // The precisions of one k share its binding and shape inference, and

@@ -54,6 +54,7 @@ struct CompileOptions {
   /// (at most its whole im2col matrix) for a GPU library's faster algorithms,
   /// beyond the CPU kernel's own need. 0: only the CPU kernel's need.
   int64_t conv_workspace_bytes = 0;
+  int threads = 0;  // --threads: SearchOptions::threads
 };
 
 struct CompileResult {

@@ -62,6 +62,14 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
       pt.placement = Placement::arena;  // offset filled below; zero-size tensors stay at 0
     }
   }
+  if (opts.skip_offsets_above && p.summary.resident_bytes + lt.lower_bound > *opts.skip_offsets_above) {
+    p.offset_method = kOffsetsSkipped;
+    p.summary.arena_bytes = lt.lower_bound;
+    p.summary.lower_bound_bytes = lt.lower_bound;
+    p.summary.peak_step = lt.peak_step;
+    p.summary.peak_bytes = lt.lower_bound + p.summary.resident_bytes;
+    return p;
+  }
   OffsetOptions oo{.method = opts.offsets, .alignment = opts.alignment};
   if (opts.offsets_until_fit && opts.budget_bytes)
     oo.fit_bytes = *opts.budget_bytes - p.summary.resident_bytes;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "compiler/ir.h"
@@ -32,10 +33,20 @@ struct PlanMemoryOptions {
   /// fits exactly when it would without this, and a plan that does not fit
   /// is the same; one that fits may be less tight.
   bool offsets_until_fit = false;
+  /// For comparisons only (the budget search's pass over candidates that
+  /// cannot fit): when resident storage plus the schedule's lower bound is
+  /// above this, no plan can come out at or below it, so offsets are not
+  /// assigned. The plan then has offset_method kOffsetsSkipped, arena_bytes = the
+  /// lower bound and peak_bytes = resident + lower bound (a lower bound on
+  /// the real peak), no ops and no arena offsets: it does not verify.
+  std::optional<int64_t> skip_offsets_above;
   /// A given run order (e.g. rematerialize's): used instead of scheduling;
   /// must be a topological order of every node. Recorded as schedule "given".
   std::optional<std::vector<NodeId>> order;
 };
+
+/// Plan::offset_method of a plan made without offsets (skip_offsets_above).
+inline constexpr std::string_view kOffsetsSkipped = "skipped";
 
 Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts = {});
 

@@ -468,12 +468,13 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const Rem
     fit->floor_bytes = rr.floor_bytes;
     if (rr.not_solved) return best_peak;  // below the floor, and no lower peak wanted
     const int64_t peak = t.plan.summary.peak_bytes;
+    const bool placed = t.plan.offset_method != kOffsetsSkipped;  // else peak is a lower bound
     best_peak = std::min(best_peak, peak);
     if (target < rr.floor_bytes) {
       below_floor = true;
-      if (sure(rr, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
+      if (placed && sure(rr, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
     }
-    if (peak <= budget) {
+    if (placed && peak <= budget) {
       accept(t);
       return best_peak;
     }
@@ -490,9 +491,10 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const Rem
   // or above its peak, whatever the budget (the result does not depend on it).
   Try t = try_target(original, po, o, 0, budget);
   const int64_t peak = t.plan.summary.peak_bytes;
+  const bool placed = t.plan.offset_method != kOffsetsSkipped;
   best_peak = std::min(best_peak, peak);
-  if (sure(t.remat, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
-  if (peak <= budget) {
+  if (placed && sure(t.remat, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
+  if (placed && peak <= budget) {
     fit->note.clear();
     accept(t);
   } else {
@@ -503,11 +505,20 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const Rem
 
 }  // namespace
 
-RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o) {
+RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o,
+                        const std::optional<UnconstrainedPeak>& known) {
   RematFit f;
   PlanMemoryOptions po = popts;
   po.budget_bytes = o.budget_bytes;
-  f.plan = plan_memory(g, po);
+  if (known) {
+    if (known->peak_bytes <= o.budget_bytes)
+      throw InternalError("try_fit_budget: the known unconstrained peak fits the budget");
+    f.plan.budget_bytes = o.budget_bytes;
+    f.plan.summary.peak_bytes = known->peak_bytes;
+    f.plan.summary.resident_bytes = known->resident_bytes;
+  } else {
+    f.plan = plan_memory(g, po);
+  }
   f.unconstrained_peak = f.plan.summary.peak_bytes;
   f.best_peak = f.plan.summary.peak_bytes;
   f.sure_fit = f.unconstrained_peak;

@@ -48,6 +48,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,9 +119,19 @@ struct RematFit {
   std::string note;                // the solver's last note (why it bottomed out)
 };
 
+/// What a caller already knows of g's plan without recomputation.
+struct UnconstrainedPeak {
+  int64_t peak_bytes = 0;
+  int64_t resident_bytes = 0;
+};
+
 /// Like fit_to_budget, without throwing: fits = false when no plan found fits
-/// (g is then unchanged and plan is the unconstrained one).
-RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o);
+/// (g is then unchanged and plan is the unconstrained one). With `known` (a
+/// peak above the budget, from an earlier plan of the same graph and
+/// options) the unconstrained plan is not made again: fit.plan is then empty
+/// when nothing fits, but for its summary's peak and resident bytes.
+RematFit try_fit_budget(Graph& g, const PlanMemoryOptions& popts, const RematOptions& o,
+                        const std::optional<UnconstrainedPeak>& known = std::nullopt);
 
 /// See the banner. On success g is the rewritten graph the plan belongs to.
 /// Throws Error "cannot fit BUDGET: the smallest budget found that fits is X ..." otherwise.

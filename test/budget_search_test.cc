@@ -295,6 +295,28 @@ TEST(BudgetSearch, SmallestBudgetIsTheLeastOfTheCandidates) {
   EXPECT_LT(least, compile_model(s.path, plain).plan.summary.peak_bytes) << "k=" << least_k;
 }
 
+// When nothing fits, the second pass lowers the candidates' peaks in worker
+// threads (SearchOptions::threads); the answer, and the whole message, do
+// not depend on how many.
+TEST(BudgetSearch, SmallestBudgetIsTheSameOnAnyNumberOfThreads) {
+  for (const Sample& s : {transformer(), cnn()}) {
+    std::string first;
+    for (int threads : {1, 2, 3, 8}) {
+      CompileOptions o = options(s, 1024);
+      o.precision = "auto";
+      o.threads = threads;
+      try {
+        compile_model(s.path, o);
+        ADD_FAILURE() << s.path << " fits 1 KiB";
+      } catch (const Error& e) {
+        ASSERT_GT(number_after(e.what(), "the smallest budget found that fits is "), 1024) << e.what();
+        if (first.empty()) first = e.what();
+        EXPECT_EQ(e.what(), first) << s.path << ", " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(BudgetSearch, DecisionsRoundTripThroughJson) {
   const Sample s = cnn();
   CompileResult r = compile_model(s.path, options(s, 6 << 20));
@@ -393,6 +415,12 @@ TEST(BudgetSearch, MicroBatchFlagErrors) {
   r = run({"compile", tiny_cnn(), "--dim", "batch=32", "--early-updates", "maybe"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("--early-updates maybe"), std::string::npos) << r.err;
+  r = run({"compile", tiny_cnn(), "--dim", "batch=32", "--threads", "-1"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("--threads -1: use 0 (one per hardware thread) to 1024"), std::string::npos) << r.err;
+  r = run({"compile", tiny_cnn(), "--dim", "batch=32", "--budget", "1KiB", "--threads", "2"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("the smallest budget found that fits is "), std::string::npos) << r.err;
 }
 
 TEST(BudgetSearch, SweepBudgets) {

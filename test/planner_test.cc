@@ -222,6 +222,32 @@ TEST(PlannerTest, BestOfNeverWorseThanGreedySize) {
   }
 }
 
+// skip_offsets_above: a plan whose resident storage plus lower bound is above
+// the limit gets no offsets and reports that sum as its peak; at the limit it
+// is the plan made without the option.
+TEST(PlannerTest, OffsetsAreSkippedOnlyAboveTheLimit) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    const Graph g = random_graph(seed, 60);
+    const Plan full = plan_memory(g);
+    const int64_t bound = full.summary.resident_bytes + full.summary.lower_bound_bytes;
+    ASSERT_GE(full.summary.peak_bytes, bound);
+    PlanMemoryOptions o;
+    o.skip_offsets_above = bound;
+    const Plan at = plan_memory(g, o);
+    EXPECT_EQ(at.offset_method, full.offset_method) << "seed " << seed;
+    EXPECT_EQ(at.summary.peak_bytes, full.summary.peak_bytes) << "seed " << seed;
+    EXPECT_TRUE(verify_plan(at).ok()) << "seed " << seed << "\n" << errors(verify_plan(at));
+    o.skip_offsets_above = bound - 1;
+    const Plan skipped = plan_memory(g, o);
+    EXPECT_EQ(skipped.offset_method, kOffsetsSkipped) << "seed " << seed;
+    EXPECT_EQ(skipped.summary.peak_bytes, bound) << "seed " << seed;
+    EXPECT_EQ(skipped.summary.lower_bound_bytes, full.summary.lower_bound_bytes) << "seed " << seed;
+    EXPECT_EQ(skipped.summary.resident_bytes, full.summary.resident_bytes) << "seed " << seed;
+    EXPECT_TRUE(skipped.ops.empty()) << "seed " << seed;
+    EXPECT_FALSE(verify_plan(skipped).ok()) << "seed " << seed;
+  }
+}
+
 TEST(PlannerTest, RandomSchedulesOfOneGraphVerify) {
   // Property: any topological order gives a plan the verifier accepts.
   Graph g = random_graph(7, 80);

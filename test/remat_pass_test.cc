@@ -203,6 +203,49 @@ TEST(RematPass, EveryBudgetFromTheSureFitUpFits) {
   }
 }
 
+// The budget search's second pass (compiler/budget_search.h) passes the
+// unconstrained peak it already has and a limit above which a plan gets no
+// offsets. Neither changes what a plan that is placed reaches: with the peak
+// known, the sure fit, lowest peak and floor are those of the plain call;
+// with the limit far below the sure fit, the try aimed below the floor is not
+// placed and does not count as a sure fit (its peak is only a lower bound),
+// and at the sure fit it is placed as before.
+TEST(RematPass, KnownUnconstrainedPeakAndSkippedOffsetsKeepTheSureFit) {
+  const Graph g = compile_at(transformer(), std::nullopt).graph;
+  Graph plain_graph = g;
+  const RematFit plain = try_fit_budget(plain_graph, {}, {.budget_bytes = 1});
+  ASSERT_FALSE(plain.fits);
+  ASSERT_LT(plain.sure_fit, plain.unconstrained_peak);
+  const UnconstrainedPeak known{plain.unconstrained_peak, plain.plan.summary.resident_bytes};
+
+  Graph h = g;
+  const RematFit k = try_fit_budget(h, {}, {.budget_bytes = 1}, known);
+  EXPECT_FALSE(k.fits);
+  EXPECT_EQ(k.sure_fit, plain.sure_fit);
+  EXPECT_EQ(k.best_peak, plain.best_peak);
+  EXPECT_EQ(k.floor_bytes, plain.floor_bytes);
+  EXPECT_EQ(k.unconstrained_peak, plain.unconstrained_peak);
+  EXPECT_EQ(k.plan.summary.resident_bytes, known.resident_bytes);
+  EXPECT_TRUE(k.plan.ops.empty());  // not planned again
+
+  PlanMemoryOptions at;
+  at.skip_offsets_above = plain.sure_fit;
+  h = g;
+  EXPECT_EQ(try_fit_budget(h, at, {.budget_bytes = 1}, known).sure_fit, plain.sure_fit);
+
+  PlanMemoryOptions below;  // far below: resident storage plus the lower bound is above it
+  below.skip_offsets_above = plain.floor_bytes / 2;
+  h = g;
+  const RematFit s = try_fit_budget(h, below, {.budget_bytes = 1}, known);
+  EXPECT_FALSE(s.fits);
+  EXPECT_EQ(s.sure_fit, plain.unconstrained_peak);
+  EXPECT_LE(s.best_peak, plain.best_peak);  // a lower bound of the same schedule's peak
+  EXPECT_GT(s.best_peak, *below.skip_offsets_above);
+
+  Graph unused = g;
+  EXPECT_THROW(try_fit_budget(unused, {}, {.budget_bytes = plain.unconstrained_peak}, known), InternalError);
+}
+
 // Micro-batching unrolls k replicas, replica i >= 1 of node X named
 // "X/mb<i>" (compiler/autodiff_microbatch.cc). The problem lines up their
 // entries as replica sets, which the fast solver's greedy uses to try a
