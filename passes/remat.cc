@@ -28,6 +28,7 @@ struct Built {
   std::vector<char> pseudo;   // entry stands for an extra output of order[i] (never runs)
   RematProblem p;
   int64_t max_workspace = 0;
+  int64_t input_bytes = 0;  // graph inputs in the arena, in p.fixed_bytes (aligned)
 };
 
 /// BatchNormTraining can be recomputed in a side-effect-free form: a clone
@@ -127,7 +128,8 @@ Built build_problem(const Graph& g, const RematOptions& o) {
     if (lt.root[i].v == i && is_resident(t.role)) b.p.fixed_bytes += align_up(t.bytes(), o.alignment);
   }
   for (TensorId t : g.inputs)
-    if (lt.in_arena[t.v]) b.p.fixed_bytes += align_up(g.tensor(t).bytes(), o.alignment);
+    if (lt.in_arena[t.v]) b.input_bytes += align_up(g.tensor(t).bytes(), o.alignment);
+  b.p.fixed_bytes += b.input_bytes;
 
   // Not recomputable: in-place writers, producers of overwritten storage,
   // nodes with a graph output. Kept to the end: owners of graph outputs' storage.
@@ -256,9 +258,14 @@ void check_limits(const Graph& g, const Built& b, const RematSolution& s) {
             "an input it reads", g.node(b.order[v]).name, t, b.p.nodes[v].recompute_until));
 }
 
-RematSolution solve(const RematProblem& p, const RematOptions& o) {
+/// input_bytes: the graph inputs in p.fixed_bytes. The fast solver's ladder
+/// limit is against the problem's floor, which counts them: it runs exactly
+/// when the reported floor (without them) is below the caller's limit.
+RematSolution solve(const RematProblem& p, const RematOptions& o, int64_t input_bytes) {
   FastOptions fo;
-  fo.lower_peak_floor_limit = o.lower_peak_floor_limit;
+  fo.lower_peak_floor_limit = o.lower_peak_floor_limit > INT64_MAX - input_bytes
+                                  ? INT64_MAX
+                                  : o.lower_peak_floor_limit + input_bytes;
   RematSolution fast = solve_remat_fast(p, fo);
   if (o.solver == "fast") return fast;
   if (o.solver != "exact") throw Error("--remat-solver " + o.solver + ": use fast or exact");
@@ -374,14 +381,18 @@ RematResult rematerialize(Graph& g, const RematOptions& o) {
   Built b = build_problem(g, o);
   r.fixed_bytes = b.p.fixed_bytes;
   b.p.budget = o.budget_bytes;  // the problem peak includes fixed_bytes; workspaces are pseudo entries
-  r.floor_bytes = remat_peak_floor(b.p);
+  // The problem holds the graph inputs all step; a plan frees each after its
+  // last use (labels after the loss), so its peak can be below the problem's
+  // floor by up to their bytes (resnet18 at k=1: by 256 bytes, the labels).
+  r.problem_floor = remat_peak_floor(b.p);
+  r.floor_bytes = r.problem_floor - b.input_bytes;
   if (r.floor_bytes > o.budget_bytes && r.floor_bytes >= o.lower_peak_floor_limit) {
     // No schedule fits, and the caller wants no lower peak (RematOptions).
     r.not_solved = true;
     r.note = fmt::format("infeasible: budget {} bytes; floor is {} bytes", o.budget_bytes, r.floor_bytes);
     return r;
   }
-  const RematSolution s = solve(b.p, o);
+  const RematSolution s = solve(b.p, o, b.input_bytes);
   check_limits(g, b, s);
   r.fits = s.feasible;
   r.note = s.note;
@@ -470,7 +481,7 @@ int64_t try_budget(const Graph& original, const PlanMemoryOptions& po, const Rem
     const int64_t peak = t.plan.summary.peak_bytes;
     const bool placed = t.plan.offset_method != kOffsetsSkipped;  // else peak is a lower bound
     best_peak = std::min(best_peak, peak);
-    if (target < rr.floor_bytes) {
+    if (target < rr.problem_floor) {
       below_floor = true;
       if (placed && sure(rr, o, peak)) fit->sure_fit = std::min(fit->sure_fit, peak);
     }

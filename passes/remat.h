@@ -90,7 +90,11 @@ struct RematResult {
   std::string note;
   int64_t fixed_bytes = 0;    // resident + inputs (aligned)
   int64_t problem_peak = 0;   // the solver's replayed peak, fixed_bytes included
-  int64_t floor_bytes = 0;    // remat_peak_floor of the problem: no schedule goes below it
+  /// No plan of any schedule peaks below this: the problem's floor less the
+  /// graph inputs, which the problem holds all step and a plan frees after
+  /// their last use.
+  int64_t floor_bytes = 0;
+  int64_t problem_floor = 0;  // remat_peak_floor of the problem (the solver's own)
   /// The floor is above the budget and at or above lower_peak_floor_limit:
   /// nothing was solved or applied (the graph is unchanged, no schedule).
   bool not_solved = false;
@@ -115,7 +119,7 @@ struct RematFit {
   /// peak of the lowest-peak try (the solver aimed below its floor), which a
   /// compile at any budget at or above it repeats (see the banner).
   int64_t sure_fit = INT64_MAX;
-  int64_t floor_bytes = 0;         // the solver's floor (remat_peak_floor)
+  int64_t floor_bytes = 0;         // RematResult::floor_bytes: no plan peaks below it
   std::string note;                // the solver's last note (why it bottomed out)
 };
 

@@ -23,6 +23,7 @@
 #include "compiler/pipeline.h"
 #include "compiler/size_parse.h"
 #include "passes/remat.h"
+#include "passes/remat_fast.h"
 #include "python-free-frontends/onnx_importer.h"
 #include "runtime/data_feed.h"
 #include "runtime/executor.h"
@@ -244,6 +245,36 @@ TEST(RematPass, KnownUnconstrainedPeakAndSkippedOffsetsKeepTheSureFit) {
 
   Graph unused = g;
   EXPECT_THROW(try_fit_budget(unused, {}, {.budget_bytes = plain.unconstrained_peak}, known), InternalError);
+}
+
+// The problem holds the graph inputs all step; a plan frees each after its
+// last use. So the problem's floor is no bound on a plan's peak: resnet18
+// (batch 32, k = 1, fp32) lowered to its problem floor peaks 256 bytes (its
+// labels) below it. The reported floor_bytes leaves the inputs out and bounds
+// every plan; before, that try did not count as a sure fit (its peak was
+// below "the floor") and a compile at 100 MiB named the unconstrained peak,
+// 771.5 MiB, as the smallest budget that fits instead of 446.2 MiB.
+TEST(RematPass, TheFloorBoundsThePlansPeakAndAPeakBelowTheProblemFloorIsSure) {
+  std::string path;
+  for (const CorpusModel& m : corpus_models())
+    if (m.opset == "opset17" && m.name == "resnet18") path = m.path;
+  ASSERT_FALSE(path.empty());
+  std::vector<Sample> samples = {cnn(), transformer(), {path, {{"batch", 32}}}};
+  int below_problem_floor = 0;
+  for (const Sample& s : samples) {
+    Graph g = compile_at(s, std::nullopt).graph;
+    const int64_t problem_floor = remat_peak_floor(remat_problem(g, {.budget_bytes = 1}));
+    const RematFit f = try_fit_budget(g, {}, {.budget_bytes = 1});
+    ASSERT_FALSE(f.fits) << s.path;
+    EXPECT_LE(f.floor_bytes, f.best_peak) << s.path;
+    EXPECT_LT(f.floor_bytes, problem_floor) << s.path;  // every model here has inputs
+    EXPECT_LT(f.sure_fit, f.unconstrained_peak) << s.path;
+    EXPECT_EQ(f.sure_fit, f.best_peak) << s.path;
+    if (f.best_peak < problem_floor) ++below_problem_floor;
+    // A compile at the sure fit fits.
+    EXPECT_LE(compile_at(s, f.sure_fit).plan.summary.peak_bytes, f.sure_fit) << s.path;
+  }
+  EXPECT_GT(below_problem_floor, 0);
 }
 
 // Micro-batching unrolls k replicas, replica i >= 1 of node X named
