@@ -96,7 +96,6 @@ struct Evaluated {
   int64_t resident_bytes = 0;        // of the unconstrained plan
   int64_t sure_fit = 0;              // RematFit::sure_fit (when it does not fit)
   int64_t floor = 0;                 // RematFit::floor_bytes (when remat ran)
-  std::string remat_note;            // the remat solver's last note
   double unconstrained_seconds = 0;  // every node once
 };
 
@@ -154,7 +153,6 @@ void fit_one(Evaluated& e, const SearchOptions& o, int64_t floor_limit,
   RematFit f = try_fit_budget(e.graph, po, ro, known);
   e.unconstrained_peak = f.unconstrained_peak;
   e.resident_bytes = f.plan.summary.resident_bytes;
-  e.remat_note = f.note;
   e.sure_fit = f.sure_fit;
   e.floor = f.floor_bytes;
   e.rec.fits = f.fits;
@@ -206,7 +204,6 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
   struct Reached {  // per planned candidate that did not fit
     LeverChoice choice;
     int64_t unconstrained = 0, resident = 0, sure_fit = 0, floor = 0;
-    std::string note;
   };
   std::vector<Reached> reached;
   std::optional<Evaluated> best;
@@ -252,8 +249,7 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
       if (e.fits_without_remat) stop = true;
       if (!e.rec.fits) {
         if (e.rec.peak_bytes > 0) {
-          reached.push_back({e.choice, e.unconstrained_peak, e.resident_bytes, e.sure_fit, e.floor,
-                             e.remat_note});
+          reached.push_back({e.choice, e.unconstrained_peak, e.resident_bytes, e.sure_fit, e.floor});
         }
         continue;
       }
@@ -325,7 +321,6 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
         }
         std::lock_guard<std::mutex> lock(mu);
         reached[i].sure_fit = e.sure_fit;
-        reached[i].note = e.remat_note;
         lowest_sure = std::min(lowest_sure, e.sure_fit);
       }
     };
@@ -351,11 +346,11 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     int64_t smallest = std::numeric_limits<int64_t>::max();
     std::string at;
     int64_t resident = 0;
-    std::string remat_note;
+    int64_t floor = 0;
     if (!reached.empty()) {
       const Reached& c = reached.front();
       resident = c.resident;
-      remat_note = c.note;
+      floor = c.floor;
       smallest = c.sure_fit;
       at = fmt::format("k={}, {}{}", c.choice.micro_batches, choice_label(c.choice),
                        smallest < c.unconstrained ? ", with rematerialization" : "");
@@ -376,7 +371,11 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
             ? (o.precision == "fp32" ? "fixed by --precision fp32"
                                      : "fp32 only (low precision is considered with --budget)")
             : "reached " + precision_label(precs.back()),
-        remat_note.empty() ? "" : " (" + remat_note + ")");
+        floor <= 0 ? ""
+                   : fmt::format(" (no plan of that candidate goes below its floor of {} bytes: "
+                                 "resident storage, the largest op's working set and what must "
+                                 "stay live across it)",
+                                 floor));
     throw Error(fmt::format(
         "cannot fit {} bytes: the smallest budget found that fits is {} bytes ({}, at {}; compile "
         "with --budget {} or more). The budget is from {}. Levers: {}; resident storage alone is {} bytes; "

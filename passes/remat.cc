@@ -558,7 +558,12 @@ RematFit fit_to_budget(Graph& g, const PlanMemoryOptions& popts, const RematOpti
       "cannot fit {} bytes: the smallest budget found that fits is {} bytes (so does every larger "
       "one; rematerialization bottomed out{}; resident storage alone is {} bytes; without rematerialization the peak "
       "is {} bytes)",
-      o.budget_bytes, hi, f.note.empty() ? "" : ": " + f.note, resident, unconstrained));
+      o.budget_bytes, hi,
+      f.floor_bytes <= 0 ? ""
+                         : fmt::format(": no plan goes below its floor of {} bytes (resident storage, the largest "
+                                       "op's working set and what must stay live across it)",
+                                       f.floor_bytes),
+      resident, unconstrained));
 }
 
 }  // namespace memplan

@@ -86,6 +86,12 @@ int64_t smallest_budget(const Sample& s) {
   } catch (const Error& e) {
     const int64_t b = number_after(e.what(), "the smallest budget found that fits is ");
     EXPECT_GT(b, 1024) << e.what();
+    // Rematerialization's lever in the user's terms: the winner's floor, not
+    // the solver's note against its internal target.
+    const int64_t floor = number_after(e.what(), "no plan of that candidate goes below its floor of ");
+    EXPECT_GT(floor, 1024) << e.what();
+    EXPECT_LE(floor, b) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("best peak reached"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(s.static_batch ? "Levers: micro-batching unavailable: "
                                                         : "Levers: micro-batching reached k="),
               std::string::npos)
