@@ -6,6 +6,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -330,7 +331,13 @@ SearchResult search_budget(const LowerFn& lower, const SearchOptions& o) {
     if (o.remat_solver != "fast") threads = 1;
     threads = std::min(threads, deferred.size());
     std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    for (size_t t = 1; t < threads; ++t) {
+      try {
+        pool.emplace_back(work);
+      } catch (const std::system_error&) {
+        break;  // no more threads to be had: the others do the work
+      }
+    }
     work();
     for (std::thread& t : pool) t.join();
     if (error) std::rethrow_exception(error);
