@@ -9,7 +9,10 @@
 // not fit. Its time is estimate_step_seconds() of the fitted plan: the cost
 // model's time of every op the plan runs, recomputations included, so k
 // micro-batches pay k times the launch costs and their smaller, less
-// efficient kernels, and low precision pays for its casts.
+// efficient kernels (node_time is a roofline: a 1/k-sized matmul still reads
+// its whole weight, so its arithmetic intensity drops and it turns
+// memory-bound; the efficiency factors themselves do not depend on size),
+// and low precision pays for its casts.
 //  - precisions: fp32 | bf16 | fp16 force one; auto tries fp32 and, when
 //    `auto_low` (the user gave --budget), the device's fastest low-precision
 //    type (bf16, or fp16 on devices without bf16), both with every eligible

@@ -120,10 +120,10 @@ void print_decisions(std::ostream& out, const Plan& p, int top) {
   if (d.recomputed.size() > static_cast<size_t>(top))
     out << fmt::format("    ... {} more\n", d.recomputed.size() - static_cast<size_t>(top));
   if (d.candidates.size() > 1) {
-    out << fmt::format("  candidates     {:>3} {:<9} {:<4} {:>12} {:>12} {:>9}  {}\n", "k",
+    out << fmt::format("  candidates     {:>3} {:<10} {:<4} {:>12} {:>12} {:>9}  {}\n", "k",
                        "precision", "fits", "peak", "est. step", "recompute", "note");
     for (const CandidateRecord& c : d.candidates)
-      out << fmt::format("                 {:>3} {:<9} {:<4} {:>12} {:>12} {:>9}  {}\n",
+      out << fmt::format("                 {:>3} {:<10} {:<4} {:>12} {:>12} {:>9}  {}\n",
                          c.micro_batches, c.precision, !c.planned ? "-" : c.fits ? "yes" : "no",
                          c.peak_bytes > 0 ? human(c.peak_bytes) : "-",
                          c.fits ? ms(c.step_seconds) : "-", c.fits ? std::to_string(c.recomputed) : "-",
