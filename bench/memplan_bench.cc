@@ -200,6 +200,8 @@ std::string min_feasible(const std::string& path, CompileOptions o) {
       CompileResult r = compile_model(path, o);
       if (r.plan.summary.peak_bytes > smallest || !verify_plan(r.plan).ok())
         check = ", compiled at it: over budget or unverified";
+      else
+        check = fmt::format("; a/LB {:.3f} there", ratio(r.plan.summary.arena_bytes, r.plan.summary.lower_bound_bytes));
     } catch (const Error&) {
       check = ", compiling at it fails";
     }
@@ -495,7 +497,8 @@ int main(int argc, char** argv) {
         "reports for an impossible one (1 KiB), with the time that failing compile took on one\n"
         "thread and with the default `--threads` (one per hardware thread: its last pass lowers\n"
         "the candidates' peaks in parallel; the bench checks the figure is the same). The bench\n"
-        "then compiles at the figure and notes it in the cell if that does not fit. A cell gives the chosen micro-batch count k, precision, recomputed node\n"
+        "then compiles at the figure and gives that plan's arena / lower bound (a/LB), or notes\n"
+        "that it does not fit. A cell gives the chosen micro-batch count k, precision, recomputed node\n"
         "runs r, the estimated step-time overhead against the unconstrained fp32 plan, the\n"
         "plan's arena / lower bound (a/LB), and the\n"
         "compile time (whole pipeline and search, one core); `no fit` means the budget is below\n"

@@ -549,6 +549,14 @@ TEST_P(BudgetSearchCorpus, SmallBindingAtEveryBudget) {
   fit(P * 7 / 10, "70%");
   fit(P / 2, "50%");
   fit(1024, "smallest");
+  // The default, --precision auto, where the search also tries bf16 and
+  // cost-selected mixes (opset 17: one export of each model is enough).
+  if (m.opset != "opset17") return;
+  o.precision = "auto";
+  fit(P * 9 / 10, "auto 90%");
+  fit(P * 7 / 10, "auto 70%");
+  fit(P / 2, "auto 50%");
+  fit(1024, "auto smallest");
 }
 
 INSTANTIATE_TEST_SUITE_P(Corpus, BudgetSearchCorpus, ::testing::ValuesIn(corpus_models()),
