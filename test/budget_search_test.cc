@@ -380,6 +380,28 @@ TEST(BudgetSearch, EarlyUpdatesLowerThePeakAndChangeNothing) {
   expect_identical(execute(e.plan), execute(f.plan), "k=4: early vs late updates");
 }
 
+/// Sample s compiled at `budget` with --precision `precision`: the plan fits,
+/// records that precision and some op computing in `dtype`.
+CompileResult compile_low(const Sample& s, const std::string& precision, DType dtype, int64_t budget) {
+  CompileOptions o = options(s, budget);
+  o.precision = precision;
+  CompileResult r = compile_model(s.path, o);
+  EXPECT_LE(r.plan.summary.peak_bytes, budget) << precision;
+  EXPECT_EQ(r.plan.decisions->precision, precision);
+  EXPECT_GT(r.plan.decisions->ops_low_precision, 0) << precision;
+  bool low_op = false;
+  for (const PlanOp& op : r.plan.ops) low_op |= op.dtype == dtype;
+  EXPECT_TRUE(low_op) << "the plan records the dtype each op computes in";
+  return r;
+}
+
+/// Executed, the low-precision plan's losses stay within 2e-2 relative of
+/// the fp32 plan's.
+void expect_losses_close(const Trace& got, const Trace& ref) {
+  for (size_t i = 0; i < got.losses.size(); ++i)
+    EXPECT_NEAR(got.losses[i], ref.losses[i], 2e-2 * std::abs(ref.losses[i])) << "step " << i;
+}
+
 // bf16 under a budget: the lowered plan fits, runs on the CPU (bf16 storage,
 // f32 compute) and stays close to the fp32 step. Tolerance 2e-2 relative on
 // the loss: bf16 keeps 8 mantissa bits (relative rounding 2^-9 = 2e-3 per
@@ -387,29 +409,19 @@ TEST(BudgetSearch, EarlyUpdatesLowerThePeakAndChangeNothing) {
 TEST(BudgetSearch, Bf16PlanUnderABudgetRunsCloseToFp32) {
   const Sample s = transformer();
   const Plan fp32 = compile_model(s.path, options(s, std::nullopt)).plan;
-  CompileOptions o = options(s, fp32.summary.peak_bytes * 8 / 10);
-  o.precision = "bf16";
-  CompileResult r = compile_model(s.path, o);
+  CompileResult r = compile_low(s, "bf16", DType::bf16, fp32.summary.peak_bytes * 8 / 10);
   ASSERT_TRUE(verify_plan(r.plan).ok());
-  EXPECT_LE(r.plan.summary.peak_bytes, *o.budget_bytes);
   const PlanDecisions& d = *r.plan.decisions;
-  EXPECT_EQ(d.precision, "bf16");
   // fp32 is no candidate here, but the reference is still the fp32 k=1 plan.
   EXPECT_EQ(d.unconstrained_peak_bytes, fp32.summary.peak_bytes);
   // The same ops summed in graph order versus schedule order: equal up to
   // rounding.
   EXPECT_NEAR(d.unconstrained_step_seconds, fp32.decisions->step_seconds,
               1e-12 * fp32.decisions->step_seconds);
-  EXPECT_GT(d.ops_low_precision, 0);
   EXPECT_GT(d.casts, 0);
-  bool low_op = false;
-  for (const PlanOp& op : r.plan.ops) low_op |= op.dtype == DType::bf16;
-  EXPECT_TRUE(low_op) << "the plan records the dtype each op computes in";
   // A GPU plan: its bf16 GEMMs run natively there (no staging in the plan).
   EXPECT_NE(r.plan.program.find("native_low_precision = 1"), std::string::npos);
-  const Trace got = execute(r.plan), ref = execute(fp32);
-  for (size_t i = 0; i < got.losses.size(); ++i)
-    EXPECT_NEAR(got.losses[i], ref.losses[i], 2e-2 * std::abs(ref.losses[i])) << "step " << i;
+  expect_losses_close(execute(r.plan), execute(fp32));
 }
 
 // fp16 under a budget: the same as bf16 above, with dynamic loss scaling in
@@ -419,22 +431,12 @@ TEST(BudgetSearch, Bf16PlanUnderABudgetRunsCloseToFp32) {
 TEST(BudgetSearch, Fp16PlanUnderABudgetRunsCloseToFp32) {
   const Sample s = transformer();
   const Plan fp32 = compile_model(s.path, options(s, std::nullopt)).plan;
-  CompileOptions o = options(s, fp32.summary.peak_bytes * 7 / 10);
-  o.precision = "fp16";
-  CompileResult r = compile_model(s.path, o);
+  CompileResult r = compile_low(s, "fp16", DType::f16, fp32.summary.peak_bytes * 7 / 10);
   ASSERT_TRUE(verify_plan(r.plan).ok());
-  EXPECT_LE(r.plan.summary.peak_bytes, *o.budget_bytes);
-  const PlanDecisions& d = *r.plan.decisions;
-  EXPECT_EQ(d.precision, "fp16");
-  EXPECT_TRUE(d.loss_scaling);
-  EXPECT_GT(d.ops_low_precision, 0);
-  bool low_op = false;
-  for (const PlanOp& op : r.plan.ops) low_op |= op.dtype == DType::f16;
-  EXPECT_TRUE(low_op);
+  EXPECT_TRUE(r.plan.decisions->loss_scaling);
   const Trace got = execute(r.plan), ref = execute(fp32);
   ASSERT_EQ(got.losses.size(), ref.losses.size());
-  for (size_t i = 0; i < got.losses.size(); ++i)
-    EXPECT_NEAR(got.losses[i], ref.losses[i], 2e-2 * std::abs(ref.losses[i])) << "step " << i;
+  expect_losses_close(got, ref);
 }
 
 TEST(BudgetSearch, PrecisionFlagsAreChecked) {
