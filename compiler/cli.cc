@@ -164,6 +164,10 @@ CompileOptions compile_options(const CompileArgs& a) {
   if (a.threads < 0 || a.threads > 1024)
     throw Error("--threads " + std::to_string(a.threads) + ": use 0 (one per hardware thread) to 1024");
   o.threads = static_cast<int>(a.threads);
+  if (a.offset_search_nodes < 0)
+    throw Error("--offset-search-nodes " + std::to_string(a.offset_search_nodes) +
+                ": use 0 (off) or a positive number of placements");
+  o.offset_search_nodes = a.offset_search_nodes;
   return o;
 }
 

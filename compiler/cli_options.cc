@@ -86,6 +86,11 @@ void add_compile_options(CLI::App& c, CompileArgs& a, bool for_compile) {
                "on: an optimizer update may run as soon as its gradient is complete (frees the "
                "gradient early); off: all updates after the backward pass")
       ->capture_default_str();
+  c.add_option("--offset-search-nodes", a.offset_search_nodes,
+               "When the final plan's arena is more than 0.5% above its lower bound, refine its "
+               "offsets with a search of at most this many placements (tens of microseconds "
+               "each on big graphs; 0: off)")
+      ->capture_default_str();
   c.add_option("--threads", a.threads,
                "Worker threads for the search when nothing fits the budget (it lowers each "
                "candidate's peak to find the smallest budget that fits; same answer for any "

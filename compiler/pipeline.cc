@@ -13,6 +13,7 @@
 #include "passes/bind_dims.h"
 #include "passes/infer_shapes.h"
 #include "passes/microbatch.h"
+#include "passes/plan_memory.h"
 #include "passes/precision.h"
 #include "passes/remat.h"
 #include "python-free-frontends/onnx_importer.h"
@@ -197,6 +198,22 @@ std::vector<int64_t> micro_batch_candidates(const Graph& imported, const Compile
 
 }  // namespace
 
+namespace {
+
+/// The final plan's offsets, refined by the offset search (the budget
+/// search plans many candidates without it: it is slow on big graphs). The
+/// chosen candidate's record gets the lower peak too.
+void refine_offsets(Plan& p, int64_t search_nodes) {
+  const int64_t old_peak = p.summary.peak_bytes;
+  if (!refine_plan_offsets(p, search_nodes) || !p.decisions) return;
+  for (CandidateRecord& c : p.decisions->candidates)
+    if (c.fits && c.peak_bytes == old_peak && c.micro_batches == p.decisions->micro_batches &&
+        c.precision == p.decisions->precision)
+      c.peak_bytes = p.summary.peak_bytes;
+}
+
+}  // namespace
+
 CompileResult compile_model(const std::string& onnx_path, const CompileOptions& opts) {
   if (opts.mode != "inference" && opts.mode != "training")
     throw Error("--mode " + opts.mode + ": unknown mode; use training (the default) or inference");
@@ -292,6 +309,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       }
       if (!opts.budget_bytes) r.plan.budget_bytes.reset();
     }
+    refine_offsets(r.plan, opts.offset_search_nodes);
   } catch (const Error& e) {
     throw Error(onnx_path + ": " + e.what());
   }

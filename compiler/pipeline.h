@@ -55,6 +55,11 @@ struct CompileOptions {
   /// beyond the CPU kernel's own need. 0: only the CPU kernel's need.
   int64_t conv_workspace_bytes = 0;
   int threads = 0;  // --threads: SearchOptions::threads
+  /// --offset-search-nodes: the final plan's arena offsets are refined by
+  /// the offset search (passes/plan_memory.h refine_plan_offsets) with at
+  /// most this many placements when its arena is more than 0.5% above the
+  /// lower bound. 0: off.
+  int64_t offset_search_nodes = 300000;
 };
 
 struct CompileResult {

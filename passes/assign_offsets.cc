@@ -12,6 +12,7 @@
 #include <set>
 
 #include "passes/lifetimes.h"
+#include "passes/offset_search.h"
 #include "runtime/rng.h"
 
 namespace memplan {
@@ -379,6 +380,10 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
         }
       }
     }
+    if (opts.only.empty() && opts.search_nodes > 0)
+      (void)lower_arena_by_search(bufs, best, lb,
+                                  {.alignment = opts.alignment, .max_nodes = opts.search_nodes},
+                                  opts.fit_bytes);
   }
   if (!opts.only.empty() && best.order.empty() && best.gave_up.empty())
     throw Error("unknown offset order '" + opts.only +

@@ -16,7 +16,8 @@
 //    always finishes, in O(n log n). While the arena is more than 0.5% above
 //    the lower bound, `restarts` perturbed orders follow, then squeaky-wheel
 //    rounds: the buffers that ended above the lower bound go first next time
-//    (with fit_bytes, only until the arena fits it).
+//    (with fit_bytes, only until the arena fits it). With search_nodes, a
+//    bounded offset search (offset_search.h) comes last.
 //
 // Cost: placing a buffer queries a segment tree over time whose nodes keep the
 // merged union of the offset intervals placed under them, so the work is the
@@ -69,6 +70,13 @@ struct OffsetOptions {
   /// arena ends at most fit_bytes, and the arena when it does not, are the
   /// same as without it.
   std::optional<int64_t> fit_bytes;
+  /// best-of, last: when the arena is still more than 0.5% above the lower
+  /// bound, up to this many placements of the offset search
+  /// (offset_search.h), aimed first just below the best arena, then halfway
+  /// to the lower bound while it keeps succeeding. 0: off. Each placement
+  /// costs tens of microseconds on graphs of 10-30k buffers, so planners
+  /// that place many candidate plans leave it off and the final plan uses it.
+  int64_t search_nodes = 0;
 };
 
 struct OffsetResult {

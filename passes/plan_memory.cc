@@ -1,6 +1,7 @@
 #include "passes/plan_memory.h"
 
 #include "passes/lifetimes.h"
+#include "passes/offset_search.h"
 
 #include <cstdint>
 
@@ -103,6 +104,64 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
   p.summary.peak_step = lt.peak_step;
   p.summary.peak_bytes = p.summary.arena_bytes + p.summary.resident_bytes;
   return p;
+}
+
+bool refine_plan_offsets(Plan& p, int64_t search_nodes) {
+  if (search_nodes <= 0 || p.offset_method == kOffsetsSkipped) return false;
+  const int32_t n = static_cast<int32_t>(p.tensors.size());
+  const int32_t steps = static_cast<int32_t>(p.ops.size());
+  auto root = [&](int32_t t) {
+    for (int32_t hops = 0; hops <= n && p.tensors[t].placement == Placement::alias; ++hops)
+      t = p.tensors[t].alias_of;
+    return t;
+  };
+  // Lifetimes of storage roots: from the step that writes the root (graph
+  // inputs: step 0) to the last step that reads or writes it or a view of it
+  // (graph outputs: the last step).
+  std::vector<int32_t> start(n, -1), end(n, -1);
+  for (int32_t t : p.inputs) start[root(t)] = 0;
+  for (int32_t s = 0; s < steps; ++s) {
+    for (int32_t t : p.ops[s].inputs)
+      if (t >= 0) end[root(t)] = std::max(end[root(t)], s);
+    for (int32_t t : p.ops[s].outputs) {
+      if (t < 0) continue;
+      const int32_t r = root(t);
+      if (r == t) start[r] = s;
+      end[r] = std::max(end[r], s);
+    }
+  }
+  for (int32_t t : p.outputs) end[root(t)] = std::max(0, steps - 1);
+  std::vector<Buffer> bufs;
+  std::vector<int32_t> owner;  // tensor index, or -1 - step for a workspace
+  OffsetResult cur;
+  for (int32_t i = 0; i < n; ++i) {
+    const PlanTensor& t = p.tensors[i];
+    if (t.placement != Placement::arena || t.bytes <= 0) continue;
+    const int32_t s = std::max(start[i], 0);
+    bufs.push_back({t.bytes, s, std::max(end[i], s)});
+    owner.push_back(i);
+    cur.offsets.push_back(t.offset);
+  }
+  for (int32_t s = 0; s < steps; ++s)
+    if (p.ops[s].workspace_bytes > 0) {
+      bufs.push_back({p.ops[s].workspace_bytes, s, s});
+      owner.push_back(-1 - s);
+      cur.offsets.push_back(p.ops[s].workspace_offset);
+    }
+  cur.arena_bytes = p.summary.arena_bytes;
+  if (!lower_arena_by_search(bufs, cur, p.summary.lower_bound_bytes,
+                             {.alignment = p.alignment, .max_nodes = search_nodes}))
+    return false;
+  for (size_t b = 0; b < bufs.size(); ++b) {
+    if (owner[b] >= 0)
+      p.tensors[owner[b]].offset = cur.offsets[b];
+    else
+      p.ops[-1 - owner[b]].workspace_offset = cur.offsets[b];
+  }
+  p.summary.peak_bytes += cur.arena_bytes - p.summary.arena_bytes;
+  p.summary.arena_bytes = cur.arena_bytes;
+  p.offset_method += "+search";
+  return true;
 }
 
 }  // namespace memplan
