@@ -510,7 +510,7 @@ int main(int argc, char** argv) {
         "the candidates' peaks in parallel; the bench checks the figure is the same). The bench\n"
         "then compiles at the figure and gives that plan's arena / lower bound (a/LB) as the budget\n"
         "search leaves it and, where above 1.005, after the final plan's offset search\n"
-        "(`--offset-search-nodes`, default 300000 placements; its time on its own), or notes\n"
+        "(`--offset-search-nodes`, default 200000 placements; its time on its own), or notes\n"
         "that it does not fit. A cell gives the chosen micro-batch count k, precision, recomputed node\n"
         "runs r, the estimated step-time overhead against the unconstrained fp32 plan, the\n"
         "plan's arena / lower bound (a/LB), and the\n"

@@ -32,7 +32,7 @@ struct CompileArgs {
   std::string precision = "auto", early_updates = "on", conv_workspace = "0";
   int64_t micro_batches = 0;  // 0: the solver chooses
   int64_t threads = 0;        // 0: one per hardware thread
-  int64_t offset_search_nodes = 300000;
+  int64_t offset_search_nodes = 200000;
 };
 
 /// Registers the compile flags on `c` (`compile`; `sweep` without the

@@ -59,7 +59,7 @@ struct CompileOptions {
   /// the offset search (passes/plan_memory.h refine_plan_offsets) with at
   /// most this many placements when its arena is more than 0.5% above the
   /// lower bound. 0: off.
-  int64_t offset_search_nodes = 300000;
+  int64_t offset_search_nodes = 200000;
 };
 
 struct CompileResult {

@@ -17,7 +17,7 @@ constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
 /// Per section: T = total size of the unplaced buffers there, F = floor (top of
 /// the highest placed buffer there, 0 if none). Keeps range maxima of T, F and
 /// F + T under range updates "T -= size, F := floor", and undoes them from a
-/// log of the nodes each update or query touched.
+/// log of the nodes each update touched.
 class SectionTree {
  public:
   explicit SectionTree(const std::vector<int64_t>& total) {
@@ -34,7 +34,7 @@ class SectionTree {
     int64_t t = kNone, f = kNone, ft = kNone;
   };
   /// Maxima over sections [lo, hi).
-  Max max_in(int32_t lo, int32_t hi) {
+  Max max_in(int32_t lo, int32_t hi) const {
     Max m;
     query(1, 0, size_, lo, hi, m);
     return m;
@@ -87,18 +87,24 @@ class SectionTree {
     update(2 * x + 1, m, r, lo, hi, add, floor);
     pull(x);
   }
-  void query(int32_t x, int32_t l, int32_t r, int32_t lo, int32_t hi, Max& m) {
-    if (hi <= l || r <= lo) return;
+  /// Read-only: the tags pending above x (adds summed; the floor of the
+  /// highest ancestor that has one, the newest, since an update pushes a
+  /// node's tags down before passing it) are applied on the fly.
+  void query(int32_t x, int32_t l, int32_t r, int32_t lo, int32_t hi, Max& m,
+             int64_t add = 0, int64_t floor = kNone) const {
+    if (hi <= l || r <= lo || node_[x].t == kNone) return;
+    const Node& n = node_[x];
     if (lo <= l && r <= hi) {
-      m.t = std::max(m.t, node_[x].t);
-      m.f = std::max(m.f, node_[x].f);
-      m.ft = std::max(m.ft, node_[x].ft);
+      const int64_t t = n.t + add;
+      m.t = std::max(m.t, t);
+      m.f = std::max(m.f, floor != kNone ? floor : n.f);
+      m.ft = std::max(m.ft, floor != kNone ? floor + t : n.ft + add);
       return;
     }
-    push(x);
     const int32_t mid = l + (r - l) / 2;
-    query(2 * x, l, mid, lo, hi, m);
-    query(2 * x + 1, mid, r, lo, hi, m);
+    const int64_t child_floor = floor != kNone ? floor : n.floor;
+    query(2 * x, l, mid, lo, hi, m, add + n.add, child_floor);
+    query(2 * x + 1, mid, r, lo, hi, m, add + n.add, child_floor);
   }
 
   int32_t size_ = 1;
@@ -503,7 +509,7 @@ bool lower_arena_by_search(const std::vector<Buffer>& bufs, OffsetResult& best, 
   int64_t cap = best.arena_bytes - al;
   while (left > 0 && !tight() && cap > out_of_reach) {
     OffsetSearchOptions o = opts;
-    o.max_nodes = left / 2 >= static_cast<int64_t>(bufs.size()) ? left / 2 : left;
+    o.max_nodes = std::min(left, std::max(5 * static_cast<int64_t>(bufs.size()), left / 4));
     OffsetSearchResult r = search_offsets(bufs, cap, o);
     left -= r.nodes;
     if (!r.offsets) {

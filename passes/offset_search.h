@@ -71,8 +71,9 @@ OffsetSearchResult search_offsets(const std::vector<Buffer>& buffers, int64_t ca
 /// most bytes live at one step, sizes aligned, are `lower_bound`) with
 /// searches at falling capacities: first just below its arena, then halfway
 /// between the best arena found and the highest capacity found (or given up)
-/// out of reach, each with at most half the nodes left (the last with all of
-/// them), all within opts.max_nodes. Stops once the arena is within 0.5% of
+/// out of reach; each try may spend 5 x buffers placements (one descent per
+/// priority order) or a quarter of the nodes left, whichever is more, all
+/// within opts.max_nodes. Stops once the arena is within 0.5% of
 /// the lower bound, or at most `fit_bytes`. Returns whether `best` changed
 /// (its order then reads "search").
 bool lower_arena_by_search(const std::vector<Buffer>& buffers, OffsetResult& best,
