@@ -194,8 +194,9 @@ std::string min_feasible(const std::string& path, CompileOptions o) {
       again == smallest ? fmt::format("; {:.1f} s on {} threads", threaded_secs, std::thread::hardware_concurrency())
                         : ", a different figure with threads";
   // The claim checked: compiling at the figure fits. The plan's a/LB is
-  // given as the budget search leaves it and after the final plan's offset
-  // search (--offset-search-nodes, timed here on its own).
+  // given as the budget search leaves it and after the final plan's
+  // refinement (first-fit best-of, then the offset search;
+  // --offset-search-nodes), timed here on its own.
   o.budget_bytes = smallest;
   const int64_t search_nodes = o.offset_search_nodes;
   o.offset_search_nodes = 0;
@@ -210,10 +211,11 @@ std::string min_feasible(const std::string& path, CompileOptions o) {
       check = ", compiled at it: over budget or unverified";
     else if (!refined)
       check = fmt::format("; a/LB {:.3f} there{}", before,
-                          before > 1.005 ? fmt::format(", search {:.1f} s found no lower", refine_s) : "");
+                          before > 1.005 ? fmt::format(", refinement {:.1f} s found no lower", refine_s) : "");
     else
-      check = fmt::format("; a/LB {:.3f} there, {:.3f} after the offset search ({:.1f} s)", before,
-                          ratio(r.plan.summary.arena_bytes, r.plan.summary.lower_bound_bytes), refine_s);
+      check = fmt::format("; a/LB {:.3f} there, {:.3f} refined by {} ({:.1f} s)", before,
+                          ratio(r.plan.summary.arena_bytes, r.plan.summary.lower_bound_bytes),
+                          r.plan.offset_method.substr(r.plan.offset_method.find('+') + 1), refine_s);
   } catch (const Error&) {
     check = ", compiling at it fails";
   }
@@ -509,8 +511,9 @@ int main(int argc, char** argv) {
         "thread and with the default `--threads` (one per hardware thread: its last pass lowers\n"
         "the candidates' peaks in parallel; the bench checks the figure is the same). The bench\n"
         "then compiles at the figure and gives that plan's arena / lower bound (a/LB) as the budget\n"
-        "search leaves it and, where above 1.005, after the final plan's offset search\n"
-        "(`--offset-search-nodes`, default 200000 placements; its time on its own), or notes\n"
+        "search leaves it and, where above 1.005, after the final plan's refinement (best-of\n"
+        "again with first fit, then the offset search, `--offset-search-nodes`, default 200000\n"
+        "placements; which of them lowered it, and its time on its own), or notes\n"
         "that it does not fit. A cell gives the chosen micro-batch count k, precision, recomputed node\n"
         "runs r, the estimated step-time overhead against the unconstrained fp32 plan, the\n"
         "plan's arena / lower bound (a/LB), and the\n"

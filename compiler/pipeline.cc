@@ -196,10 +196,6 @@ std::vector<int64_t> micro_batch_candidates(const Graph& imported, const Compile
   return ks;
 }
 
-}  // namespace
-
-namespace {
-
 /// The final plan's offsets, refined by the offset search (the budget
 /// search plans many candidates without it: it is slow on big graphs). The
 /// chosen candidate's record gets the lower peak too.

@@ -99,11 +99,12 @@ class OffsetIndex {
   std::vector<Set> cover_, sub_;
 };
 
-/// Best-fit placement of buffers in the given order. Gives up (nullopt) once
-/// the busy intervals examined exceed `max_work`.
+/// Best-fit (or first-fit: the lowest hole that fits) placement of buffers
+/// in the given order. Gives up (nullopt) once the busy intervals examined
+/// exceed `max_work`.
 std::optional<OffsetResult> place(const std::vector<Buffer>& bufs,
                                   const std::vector<uint32_t>& order, int64_t alignment,
-                                  int64_t max_work) {
+                                  int64_t max_work, bool first_fit = false) {
   int32_t steps = 1;
   for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
   OffsetResult r;
@@ -122,11 +123,12 @@ std::optional<OffsetResult> place(const std::vector<Buffer>& bufs,
     work += static_cast<int64_t>(busy.size()) + 1;
     if (work > max_work) return std::nullopt;
     // The holes between the (possibly overlapping) busy intervals, lowest
-    // first; the smallest hole that fits wins, else the top.
+    // first; the smallest hole that fits wins (first fit: the lowest), else
+    // the top.
     int64_t best = -1, best_gap = std::numeric_limits<int64_t>::max(), top = 0;
     for (auto [lo, hi] : busy) {
       const int64_t gap = lo - top;
-      if (gap >= size && gap < best_gap) {
+      if (gap >= size && (first_fit ? best < 0 : gap < best_gap)) {
         best = top;
         best_gap = gap;
       }
@@ -305,8 +307,9 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
   auto consider = [&](const std::vector<uint32_t>& order, const char* name) {
     if (!opts.only.empty() && opts.only != name) return;
     std::optional<OffsetResult> r =
-        !std::strcmp(name, "start") ? place_by_start(bufs, order, opts.alignment)
-                                    : place(bufs, order, opts.alignment, max_work);
+        !std::strcmp(name, "start") && !opts.first_fit
+            ? place_by_start(bufs, order, opts.alignment)
+            : place(bufs, order, opts.alignment, max_work, opts.first_fit);
     if (!r) {
       best.gave_up.push_back(name);
       return;
@@ -366,7 +369,8 @@ OffsetResult assign_offsets(const std::vector<Buffer>& bufs, const OffsetOptions
       for (size_t t = 0; t < starts && !tight(); ++t) {
         std::vector<uint32_t>& cur = tried[t].second;
         for (int it = 0; it < opts.squeaky_iterations && !tight(); ++it) {
-          std::optional<OffsetResult> r = place(bufs, cur, opts.alignment, max_work);
+          std::optional<OffsetResult> r =
+              place(bufs, cur, opts.alignment, max_work, opts.first_fit);
           if (!r) break;
           const auto high = std::stable_partition(cur.begin(), cur.end(), [&](uint32_t id) {
             return r->offsets[id] + align_up(bufs[id].size, opts.alignment) > lb;

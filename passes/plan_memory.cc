@@ -4,6 +4,7 @@
 #include "passes/offset_search.h"
 
 #include <cstdint>
+#include <string>
 
 namespace memplan {
 
@@ -149,9 +150,18 @@ bool refine_plan_offsets(Plan& p, int64_t search_nodes) {
       cur.offsets.push_back(p.ops[s].workspace_offset);
     }
   cur.arena_bytes = p.summary.arena_bytes;
-  if (!lower_arena_by_search(bufs, cur, p.summary.lower_bound_bytes,
-                             {.alignment = p.alignment, .max_nodes = search_nodes}))
-    return false;
+  const int64_t lb = p.summary.lower_bound_bytes;
+  if (cur.arena_bytes * 200 <= lb * 201) return false;
+  std::string how;
+  // Best-of again with first fit: a different packing, sometimes lower.
+  OffsetResult ff = assign_offsets(bufs, {.alignment = p.alignment, .first_fit = true});
+  if (ff.offsets.size() == bufs.size() && ff.arena_bytes > 0 && ff.arena_bytes < cur.arena_bytes) {
+    cur = std::move(ff);
+    how = "+first-fit";
+  }
+  if (lower_arena_by_search(bufs, cur, lb, {.alignment = p.alignment, .max_nodes = search_nodes}))
+    how += "+search";
+  if (how.empty()) return false;
   for (size_t b = 0; b < bufs.size(); ++b) {
     if (owner[b] >= 0)
       p.tensors[owner[b]].offset = cur.offsets[b];
@@ -160,7 +170,7 @@ bool refine_plan_offsets(Plan& p, int64_t search_nodes) {
   }
   p.summary.peak_bytes += cur.arena_bytes - p.summary.arena_bytes;
   p.summary.arena_bytes = cur.arena_bytes;
-  p.offset_method += "+search";
+  p.offset_method += how;
   return true;
 }
 

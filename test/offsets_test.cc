@@ -20,7 +20,7 @@ namespace {
 
 std::vector<int64_t> naive_best_fit(const std::vector<Buffer>& bufs,
                                     const std::vector<uint32_t>& order, int64_t align,
-                                    int64_t* arena) {
+                                    int64_t* arena, bool first_fit = false) {
   std::vector<int64_t> off(bufs.size(), -1);
   std::vector<uint32_t> placed;
   *arena = 0;
@@ -38,7 +38,7 @@ std::vector<int64_t> naive_best_fit(const std::vector<Buffer>& bufs,
     std::sort(busy.begin(), busy.end());
     int64_t best = -1, best_gap = INT64_MAX, top = 0;
     for (auto [lo, hi] : busy) {
-      if (lo - top >= size && lo - top < best_gap) {
+      if (lo - top >= size && (first_fit ? best < 0 : lo - top < best_gap)) {
         best = top;
         best_gap = lo - top;
       }
@@ -92,6 +92,35 @@ void expect_disjoint(const std::vector<Buffer>& bufs, const OffsetResult& r, int
       ASSERT_TRUE(apart) << "buffers " << i << " and " << j << " overlap";
     }
   }
+}
+
+// OffsetOptions::first_fit: each order places every buffer into the lowest
+// hole that fits, as the naive placement does with first_fit; the start
+// order too (it then runs as per-buffer queries, not the sweep).
+TEST(OffsetsTest, FirstFitMatchesNaiveFirstFit) {
+  auto by_size = [](const Buffer& a, const Buffer& b) {
+    return a.size != b.size ? a.size > b.size : a.start < b.start;
+  };
+  auto by_start = [](const Buffer& a, const Buffer& b) {
+    return a.start != b.start ? a.start < b.start : a.size > b.size;
+  };
+  int differs = 0;
+  for (uint32_t seed = 1; seed <= 30; ++seed) {
+    std::vector<Buffer> bufs = random_buffers(seed, 40 + static_cast<int>(seed * 13 % 300));
+    for (auto [name, less] : {std::pair<const char*, std::function<bool(const Buffer&, const Buffer&)>>{
+                                  "size", by_size},
+                              {"start", by_start}}) {
+      int64_t arena = 0, best_arena = 0;
+      std::vector<int64_t> want = naive_best_fit(bufs, order_by(bufs, less), 256, &arena, true);
+      (void)naive_best_fit(bufs, order_by(bufs, less), 256, &best_arena);
+      OffsetResult got = assign_offsets(bufs, {.only = name, .first_fit = true});
+      EXPECT_EQ(got.offsets, want) << "seed " << seed << " order " << name;
+      EXPECT_EQ(got.arena_bytes, arena) << "seed " << seed << " order " << name;
+      expect_disjoint(bufs, got, 256);
+      differs += arena != best_arena;
+    }
+  }
+  EXPECT_GE(differs, 10) << "first fit and best fit should differ on some of these";
 }
 
 TEST(OffsetsTest, EveryOrderMatchesNaiveBestFit) {

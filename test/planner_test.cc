@@ -254,7 +254,7 @@ TEST(PlannerTest, OffsetsAreSkippedOnlyAboveTheLimit) {
 // from the op list are no shorter than the verifier's), keep its lower
 // bound and shrink; a plan within 0.5% of its lower bound is left alone.
 TEST(PlannerTest, RefinedOffsetsVerifyAndShrinkTheArena) {
-  int best_of_loose = 0, best_of_refined = 0, stacked_refined = 0, stacked_tight = 0;
+  int best_of_loose = 0, best_of_refined = 0, stacked_refined = 0, stacked_tight = 0, searched = 0;
   for (uint32_t seed = 1; seed <= 30; ++seed) {
     const Graph g = random_graph(seed, 20 + static_cast<int>(seed * 5 % 80));
     for (bool stack : {false, true}) {
@@ -288,18 +288,22 @@ TEST(PlannerTest, RefinedOffsetsVerifyAndShrinkTheArena) {
       ASSERT_TRUE(r.ok()) << "seed " << seed << (stack ? " stacked" : "") << "\n" << errors(r);
       EXPECT_EQ(p.summary.lower_bound_bytes, lb);
       EXPECT_LT(p.summary.arena_bytes, before);
-      EXPECT_TRUE(p.offset_method.ends_with("+search")) << p.offset_method;
+      EXPECT_TRUE(p.offset_method.ends_with("+search") || p.offset_method.ends_with("+first-fit"))
+          << p.offset_method;
+      if (p.offset_method.ends_with("+search")) ++searched;
       ++(stack ? stacked_refined : best_of_refined);
       if (stack && p.summary.arena_bytes * 200 <= lb * 201) ++stacked_tight;
     }
   }
   // Deterministic: best-of leaves 13 of these 30 plans more than 0.5% above
-  // their lower bound and the search lowers all 13; it brings 29 of the 30
-  // stacked arenas within 0.5% (the last to 0.8%).
+  // their lower bound and the refinement lowers all 13; it brings all 30
+  // stacked arenas within 0.5%; the search (after the first-fit pass) has
+  // the last word on 26 of the 43 it refines.
   EXPECT_GE(best_of_loose, 13);
+  EXPECT_GE(stacked_tight, 30);
+  EXPECT_GE(searched, 20);
   EXPECT_EQ(best_of_refined, best_of_loose);
   EXPECT_GE(stacked_refined, 30);
-  EXPECT_GE(stacked_tight, 29);
 }
 
 TEST(PlannerTest, RandomSchedulesOfOneGraphVerify) {
