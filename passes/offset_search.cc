@@ -221,7 +221,6 @@ class Search {
     by_rank_.resize(n);
     for (size_t i = 0; i < n; ++i) by_rank_[rank[i]] = static_cast<uint32_t>(i);
     stored_.assign(n, 0);
-    off_.assign(n, -1);
     solution_.assign(n, -1);
   }
 
@@ -382,7 +381,6 @@ class Search {
   /// Places c at `at`; appends to `cuts` the section boundaries that no
   /// unplaced buffer crosses any more (as the first section after each).
   void place(Part& part, uint32_t c, int64_t at, std::vector<int32_t>& cuts) {
-    off_[c] = at;
     solution_[c] = at;
     part.order.erase({at, rank_[c]});
     part.tops.erase({at + p_.size[c], rank_[c]});
@@ -411,9 +409,10 @@ class Search {
     tree_.undo(tree_mark);
     for (; log_.size() > log_mark; log_.pop_back())
       set_stored(part, log_.back().first, log_.back().second);
-    part.order.insert({off_[c], rank_[c]});
-    part.tops.insert({off_[c] + p_.size[c], rank_[c]});
-    off_[c] = -1;
+    // A placed buffer's stored offset is where it sits: nothing refreshes it
+    // while it is out of the sets.
+    part.order.insert({stored_[c], rank_[c]});
+    part.tops.insert({stored_[c] + p_.size[c], rank_[c]});
   }
 
   const Problem& p_;
@@ -422,7 +421,7 @@ class Search {
   SectionTree tree_;
   CutTree cuts_;
   std::vector<uint32_t> by_rank_, passed_;
-  std::vector<int64_t> stored_, off_, solution_;
+  std::vector<int64_t> stored_, solution_;
   std::vector<std::pair<uint32_t, int64_t>> log_;  // (buffer, previous stored offset)
 };
 
@@ -492,10 +491,6 @@ OffsetSearchResult search_offsets(const std::vector<Buffer>& bufs, int64_t capac
   }
   return r;
 }
-
-}  // namespace memplan
-
-namespace memplan {
 
 bool lower_arena_by_search(const std::vector<Buffer>& bufs, OffsetResult& best, int64_t lb,
                            const OffsetSearchOptions& opts, std::optional<int64_t> fit_bytes) {

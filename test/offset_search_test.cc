@@ -135,6 +135,14 @@ void perfect(std::mt19937& rng, int32_t t0, int32_t t1, int64_t h, int depth,
   }
 }
 
+/// perfect() over `steps` steps and `height` units, in shuffled order.
+std::vector<Buffer> perfect_problem(std::mt19937& rng, int32_t steps, int64_t height, int depth) {
+  std::vector<Buffer> bufs;
+  perfect(rng, 0, steps - 1, height, depth, bufs);
+  std::shuffle(bufs.begin(), bufs.end(), rng);
+  return bufs;
+}
+
 // Problems built to fill their lower bound exactly (10-170 buffers): the
 // search reaches the lower bound within its node budget on most, and
 // best-of's best-fit orders miss it on some.
@@ -142,9 +150,7 @@ TEST(OffsetSearch, ReachesTheLowerBoundOfPerfectPackings) {
   std::mt19937 rng(11);
   int best_of_misses = 0, problems = 0, found = 0;
   for (int k = 0; k < 60; ++k) {
-    std::vector<Buffer> bufs;
-    perfect(rng, 0, 30, 24, 9, bufs);
-    std::shuffle(bufs.begin(), bufs.end(), rng);
+    const std::vector<Buffer> bufs = perfect_problem(rng, 31, 24, 9);
     const int64_t lb = lower_bound_of(bufs);
     ASSERT_EQ(lb, 24 * kAlign);
     ++problems;
@@ -167,9 +173,7 @@ TEST(OffsetSearch, SearchNodesLowerBestOfToTheLowerBound) {
   std::mt19937 rng(12);
   int lowered = 0, at_lb = 0, plain_at_lb = 0;
   for (int k = 0; k < 40; ++k) {
-    std::vector<Buffer> bufs;
-    perfect(rng, 0, 40, 32, 10, bufs);
-    std::shuffle(bufs.begin(), bufs.end(), rng);
+    const std::vector<Buffer> bufs = perfect_problem(rng, 41, 32, 10);
     const int64_t lb = lower_bound_of(bufs);
     const OffsetResult plain = assign_offsets(bufs, {.alignment = kAlign});
     const OffsetResult searched =
@@ -193,9 +197,7 @@ TEST(OffsetSearch, SearchNodesLowerBestOfToTheLowerBound) {
 // neither returns offsets nor claims to have exhausted the tree.
 TEST(OffsetSearch, StopsAtTheNodeLimit) {
   std::mt19937 rng(13);
-  std::vector<Buffer> bufs;
-  perfect(rng, 0, 200, 64, 14, bufs);
-  std::shuffle(bufs.begin(), bufs.end(), rng);
+  const std::vector<Buffer> bufs = perfect_problem(rng, 201, 64, 14);
   const int64_t lb = lower_bound_of(bufs);
   OffsetSearchResult r = search_offsets(bufs, lb, {.alignment = kAlign, .max_nodes = 10});
   EXPECT_FALSE(r.offsets);
