@@ -195,17 +195,18 @@ std::string min_feasible(const std::string& path, CompileOptions o) {
                         : ", a different figure with threads";
   // The claim checked: compiling at the figure fits. The plan's a/LB is
   // given as the budget search leaves it and after the final plan's
-  // refinement (first-fit best-of, then the offset search;
-  // --offset-search-nodes), timed here on its own.
+  // refinement (first-fit best-of, window repacking, the offset search;
+  // --offset-repack-work, --offset-search-nodes), timed here on its own.
   o.budget_bytes = smallest;
-  const int64_t search_nodes = o.offset_search_nodes;
+  const int64_t search_nodes = o.offset_search_nodes, repack_work = o.offset_repack_work;
   o.offset_search_nodes = 0;
+  o.offset_repack_work = 0;
   std::string check;
   try {
     CompileResult r = compile_model(path, o);
     const double before = ratio(r.plan.summary.arena_bytes, r.plan.summary.lower_bound_bytes);
     const auto t1 = std::chrono::steady_clock::now();
-    const bool refined = refine_plan_offsets(r.plan, search_nodes);
+    const bool refined = refine_plan_offsets(r.plan, search_nodes, repack_work);
     const double refine_s = seconds_since(t1);
     if (r.plan.summary.peak_bytes > smallest || !verify_plan(r.plan).ok())
       check = ", compiled at it: over budget or unverified";
@@ -512,7 +513,8 @@ int main(int argc, char** argv) {
         "the candidates' peaks in parallel; the bench checks the figure is the same). The bench\n"
         "then compiles at the figure and gives that plan's arena / lower bound (a/LB) as the budget\n"
         "search leaves it and, where above 1.005, after the final plan's refinement (best-of\n"
-        "again with first fit, then the offset search, `--offset-search-nodes`, default 200000\n"
+        "again with first fit, then window repacking, `--offset-repack-work`, default 4000000\n"
+        "placements, then the offset search, `--offset-search-nodes`, default 200000\n"
         "placements; which of them lowered it, and its time on its own), or notes\n"
         "that it does not fit. A cell gives the chosen micro-batch count k, precision, recomputed node\n"
         "runs r, the estimated step-time overhead against the unconstrained fp32 plan, the\n"

@@ -168,6 +168,10 @@ CompileOptions compile_options(const CompileArgs& a) {
     throw Error("--offset-search-nodes " + std::to_string(a.offset_search_nodes) +
                 ": use 0 (off) or a positive number of placements");
   o.offset_search_nodes = a.offset_search_nodes;
+  if (a.offset_repack_work < 0)
+    throw Error("--offset-repack-work " + std::to_string(a.offset_repack_work) +
+                ": use 0 (off) or a positive number of placements");
+  o.offset_repack_work = a.offset_repack_work;
   return o;
 }
 

@@ -33,6 +33,7 @@ struct CompileArgs {
   int64_t micro_batches = 0;  // 0: the solver chooses
   int64_t threads = 0;        // 0: one per hardware thread
   int64_t offset_search_nodes = 200000;
+  int64_t offset_repack_work = 4'000'000;
 };
 
 /// Registers the compile flags on `c` (`compile`; `sweep` without the

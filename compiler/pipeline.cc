@@ -196,12 +196,13 @@ std::vector<int64_t> micro_batch_candidates(const Graph& imported, const Compile
   return ks;
 }
 
-/// The final plan's offsets, refined by the offset search (the budget
-/// search plans many candidates without it: it is slow on big graphs). The
-/// chosen candidate's record gets the lower peak too.
-void refine_offsets(Plan& p, int64_t search_nodes) {
+/// The final plan's offsets, refined by window repacking and the offset
+/// search (the budget search plans many candidates without them: they take
+/// seconds on big graphs). The chosen candidate's record gets the lower
+/// peak too.
+void refine_offsets(Plan& p, int64_t search_nodes, int64_t repack_work) {
   const int64_t old_peak = p.summary.peak_bytes;
-  if (!refine_plan_offsets(p, search_nodes) || !p.decisions) return;
+  if (!refine_plan_offsets(p, search_nodes, repack_work) || !p.decisions) return;
   for (CandidateRecord& c : p.decisions->candidates)
     if (c.fits && c.peak_bytes == old_peak && c.micro_batches == p.decisions->micro_batches &&
         c.precision == p.decisions->precision)
@@ -305,7 +306,7 @@ CompileResult compile_model(const std::string& onnx_path, const CompileOptions& 
       }
       if (!opts.budget_bytes) r.plan.budget_bytes.reset();
     }
-    refine_offsets(r.plan, opts.offset_search_nodes);
+    refine_offsets(r.plan, opts.offset_search_nodes, opts.offset_repack_work);
   } catch (const Error& e) {
     throw Error(onnx_path + ": " + e.what());
   }

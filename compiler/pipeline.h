@@ -60,6 +60,10 @@ struct CompileOptions {
   /// most this many placements when its arena is more than 0.5% above the
   /// lower bound. 0: off.
   int64_t offset_search_nodes = 200000;
+  /// --offset-repack-work: before that search, window repacking
+  /// (passes/offset_repack.h) with at most this many placements. 0: off.
+  /// Both 0: no refinement at all.
+  int64_t offset_repack_work = 4'000'000;
 };
 
 struct CompileResult {

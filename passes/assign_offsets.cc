@@ -99,6 +99,23 @@ class OffsetIndex {
   std::vector<Set> cover_, sub_;
 };
 
+/// Among the holes between the busy intervals (sorted by lo, possibly
+/// overlapping), the smallest that fits `size` (first fit: the lowest), else
+/// the top of them all.
+int64_t pick_hole(const std::vector<std::pair<int64_t, int64_t>>& busy, int64_t size,
+                  bool first_fit) {
+  int64_t best = -1, best_gap = std::numeric_limits<int64_t>::max(), top = 0;
+  for (auto [lo, hi] : busy) {
+    const int64_t gap = lo - top;
+    if (gap >= size && (first_fit ? best < 0 : gap < best_gap)) {
+      best = top;
+      best_gap = gap;
+    }
+    top = std::max(top, hi);
+  }
+  return best < 0 ? top : best;
+}
+
 /// Best-fit (or first-fit: the lowest hole that fits) placement of buffers
 /// in the given order. Gives up (nullopt) once the busy intervals examined
 /// exceed `max_work`.
@@ -122,25 +139,47 @@ std::optional<OffsetResult> place(const std::vector<Buffer>& bufs,
     index.query(b.start, b.end, busy);
     work += static_cast<int64_t>(busy.size()) + 1;
     if (work > max_work) return std::nullopt;
-    // The holes between the (possibly overlapping) busy intervals, lowest
-    // first; the smallest hole that fits wins (first fit: the lowest), else
-    // the top.
-    int64_t best = -1, best_gap = std::numeric_limits<int64_t>::max(), top = 0;
-    for (auto [lo, hi] : busy) {
-      const int64_t gap = lo - top;
-      if (gap >= size && (first_fit ? best < 0 : gap < best_gap)) {
-        best = top;
-        best_gap = gap;
-      }
-      top = std::max(top, hi);
-    }
-    if (best < 0) best = top;
+    const int64_t best = pick_hole(busy, size, first_fit);
     r.offsets[id] = best;
     r.arena_bytes = std::max(r.arena_bytes, best + size);
     index.add(b.start, b.end, best, best + size);
   }
   return r;
 }
+
+}  // namespace
+
+bool place_around(const std::vector<Buffer>& bufs, const std::vector<uint32_t>& fixed,
+                  const std::vector<uint32_t>& order, std::vector<int64_t>& offsets,
+                  int64_t capacity, int64_t alignment, bool first_fit,
+                  std::vector<uint32_t>* above) {
+  int32_t steps = 1;
+  for (const Buffer& b : bufs) steps = std::max(steps, b.end + 1);
+  OffsetIndex index(steps);
+  for (uint32_t id : fixed)
+    if (const int64_t size = align_up(bufs[id].size, alignment); size > 0)
+      index.add(bufs[id].start, bufs[id].end, offsets[id], offsets[id] + size);
+  std::vector<std::pair<int64_t, int64_t>> busy;
+  for (uint32_t id : order) {
+    const Buffer& b = bufs[id];
+    const int64_t size = align_up(b.size, alignment);
+    if (size == 0) {
+      offsets[id] = 0;
+      continue;
+    }
+    index.query(b.start, b.end, busy);
+    const int64_t best = pick_hole(busy, size, first_fit);
+    if (best + size > capacity) {
+      if (!above) return false;
+      above->push_back(id);
+    }
+    offsets[id] = best;
+    index.add(b.start, b.end, best, best + size);
+  }
+  return !above || above->empty();
+}
+
+namespace {
 
 /// Best fit in order of start time as a sweep over time: the buffers placed
 /// before b that overlap it are exactly those still live at b.start, so a

@@ -94,4 +94,16 @@ struct OffsetResult {
 
 OffsetResult assign_offsets(const std::vector<Buffer>& buffers, const OffsetOptions& opts = {});
 
+/// Best fit (first fit with `first_fit`) of buffers[order[k]], in that
+/// order, around the buffers listed in `fixed`, whose offsets are read from
+/// `offsets`; writes each placed buffer's offset into `offsets`. Returns
+/// whether every buffer ends at most `capacity`: without `above` it stops
+/// at the first that would not, leaving the rest unplaced; with `above` it
+/// places them all and lists there those ending above. Sizes are rounded up
+/// to `alignment`. For repacking parts of an arena (offset_repack.h).
+bool place_around(const std::vector<Buffer>& buffers, const std::vector<uint32_t>& fixed,
+                  const std::vector<uint32_t>& order, std::vector<int64_t>& offsets,
+                  int64_t capacity, int64_t alignment, bool first_fit,
+                  std::vector<uint32_t>* above = nullptr);
+
 }  // namespace memplan

@@ -1,6 +1,7 @@
 #include "passes/plan_memory.h"
 
 #include "passes/lifetimes.h"
+#include "passes/offset_repack.h"
 #include "passes/offset_search.h"
 
 #include <cstdint>
@@ -107,8 +108,8 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts) {
   return p;
 }
 
-bool refine_plan_offsets(Plan& p, int64_t search_nodes) {
-  if (search_nodes <= 0 || p.offset_method == kOffsetsSkipped) return false;
+bool refine_plan_offsets(Plan& p, int64_t search_nodes, int64_t repack_work) {
+  if ((search_nodes <= 0 && repack_work <= 0) || p.offset_method == kOffsetsSkipped) return false;
   const int32_t n = static_cast<int32_t>(p.tensors.size());
   const int32_t steps = static_cast<int32_t>(p.ops.size());
   auto root = [&](int32_t t) {
@@ -159,7 +160,11 @@ bool refine_plan_offsets(Plan& p, int64_t search_nodes) {
     cur = std::move(ff);
     how = "+first-fit";
   }
-  if (lower_arena_by_search(bufs, cur, lb, {.alignment = p.alignment, .max_nodes = search_nodes}))
+  if (repack_work > 0 &&
+      repack_windows(bufs, cur, lb, {.alignment = p.alignment, .max_work = repack_work}))
+    how += "+repack";
+  if (search_nodes > 0 &&
+      lower_arena_by_search(bufs, cur, lb, {.alignment = p.alignment, .max_nodes = search_nodes}))
     how += "+search";
   if (how.empty()) return false;
   for (size_t b = 0; b < bufs.size(); ++b) {

@@ -52,14 +52,16 @@ Plan plan_memory(const Graph& g, const PlanMemoryOptions& opts = {});
 
 /// Refines a finished plan's arena offsets when its arena is more than 0.5%
 /// above the lower bound: best-of again with first fit
-/// (OffsetOptions::first_fit), kept if lower, then the offset search
-/// (offset_search.h: lower_arena_by_search, at most `search_nodes`
-/// placements). The buffers are the plan's arena tensors and op workspaces
-/// with the lifetimes its op list gives them (as the verifier computes
-/// them). When the arena shrinks, rewrites the offsets, the summary's arena
-/// and peak, and appends "+first-fit" and/or "+search" to offset_method.
+/// (OffsetOptions::first_fit), kept if lower; then window repacking
+/// (offset_repack.h, at most `repack_work` placements; 0: skipped); then
+/// the offset search (offset_search.h: lower_arena_by_search, at most
+/// `search_nodes` placements; 0: skipped). Nothing runs when both are 0.
+/// The buffers are the plan's arena tensors and op workspaces with the
+/// lifetimes its op list gives them (as the verifier computes them). When
+/// the arena shrinks, rewrites the offsets, the summary's arena and peak,
+/// and appends "+first-fit", "+repack" and/or "+search" to offset_method.
 /// Schedule, sizes and everything else stay. Returns whether it changed.
 /// Requires: a plan with offsets (not kOffsetsSkipped) that verifies.
-bool refine_plan_offsets(Plan& p, int64_t search_nodes);
+bool refine_plan_offsets(Plan& p, int64_t search_nodes, int64_t repack_work = 4'000'000);
 
 }  // namespace memplan

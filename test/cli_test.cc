@@ -94,12 +94,13 @@ TEST(CliCompile, PlanIsAcceptedByVerifyAndInspect) {
                   "inspect");
 }
 
-// --offset-search-nodes: the final plan's offsets are refined when its
-// arena is more than 0.5% above the lower bound. greedy-size leaves tiny_cnn
-// at batch 32 under a 4 MiB budget at arena/LB 1.070 (3.57 MiB against
-// 3.34 MiB); the refinement (first-fit best-of, then the search) brings it
-// to the lower bound. The refined plan verifies, says how, and its chosen
-// candidate's recorded peak is the plan's.
+// --offset-repack-work, --offset-search-nodes: the final plan's offsets are
+// refined when its arena is more than 0.5% above the lower bound.
+// greedy-size leaves tiny_cnn at batch 32 under a 4 MiB budget at arena/LB
+// 1.070 (3.57 MiB against 3.34 MiB); the refinement (first-fit best-of,
+// window repacking, the search) brings it to the lower bound, and so does
+// either of the two alone. The refined plans verify, say how, and the
+// chosen candidate's recorded peak is the plan's.
 TEST(CliCompile, FinalPlanOffsetsAreRefinedBySearch) {
   TempDir dir;
   const std::vector<std::string> base = {"compile", tiny_cnn(), "--dim", "batch=32", "--budget",
@@ -112,13 +113,25 @@ TEST(CliCompile, FinalPlanOffsetsAreRefinedBySearch) {
     EXPECT_EQ(c.rc, 0) << c.err;
     return read_plan_file(dir.file(name));
   };
-  const Plan off = compile("off.json", {"--offset-search-nodes", "0"});
+  const Plan off =
+      compile("off.json", {"--offset-search-nodes", "0", "--offset-repack-work", "0"});
   const Plan on = compile("on.json", {});
-  EXPECT_EQ(off.offset_method.find("+search"), std::string::npos) << off.offset_method;
+  EXPECT_EQ(off.offset_method.find('+'), std::string::npos) << off.offset_method;
+  for (const auto& [name, flag] : {std::pair{"no-search.json", "--offset-search-nodes"},
+                                   {"no-repack.json", "--offset-repack-work"}}) {
+    const Plan one = compile(name, {flag, "0"});
+    EXPECT_LE(one.summary.arena_bytes * 200, one.summary.lower_bound_bytes * 201) << name;
+    EXPECT_EQ(one.offset_method.find(std::string(flag).ends_with("nodes") ? "+search" : "+repack"),
+              std::string::npos)
+        << one.offset_method;
+    EXPECT_TRUE(verify_plan(one).ok()) << name;
+  }
   EXPECT_GT(off.summary.arena_bytes * 200, off.summary.lower_bound_bytes * 201)
       << "greedy-size no longer leaves this plan fragmented; pick another case";
-  EXPECT_TRUE(on.offset_method.ends_with("+search") || on.offset_method.ends_with("+first-fit"))
+  EXPECT_TRUE(on.offset_method.ends_with("+search") || on.offset_method.ends_with("+repack") ||
+              on.offset_method.ends_with("+first-fit"))
       << on.offset_method;
+  EXPECT_LE(on.summary.arena_bytes * 200, on.summary.lower_bound_bytes * 201);
   EXPECT_EQ(on.summary.lower_bound_bytes, off.summary.lower_bound_bytes);
   EXPECT_LT(on.summary.arena_bytes, off.summary.arena_bytes);
   EXPECT_EQ(on.summary.peak_bytes, on.summary.arena_bytes + on.summary.resident_bytes);
@@ -135,6 +148,11 @@ TEST(CliCompile, FinalPlanOffsetsAreRefinedBySearch) {
   CliRun bad = run({"compile", tiny_cnn(), "--dim", "batch=2", "--offset-search-nodes", "-1"});
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.err.find("--offset-search-nodes -1: use 0 (off) or a positive number"),
+            std::string::npos)
+      << bad.err;
+  bad = run({"compile", tiny_cnn(), "--dim", "batch=2", "--offset-repack-work", "-1"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("--offset-repack-work -1: use 0 (off) or a positive number"),
             std::string::npos)
       << bad.err;
 }
