@@ -87,12 +87,13 @@ void add_compile_options(CLI::App& c, CompileArgs& a, bool for_compile) {
                "gradient early); off: all updates after the backward pass")
       ->capture_default_str();
   c.add_option("--offset-repack-work", a.offset_repack_work,
-               "When the final plan's arena is more than 0.5% above its lower bound, first "
-               "re-place the buffers of time windows around its highest ones, at most this many "
-               "placements (a few microseconds each on big graphs; 0: off)")
+               "When the final plan's arena is more than 0.5% above its lower bound (after "
+               "best-of again with first fit), re-place the buffers of time windows around its "
+               "highest ones, at most this many placements (a few microseconds each on big "
+               "graphs; 0: off)")
       ->capture_default_str();
   c.add_option("--offset-search-nodes", a.offset_search_nodes,
-               "Then refine them with a search of at most this many placements (tens of "
+               "Then refine the offsets with a search of at most this many placements (tens of "
                "microseconds each on big graphs; 0: off; with --offset-repack-work 0 too, no "
                "refinement at all)")
       ->capture_default_str();
