@@ -131,9 +131,9 @@ struct Repacker {
     return true;
   }
 
-  /// Pins buffer i over its life at the highest offset that ends at most
-  /// `cap` and clears the pinned buffers; the buffers it then overlaps must
-  /// move. False (nothing changed) when no such offset is left.
+  /// Pins buffer i over its life at the highest offset where it ends at
+  /// most `cap` clear of the other pinned buffers; the buffers it then
+  /// overlaps must move. False (nothing changed) when no such offset is left.
   bool pin(std::vector<int64_t>& off, size_t i, int64_t cap) {
     const Buffer& b = bufs[i];
     std::vector<size_t> hit, pins;
@@ -175,7 +175,8 @@ struct Repacker {
         off = std::move(cur);
         return true;
       }
-      // Long-lived ones are pinned rather than given a window of their own.
+      // Long-lived ones are pinned rather than given a window of their own
+      // (with pin_long: a target's first pass).
       const bool long_lived = cut_at_or_before(bufs[h].end) > cut_at_or_before(bufs[h].start) + 2;
       if (relocate(cur, h, cap) || (pin_long && long_lived && pin(cur, h, cap))) continue;
       bool solved = false;
