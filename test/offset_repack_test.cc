@@ -80,29 +80,8 @@ TEST(OffsetRepack, PlaceAroundMatchesNaiveFit) {
     for (bool first_fit : {false, true}) {
       std::vector<int64_t> off = base.offsets;
       ASSERT_TRUE(place_around(bufs, fixed, order, off, INT64_MAX, kAlign, first_fit));
-      // Naive: each buffer of `order` at the smallest (first: lowest) gap
-      // among the intervals of the fixed and already placed ones it overlaps.
       std::vector<int64_t> naive = base.offsets;
-      std::vector<char> placed(bufs.size(), 0);
-      for (uint32_t f : fixed) placed[f] = 1;
-      for (uint32_t id : order) {
-        std::vector<std::pair<int64_t, int64_t>> busy;
-        for (uint32_t o = 0; o < bufs.size(); ++o)
-          if (placed[o] && bufs[o].start <= bufs[id].end && bufs[id].start <= bufs[o].end)
-            busy.push_back({naive[o], naive[o] + align_up(bufs[o].size, kAlign)});
-        std::sort(busy.begin(), busy.end());
-        const int64_t size = align_up(bufs[id].size, kAlign);
-        int64_t at = -1, gap_best = INT64_MAX, top = 0;
-        for (auto [lo, hi] : busy) {
-          if (lo - top >= size && (first_fit ? at < 0 : lo - top < gap_best)) {
-            at = top;
-            gap_best = lo - top;
-          }
-          top = std::max(top, hi);
-        }
-        naive[id] = at < 0 ? top : at;
-        placed[id] = 1;
-      }
+      offset_test::naive_fit(bufs, fixed, order, naive, kAlign, first_fit);
       EXPECT_EQ(off, naive) << "seed " << seed << " first fit " << first_fit;
       EXPECT_GE(checked_arena(bufs, off), 0) << "seed " << seed;
       differ_from_plain += off != base.offsets;

@@ -14,6 +14,7 @@
 
 #include "passes/assign_offsets.h"
 #include "passes/lifetimes.h"
+#include "test/offset_test_util.h"
 
 namespace memplan {
 namespace {
@@ -22,32 +23,7 @@ std::vector<int64_t> naive_best_fit(const std::vector<Buffer>& bufs,
                                     const std::vector<uint32_t>& order, int64_t align,
                                     int64_t* arena, bool first_fit = false) {
   std::vector<int64_t> off(bufs.size(), -1);
-  std::vector<uint32_t> placed;
-  *arena = 0;
-  for (uint32_t id : order) {
-    const Buffer& b = bufs[id];
-    const int64_t size = align_up(b.size, align);
-    if (size == 0) {
-      off[id] = 0;
-      continue;
-    }
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (uint32_t o : placed)
-      if (bufs[o].start <= b.end && b.start <= bufs[o].end)
-        busy.emplace_back(off[o], off[o] + align_up(bufs[o].size, align));
-    std::sort(busy.begin(), busy.end());
-    int64_t best = -1, best_gap = INT64_MAX, top = 0;
-    for (auto [lo, hi] : busy) {
-      if (lo - top >= size && (first_fit ? best < 0 : lo - top < best_gap)) {
-        best = top;
-        best_gap = lo - top;
-      }
-      top = std::max(top, hi);
-    }
-    off[id] = best < 0 ? top : best;
-    *arena = std::max(*arena, off[id] + size);
-    placed.push_back(id);
-  }
+  *arena = offset_test::naive_fit(bufs, {}, order, off, align, first_fit);
   return off;
 }
 
